@@ -1,0 +1,1 @@
+"""Chain sources: the I/O edge that turns RPC replies into BlockRefs and TokenEvents."""

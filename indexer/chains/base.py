@@ -1,0 +1,46 @@
+"""The contract every chain source implements; the follower (indexer.sync) only sees this."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from indexer.model import BlockRef, RangeData
+
+
+@runtime_checkable
+class ChainSource(Protocol):
+    """Reads one chain. All heights are block numbers (EVM) or slots (Solana).
+
+    Every method raises `indexer.errors.RpcError` (or a subclass) on failure, never returns
+    partial or guessed data. Implementations own retries for transient transport faults.
+    """
+
+    name: str
+    decimals: int
+
+    async def head(self) -> int:
+        """Latest height the chain reports (EVM `latest`, Solana `processed`/`confirmed`)."""
+        ...
+
+    async def finalized(self, head: int) -> int:
+        """The finalized height by the chain's configured rule (never above `head`)."""
+        ...
+
+    async def headers(self, numbers: Sequence[int]) -> list[BlockRef | None]:
+        """Canonical headers at these heights, in order; None where no block exists (skipped
+        Solana slot, or above the head)."""
+        ...
+
+    async def fetch_range(self, start: int, end: int, *, with_headers: bool) -> RangeData:
+        """Every token event in [start, end] (inclusive) and the header of the range's last
+        existing block. With `with_headers`, also every existing block's header in the range,
+        and every event's block hash is checked against them (a mismatch raises
+        DataConsistencyError: the chain moved between calls)."""
+        ...
+
+    async def total_supply(self, block: BlockRef) -> int:
+        """The token's own total supply at that block, in base units."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,363 @@
+"""Configuration: YAML -> ${VAR} interpolation -> pydantic models.
+
+Every problem is reported as `path.to.key: message` (see `ConfigError.problems`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from indexer.errors import ConfigError
+
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_EVM_ADDR_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_B58_RE = re.compile(r"^[1-9A-HJ-NP-Za-km-z]{32,44}$")
+_NAME_RE = re.compile(r"^[a-z0-9_-]+$")
+
+
+def parse_duration(value: Any) -> float:
+    """`1s`, `500ms`, `2m`, `1h`, `1d` or a bare number of seconds -> seconds (float)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 1s or 500ms")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION_RE.match(value)):
+        seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+    else:
+        raise ValueError(f"invalid duration {value!r}: expected e.g. 1s, 500ms, 2m, 1h")
+    if seconds <= 0:
+        raise ValueError("duration must be positive")
+    return seconds
+
+
+def _evm_address(value: str) -> str:
+    if not _EVM_ADDR_RE.match(value):
+        raise ValueError(f"invalid EVM address {value!r}: expected 0x followed by 40 hex digits")
+    return value.lower()
+
+
+def _solana_address(value: str) -> str:
+    if not _B58_RE.match(value):
+        raise ValueError(f"invalid Solana address {value!r}: expected a base58 public key")
+    from solders.pubkey import Pubkey
+
+    try:
+        Pubkey.from_string(value)
+    except ValueError as exc:
+        raise ValueError(f"invalid Solana address {value!r}: {exc}") from None
+    return value
+
+
+def _url(value: str) -> str:
+    if not re.match(r"^(https?|wss?)://[^\s/]+", value):
+        raise ValueError(f"invalid URL {value!r}: expected http(s):// or ws(s)://")
+    return value
+
+
+def _name(value: str) -> str:
+    if not _NAME_RE.match(value):
+        raise ValueError(f"invalid name {value!r}: use lowercase letters, digits, '_' and '-'")
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+EvmAddress = Annotated[str, AfterValidator(_evm_address)]
+SolanaAddress = Annotated[str, AfterValidator(_solana_address)]
+Url = Annotated[str, AfterValidator(_url)]
+Name = Annotated[str, AfterValidator(_name)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TokenConfig(_Strict):
+    symbol: str = "USD1"
+    peg_usd: float = Field(default=1.0, gt=0)
+
+
+class DatabaseConfig(_Strict):
+    dsn: str = ""  # empty -> embedded PostgreSQL under data_dir
+    read_dsn: str = ""  # optional read replica for the HTTP API
+    pool_min: int = Field(default=1, ge=1)
+    pool_max: int = Field(default=8, ge=1, le=200)
+
+
+class HttpConfig(_Strict):
+    listen: str = "127.0.0.1:9464"
+
+    @model_validator(mode="after")
+    def _check_listen(self) -> HttpConfig:
+        host, sep, port = self.listen.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"invalid listen address {self.listen!r}: expected host:port")
+        return self
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+class EvmFinality(_Strict):
+    """Exactly one of `tag` (finalized | safe) or `confirmations` (N blocks below head)."""
+
+    tag: Literal["finalized", "safe"] | None = None
+    confirmations: int | None = Field(default=None, ge=0, le=100_000)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> EvmFinality:
+        if (self.tag is None) == (self.confirmations is None):
+            raise ValueError("finality must name exactly one of tag (finalized|safe) or confirmations")
+        return self
+
+
+class SolanaFinality(_Strict):
+    commitment: Literal["finalized", "confirmed"] = "finalized"
+
+
+class _ChainBase(_Strict):
+    name: Name
+    rpc: list[Url] = Field(min_length=1)
+    poll_interval: Duration = 1.0
+    request_timeout: Duration = 10.0
+    lag_budget: Duration = 120.0  # /readyz and the lag alert use this
+    max_concurrency: int = Field(default=4, ge=1, le=64)
+
+
+class EvmChainConfig(_ChainBase):
+    kind: Literal["evm"]
+    ws: Url | None = None
+    token: EvmAddress
+    decimals: int = Field(default=18, ge=0, le=36)
+    start_block: int = Field(default=0, ge=0)
+    finality: EvmFinality = EvmFinality(tag="finalized")
+    max_block_range: int = Field(default=2000, ge=1, le=1_000_000)
+    live_batch_blocks: int = Field(default=100, ge=1, le=10_000)
+
+
+class SolanaChainConfig(_ChainBase):
+    kind: Literal["solana"]
+    mint: SolanaAddress
+    decimals: int = Field(default=6, ge=0, le=18)
+    start_slot: int = Field(default=0, ge=0)
+    finality: SolanaFinality = SolanaFinality()
+    poll_interval: Duration = 0.4
+
+
+ChainConfig = Annotated[EvmChainConfig | SolanaChainConfig, Field(discriminator="kind")]
+
+
+class MarketConfig(_Strict):
+    bands_bps: list[int] = Field(default_factory=lambda: [10, 50, 100], min_length=1)
+
+    @model_validator(mode="after")
+    def _bands(self) -> MarketConfig:
+        if any(b <= 0 or b > 10_000 for b in self.bands_bps):
+            raise ValueError("bands_bps must be between 1 and 10000")
+        if len(set(self.bands_bps)) != len(self.bands_bps):
+            raise ValueError("bands_bps has duplicates")
+        return self
+
+
+class _VenueBase(_Strict):
+    name: Name
+    quote_usd: float | None = Field(default=None, gt=0)
+    quote_venue: str | None = None
+    interval: Duration = 5.0
+    timeout: Duration = 5.0
+
+    @model_validator(mode="after")
+    def _quote(self) -> _VenueBase:
+        if self.quote_usd is not None and self.quote_venue is not None:
+            raise ValueError("give either quote_usd or quote_venue, not both")
+        return self
+
+
+class UniswapV2VenueConfig(_VenueBase):
+    kind: Literal["uniswap_v2"]
+    chain: str
+    pool: EvmAddress
+
+
+class UniswapV3VenueConfig(_VenueBase):
+    kind: Literal["uniswap_v3"]
+    chain: str
+    pool: EvmAddress
+    tick_words: int = Field(default=4, ge=1, le=64)  # tick-bitmap words read each side of the price
+
+
+class OrderbookVenueConfig(_VenueBase):
+    kind: Literal["orderbook"]
+    exchange: Literal["binance", "coinbase", "kraken", "okx", "bybit"]
+    url: Url
+    interval: Duration = 10.0
+
+
+VenueConfig = Annotated[
+    UniswapV2VenueConfig | UniswapV3VenueConfig | OrderbookVenueConfig, Field(discriminator="kind")
+]
+
+
+class ReservesConfig(_Strict):
+    url: str
+    interval: Duration = 3600.0
+    max_age: Duration = 172800.0  # attestation older than this is stale
+
+    @model_validator(mode="after")
+    def _scheme(self) -> ReservesConfig:
+        if not re.match(r"^(file|https?)://", self.url):
+            raise ValueError(f"invalid reserves url {self.url!r}: expected file://, http:// or https://")
+        return self
+
+
+class LogConfig(_Strict):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["json", "console"] = "console"
+
+
+class Config(_Strict):
+    token: TokenConfig = TokenConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    data_dir: Path = Path("./.usd1")
+    http: HttpConfig = HttpConfig()
+    log: LogConfig = LogConfig()
+    chains: list[ChainConfig] = Field(min_length=1)
+    market: MarketConfig = MarketConfig()
+    venues: list[VenueConfig] = Field(default_factory=list)
+    reserves: ReservesConfig | None = None
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Config:
+        problems: list[str] = []
+        seen: set[str] = set()
+        for i, chain in enumerate(self.chains):
+            if chain.name in seen:
+                problems.append(f"chains.{i}.name: duplicate chain name {chain.name!r}")
+            seen.add(chain.name)
+        evm = {c.name for c in self.chains if c.kind == "evm"}
+        venue_names: set[str] = set()
+        for i, venue in enumerate(self.venues):
+            if venue.name in venue_names:
+                problems.append(f"venues.{i}.name: duplicate venue name {venue.name!r}")
+            venue_names.add(venue.name)
+            if isinstance(venue, UniswapV2VenueConfig | UniswapV3VenueConfig) and venue.chain not in evm:
+                problems.append(f"venues.{i}.chain: {venue.chain!r} is not a configured EVM chain")
+        for i, venue in enumerate(self.venues):
+            if venue.quote_venue is not None and venue.quote_venue not in venue_names:
+                problems.append(f"venues.{i}.quote_venue: no venue named {venue.quote_venue!r}")
+        if problems:
+            raise ConfigError(problems)
+        return self
+
+    def chain(self, name: str) -> EvmChainConfig | SolanaChainConfig:
+        for c in self.chains:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+def interpolate(value: Any, env: Mapping[str, str], path: str = "") -> tuple[Any, list[str]]:
+    """Replace ${VAR} and ${VAR:-default} in every string; returns (value, problems)."""
+    problems: list[str] = []
+    if isinstance(value, str):
+
+        def repl(m: re.Match[str]) -> str:
+            var, default = m.group(1), m.group(2)
+            if var in env and (env[var] != "" or default is None):
+                return env[var]
+            if default is not None:
+                return default
+            problems.append(f"{path or '<root>'}: environment variable {var} is not set")
+            return ""
+
+        return _ENV_RE.sub(repl, value), problems
+    if isinstance(value, dict):
+        out: dict[Any, Any] = {}
+        for k, v in value.items():
+            out[k], p = interpolate(v, env, f"{path}.{k}" if path else str(k))
+            problems += p
+        return out, problems
+    if isinstance(value, list):
+        items = []
+        for i, v in enumerate(value):
+            item, p = interpolate(v, env, f"{path}.{i}")
+            items.append(item)
+            problems += p
+        return items, problems
+    return value, problems
+
+
+def _format_validation_error(exc: ValidationError) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        # Drop the discriminator tags pydantic inserts into paths of tagged unions.
+        loc = [p for p in loc if p not in {"evm", "solana", "uniswap_v2", "uniswap_v3", "orderbook"}]
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        elif err["type"] == "union_tag_invalid":
+            msg = (
+                f"unknown kind {err.get('input', {}).get('kind')!r}"
+                if isinstance(err.get("input"), dict)
+                else msg
+            )
+        problems.append(f"{'.'.join(loc) or '<root>'}: {msg}")
+    return problems
+
+
+def load_config_text(text: str, env: Mapping[str, str] | None = None, source: str = "<config>") -> Config:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(
+            [f"<root>: {source} is not valid YAML{where}: {getattr(exc, 'problem', exc)}"]
+        ) from None
+    if not isinstance(raw, dict):
+        raise ConfigError([f"<root>: {source} must be a YAML mapping"])
+    data, problems = interpolate(raw, os.environ if env is None else env)
+    if problems:
+        raise ConfigError(problems)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        problems = _format_validation_error(exc)
+        raise ConfigError(problems) from None
+    except ConfigError:
+        raise
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ConfigError([f"<root>: cannot read {p}: {exc.strerror}"]) from None
+    cfg = load_config_text(text, env, source=str(p))
+    # A relative data_dir is relative to the working directory, like every path given on a CLI.
+    return cfg.model_copy(update={"data_dir": cfg.data_dir.resolve()})

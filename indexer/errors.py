@@ -1,0 +1,47 @@
+"""Typed, loud failures. Each names what is wrong; none is ever swallowed silently."""
+
+from __future__ import annotations
+
+
+class IndexerError(Exception):
+    """Base class of the indexer's own errors."""
+
+
+class ConfigError(IndexerError):
+    """The configuration is invalid; `problems` holds `path.to.key: message` lines."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class DataConsistencyError(IndexerError):
+    """Data from a source or the store contradicts an invariant (e.g. a log whose block hash
+    does not match the canonical header fetched for that height)."""
+
+
+class FinalityViolation(IndexerError):
+    """A reorg reached at or below the finalized height: the chain halts, nothing is repaired."""
+
+    def __init__(self, chain: str, finalized: int, fork_point: int, detail: str = "") -> None:
+        self.chain = chain
+        self.finalized = finalized
+        self.fork_point = fork_point
+        msg = f"{chain}: reorg reaches block {fork_point} at or below finalized height {finalized}"
+        super().__init__(msg + (f" ({detail})" if detail else ""))
+
+
+class RpcError(IndexerError):
+    """An RPC call failed (transport, timeout, error reply, malformed reply)."""
+
+    def __init__(self, message: str, *, retryable: bool = True, range_too_large: bool = False) -> None:
+        self.retryable = retryable
+        self.range_too_large = range_too_large
+        super().__init__(message)
+
+
+class MalformedReply(RpcError):
+    """A reply that does not have the shape the protocol promises."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=True)

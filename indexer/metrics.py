@@ -1,0 +1,150 @@
+"""Every Prometheus instrument of the indexer, created on an injected CollectorRegistry.
+
+Names and labels are a contract (DESIGN section 3): dashboards and alert rules depend on them.
+Token amounts are whole tokens as floats (exact integers live in the store).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+RPC_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+REORG_BUCKETS = (1, 2, 3, 4, 5, 8, 12, 16, 32, 64, 128)
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        # Supply
+        self.supply = Gauge(
+            "usd1_supply", "Indexed token supply per chain (whole tokens)", ["chain", "finality"], registry=r
+        )
+        self.supply_total = Gauge(
+            "usd1_supply_total",
+            "Indexed token supply over all chains (whole tokens)",
+            ["finality"],
+            registry=r,
+        )
+        self.supply_mismatch = Gauge(
+            "usd1_supply_mismatch_tokens",
+            "Indexed finalized supply minus the chain's own total supply at that block (whole tokens)",
+            ["chain"],
+            registry=r,
+        )
+        self.supply_check_block = Gauge(
+            "usd1_supply_check_block",
+            "Block at which usd1_supply_mismatch_tokens was last computed",
+            ["chain"],
+            registry=r,
+        )
+        # Progress
+        self.block_number = Gauge(
+            "usd1_block_number", "Block (or slot) height by stage", ["chain", "stage"], registry=r
+        )
+        self.lag_seconds = Gauge(
+            "usd1_lag_seconds",
+            "Seconds since the indexer last confirmed it had indexed the chain head it observed",
+            ["chain"],
+            registry=r,
+        )
+        self.chain_state = Gauge(
+            "usd1_chain_state",
+            "1 for the chain's current follower state (backfill|live|stalled|halted)",
+            ["chain", "state"],
+            registry=r,
+        )
+        self.finality_violation = Gauge(
+            "usd1_finality_violation",
+            "1 when a reorg reached below the finalized height and the chain halted",
+            ["chain"],
+            registry=r,
+        )
+        self.follower_restarts = Counter(
+            "usd1_follower_restarts_total",
+            "Follower crashes restarted by the supervisor",
+            ["chain"],
+            registry=r,
+        )
+        self.last_success = Gauge(
+            "usd1_last_sync_timestamp_seconds",
+            "Unix time of the follower's last successful sync step",
+            ["chain"],
+            registry=r,
+        )
+        # Events
+        self.events = Counter(
+            "usd1_events_total", "Finalized token events indexed", ["chain", "kind"], registry=r
+        )
+        self.minted = Counter(
+            "usd1_minted_tokens_total", "Finalized minted tokens (whole tokens)", ["chain"], registry=r
+        )
+        self.burned = Counter(
+            "usd1_burned_tokens_total", "Finalized burned tokens (whole tokens)", ["chain"], registry=r
+        )
+        # Reorgs
+        self.reorgs = Counter("usd1_reorgs_total", "Chain reorganisations handled", ["chain"], registry=r)
+        self.reorg_depth = Histogram(
+            "usd1_reorg_depth_blocks",
+            "Depth of handled reorgs in blocks",
+            ["chain"],
+            buckets=REORG_BUCKETS,
+            registry=r,
+        )
+        # RPC
+        self.rpc_requests = Counter(
+            "usd1_rpc_requests_total",
+            "RPC requests by outcome (ok|error|timeout|rate_limited|malformed)",
+            ["chain", "endpoint", "outcome"],
+            registry=r,
+        )
+        self.rpc_seconds = Histogram(
+            "usd1_rpc_request_seconds",
+            "RPC request latency",
+            ["chain", "endpoint"],
+            buckets=RPC_BUCKETS,
+            registry=r,
+        )
+        self.rpc_endpoint_up = Gauge(
+            "usd1_rpc_endpoint_up",
+            "1 if the endpoint's last request succeeded",
+            ["chain", "endpoint"],
+            registry=r,
+        )
+        # Market
+        self.price_usd = Gauge("usd1_price_usd", "Token price at the venue in USD", ["venue"], registry=r)
+        self.peg_deviation_bps = Gauge(
+            "usd1_peg_deviation_bps",
+            "Venue price minus peg, in basis points of the peg",
+            ["venue"],
+            registry=r,
+        )
+        self.depth_usd = Gauge(
+            "usd1_depth_usd",
+            "USD tradable before the price leaves the band around the peg",
+            ["venue", "side", "band"],
+            registry=r,
+        )
+        self.venue_up = Gauge("usd1_venue_up", "1 if the venue's last read succeeded", ["venue"], registry=r)
+        self.venue_last_success = Gauge(
+            "usd1_venue_last_success_timestamp_seconds",
+            "Unix time of the venue's last successful read",
+            ["venue"],
+            registry=r,
+        )
+        # Reserves
+        self.backing_ratio = Gauge(
+            "usd1_backing_ratio", "Attested reserves (USD) / finalized total supply", registry=r
+        )
+        self.reserves_usd = Gauge("usd1_reserves_usd", "Attested reserves in USD", registry=r)
+        self.reserves_age = Gauge(
+            "usd1_reserves_age_seconds", "Age of the latest reserve attestation", registry=r
+        )
+        self.reserves_up = Gauge("usd1_reserves_up", "1 if the last attestation read succeeded", registry=r)
+        # Process
+        self.db_up = Gauge("usd1_database_up", "1 if the last database operation succeeded", registry=r)
+        self.build_info = Gauge("usd1_build_info", "Build information", ["version"], registry=r)

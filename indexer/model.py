@@ -1,0 +1,78 @@
+"""Core value types shared by every layer. Frozen, slotted, typed; no I/O here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class EventKind(StrEnum):
+    MINT = "mint"
+    BURN = "burn"
+    TRANSFER = "transfer"
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRef:
+    """A block (EVM) or slot (Solana) as seen by the indexer.
+
+    `number` is the height (EVM) or slot (Solana); `parent_hash` links it to the previous
+    *existing* block (Solana skips slots, so numbers need not be contiguous there).
+    `timestamp` is unix seconds (0 when unknown).
+    """
+
+    number: int
+    hash: str
+    parent_hash: str
+    timestamp: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TokenEvent:
+    """One token movement. Identity: (chain, block_hash, tx_hash, log_index).
+
+    `amount` is an exact integer in base units. `from_addr` is None for a Solana mint and
+    `to_addr` is None for a Solana burn; on EVM chains they hold the zero address.
+    `log_index` is the EVM log index, or for Solana the encoded instruction path
+    (see `indexer.chains.solana_parse.encode_path`).
+    """
+
+    chain: str
+    block_number: int
+    block_hash: str
+    tx_hash: str
+    log_index: int
+    kind: EventKind
+    from_addr: str | None
+    to_addr: str | None
+    amount: int
+    timestamp: int = 0
+
+    @property
+    def identity(self) -> tuple[str, str, str, int]:
+        return (self.chain, self.block_hash, self.tx_hash, self.log_index)
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Where a chain's index stands: last indexed block and the finalized height."""
+
+    chain: str
+    indexed: BlockRef | None
+    finalized: int
+
+
+@dataclass(frozen=True, slots=True)
+class RangeData:
+    """What a source returns for blocks [start, end] inclusive.
+
+    `headers` holds the canonical header of every existing block in the range when the caller
+    asked for them (live following), else only `end_ref`. `end_ref` is the header of the last
+    existing block at or below `end` (the new cursor).
+    """
+
+    start: int
+    end: int
+    events: tuple[TokenEvent, ...]
+    headers: tuple[BlockRef, ...]
+    end_ref: BlockRef

@@ -1,0 +1,188 @@
+"""PURE: the hash-linked window of unfinalized blocks and reorg reconciliation.
+
+The window holds the blocks the index has accepted above (and including) one anchor at or below
+the finalized height. Each ref's `parent_hash` equals the previous ref's `hash`. Heights need not
+be contiguous (Solana skips slots).
+
+`reconcile(window, candidates)` compares canonical headers just read from the chain with the
+window and says what to do:
+
+- `Advance(new)`: the candidates extend the window; index `new`.
+- `Reorg(ancestor, orphaned, new)`: blocks above `ancestor` were orphaned; roll them back and
+  index `new` (which may be empty when the chain only got shorter).
+- `NeedParent(number)`: the candidates do not link to the window; fetch the canonical header at
+  `number` (or the nearest existing one below it), prepend it and call again.
+- `Inconsistent(reason)`: the candidates are not linked among themselves (the chain moved while
+  they were read); read them again.
+- `Violation(fork_point, finalized)`: the chain disagrees with a finalized block: halt.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise
+
+from indexer.model import BlockRef
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    refs: tuple[BlockRef, ...] = ()
+    finalized: int = -1
+    _numbers: tuple[int, ...] = field(default=(), repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_numbers", tuple(r.number for r in self.refs))
+
+    @property
+    def tip(self) -> BlockRef | None:
+        return self.refs[-1] if self.refs else None
+
+    @property
+    def bottom(self) -> BlockRef | None:
+        return self.refs[0] if self.refs else None
+
+    def at(self, number: int) -> BlockRef | None:
+        i = bisect.bisect_left(self._numbers, number)
+        if i < len(self._numbers) and self._numbers[i] == number:
+            return self.refs[i]
+        return None
+
+    def by_hash(self, block_hash: str) -> BlockRef | None:
+        for ref in reversed(self.refs):
+            if ref.hash == block_hash:
+                return ref
+        return None
+
+    def above(self, number: int) -> tuple[BlockRef, ...]:
+        i = bisect.bisect_right(self._numbers, number)
+        return self.refs[i:]
+
+    def extend(self, new: Sequence[BlockRef]) -> Window:
+        return Window(self.refs + tuple(new), self.finalized)
+
+    def rollback(self, ancestor: BlockRef) -> Window:
+        i = bisect.bisect_right(self._numbers, ancestor.number)
+        kept = self.refs[:i]
+        if not kept or kept[-1] != ancestor:
+            raise ValueError(f"ancestor {ancestor.number} {ancestor.hash} is not in the window")
+        return Window(kept, self.finalized)
+
+    def finalize(self, height: int) -> Window:
+        """Raise the finalized height and prune refs below the highest ref at or below it
+        (that ref stays as the anchor)."""
+        finalized = max(self.finalized, height)
+        i = bisect.bisect_right(self._numbers, finalized)
+        start = max(0, i - 1)
+        return Window(self.refs[start:], finalized)
+
+    def is_linked(self) -> bool:
+        return linked(self.refs)
+
+
+def linked(refs: Sequence[BlockRef]) -> bool:
+    return all(b.number > a.number and b.parent_hash == a.hash for a, b in pairwise(refs))
+
+
+@dataclass(frozen=True, slots=True)
+class Advance:
+    new: tuple[BlockRef, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Reorg:
+    ancestor: BlockRef
+    orphaned: tuple[BlockRef, ...]
+    new: tuple[BlockRef, ...]
+
+    @property
+    def depth(self) -> int:
+        return len(self.orphaned)
+
+
+@dataclass(frozen=True, slots=True)
+class NeedParent:
+    number: int
+
+
+@dataclass(frozen=True, slots=True)
+class Inconsistent:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    fork_point: int
+    finalized: int
+    detail: str
+
+
+Decision = Advance | Reorg | NeedParent | Inconsistent | Violation
+
+
+def reconcile(window: Window, candidates: Sequence[BlockRef]) -> Decision:
+    """Decide how canonical `candidates` (ascending, read from the chain) relate to `window`."""
+    cands = tuple(candidates)
+    if not cands:
+        return Advance(())
+    if not linked(cands):
+        return Inconsistent("candidate headers are not hash-linked (the chain moved while reading)")
+    tip = window.tip
+    if tip is None:
+        return Advance(cands)
+
+    # The last candidate that is already in the window is the common ancestor.
+    match_idx = -1
+    for i, c in enumerate(cands):
+        mine = window.at(c.number)
+        if mine is not None and mine.hash == c.hash:
+            match_idx = i
+        elif c.number <= tip.number:
+            break
+    if match_idx >= 0:
+        ancestor = cands[match_idx]
+        return _split(window, window.at(ancestor.number) or ancestor, cands[match_idx + 1 :])
+
+    first = cands[0]
+    parent = window.by_hash(first.parent_hash)
+    if parent is not None:
+        return _split(window, parent, cands)
+
+    # No link yet: is the mismatch already at or below finality?
+    bottom = window.bottom
+    assert bottom is not None
+    mine = window.at(first.number)
+    if mine is not None and mine.number <= window.finalized:
+        return Violation(
+            first.number, window.finalized, f"block {first.number} hash {first.hash} != {mine.hash}"
+        )
+    if first.number - 1 < bottom.number or first.number - 1 < window.finalized:
+        return Violation(
+            first.number,
+            window.finalized,
+            f"no common ancestor at or above the window bottom {bottom.number}",
+        )
+    return NeedParent(min(first.number, tip.number + 1) - 1)
+
+
+def _split(window: Window, ancestor: BlockRef, new: tuple[BlockRef, ...]) -> Decision:
+    orphaned = window.above(ancestor.number)
+    if orphaned and orphaned[0].number <= window.finalized:
+        return Violation(
+            orphaned[0].number,
+            window.finalized,
+            f"finalized block {orphaned[0].number} {orphaned[0].hash} would be orphaned",
+        )
+    if not orphaned:
+        return Advance(new)
+    return Reorg(ancestor, orphaned, new)
+
+
+def apply(window: Window, decision: Advance | Reorg) -> Window:
+    match decision:
+        case Advance(new=new):
+            return window.extend(new)
+        case Reorg(ancestor=ancestor, new=new):
+            return window.rollback(ancestor).extend(new)
