@@ -16,8 +16,13 @@ class ChainSource(Protocol):
     partial or guessed data. Implementations own retries for transient transport faults.
     """
 
-    name: str
-    decimals: int
+    @property
+    def name(self) -> str:
+        """The configured chain name (label value everywhere)."""
+        ...
+
+    @property
+    def decimals(self) -> int: ...
 
     async def head(self) -> int:
         """Latest height the chain reports (EVM `latest`, Solana `processed`/`confirmed`)."""

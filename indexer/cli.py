@@ -1,0 +1,160 @@
+"""The `usd1-indexer` command line (click)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import click
+import orjson
+import structlog
+
+from indexer.config import Config, load_config
+from indexer.errors import ConfigError
+from indexer.logs import configure_logging
+
+log = structlog.get_logger(__name__)
+
+
+def _load(path: str) -> Config:
+    try:
+        cfg = load_config(path)
+    except ConfigError as exc:
+        for p in exc.problems:
+            click.echo(p, err=True)
+        sys.exit(2)
+    configure_logging(cfg.log.level, cfg.log.format)
+    return cfg
+
+
+def _chains(value: str | None) -> list[str] | None:
+    return [c.strip() for c in value.split(",") if c.strip()] if value else None
+
+
+config_option = click.option(
+    "--config", "config_path", required=True, type=click.Path(dir_okay=False), help="YAML config file."
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="usd1-indexer")
+def main() -> None:
+    """usd1-indexer: USD1 supply, finality, peg and liquidity monitor."""
+
+
+@main.command("check-config")
+@click.argument("path", type=click.Path(dir_okay=False))
+def check_config(path: str) -> None:
+    """Validate a config file: prints `path.to.key: problem` lines and exits 2 on error."""
+    try:
+        cfg = load_config(path)
+    except ConfigError as exc:
+        for p in exc.problems:
+            click.echo(p, err=True)
+        sys.exit(2)
+    click.echo(f"{path}: ok ({len(cfg.chains)} chains, {len(cfg.venues)} venues)")
+
+
+@main.command()
+@config_option
+@click.option("--chains", "chains", default=None, help="Comma-separated subset of chains to index.")
+def run(config_path: str, chains: str | None) -> None:
+    """Run the daemon: index every configured chain and serve HTTP until SIGTERM/SIGINT."""
+    from indexer.daemon import install_signal_handlers, run_daemon
+
+    cfg = _load(config_path)
+
+    async def main_() -> None:
+        stop = asyncio.Event()
+        install_signal_handlers(stop)
+        await run_daemon(cfg, stop, _chains(chains))
+
+    _run_async(main_)
+
+
+@main.command()
+@config_option
+@click.option("--chain", "chain", default=None, help="Only this chain (default: all).")
+@click.option(
+    "--to-block", type=click.IntRange(min=0), default=None, help="Last height (default: finalized head)."
+)
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+def backfill(config_path: str, chain: str | None, to_block: int | None, progress: bool) -> None:
+    """Index up to a block (default: the finalized head) and exit 0."""
+    from indexer.daemon import backfill as do_backfill
+    from indexer.runtime import Runtime
+
+    cfg = _load(config_path)
+
+    @contextlib.asynccontextmanager
+    async def bar(rt: Runtime, targets: dict[str, int]) -> AsyncIterator[None]:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            transient=False,
+        ) as prog:
+            ids = {}
+            for name, target in targets.items():
+                st = rt.statuses[name]
+                ids[name] = prog.add_task(name, total=max(1, target - max(st.indexed, -1)))
+            base = {name: rt.statuses[name].indexed for name in targets}
+
+            async def refresh() -> None:
+                while True:
+                    for name in targets:
+                        prog.update(ids[name], completed=max(0, rt.statuses[name].indexed - base[name]))
+                    await asyncio.sleep(0.25)
+
+            task = asyncio.create_task(refresh())
+            try:
+                yield
+            finally:
+                task.cancel()
+                for name in targets:
+                    prog.update(ids[name], completed=max(0, rt.statuses[name].indexed - base[name]))
+
+    async def main_() -> dict[str, int]:
+        return await do_backfill(cfg, _chains(chain), to_block, bar if progress else None)
+
+    result = _run_async(main_)
+    for name, height in (result or {}).items():
+        click.echo(f"{name}: indexed to {height}")
+
+
+@main.command()
+@config_option
+def migrate(config_path: str) -> None:
+    """Apply pending database migrations and exit."""
+    from indexer.runtime import database
+
+    cfg = _load(config_path)
+
+    async def main_() -> None:
+        async with database(cfg) as pool, pool.acquire() as conn:
+            rows = await conn.fetch("SELECT version, name FROM schema_migrations ORDER BY version")
+        for r in rows:
+            click.echo(f"{r['version']:03d} {r['name']}")
+
+    _run_async(main_)
+
+
+def _run_async(fn: Any) -> Any:
+    try:
+        return asyncio.run(fn())
+    except ConfigError as exc:
+        for p in exc.problems:
+            click.echo(p, err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        return None
+
+
+def dump_json(data: Any) -> str:
+    return orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()

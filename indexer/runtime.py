@@ -1,0 +1,156 @@
+"""Composition root: builds the store, sources, followers and services from a Config, owns their
+lifecycle, and tears everything down in reverse order."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import asyncpg
+import structlog
+
+from indexer import __version__
+from indexer.chains.base import ChainSource
+from indexer.chains.evm import EvmSource
+from indexer.chains.rpc import RpcPool
+from indexer.config import ChainConfig, Config, EvmChainConfig, SolanaChainConfig
+from indexer.errors import ConfigError
+from indexer.metrics import Metrics
+from indexer.store.db import EmbeddedPostgres, create_pool, migrate
+from indexer.store.store import Store
+from indexer.sync.follower import Follower, FollowerSettings
+from indexer.sync.status import ChainStatus
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Runtime:
+    cfg: Config
+    metrics: Metrics
+    store: Store
+    pool: asyncpg.Pool
+    session: aiohttp.ClientSession
+    chains: list[ChainConfig]
+    sources: dict[str, ChainSource] = field(default_factory=dict)
+    statuses: dict[str, ChainStatus] = field(default_factory=dict)
+    followers: dict[str, Follower] = field(default_factory=dict)
+
+    def update_totals(self) -> None:
+        """usd1_supply_total over every chain this process follows."""
+        head = sum(s.supply_head * 10 ** (18 - s.decimals) for s in self.statuses.values())
+        fin = sum(s.supply_finalized * 10 ** (18 - s.decimals) for s in self.statuses.values())
+        self.metrics.supply_total.labels("head").set(head / 1e18)
+        self.metrics.supply_total.labels("finalized").set(fin / 1e18)
+
+
+def build_source(chain: ChainConfig, session: aiohttp.ClientSession, metrics: Metrics) -> ChainSource:
+    pool = RpcPool(
+        chain.name,
+        chain.rpc,
+        session,
+        metrics,
+        timeout=chain.request_timeout,
+        max_in_flight=max(4, chain.max_concurrency * 2),
+    )
+    if isinstance(chain, EvmChainConfig):
+        return EvmSource(chain, pool)
+    from indexer.chains.solana import SolanaSource
+
+    return SolanaSource(chain, pool)  # type: ignore[call-arg,arg-type]
+
+
+def follower_settings(chain: ChainConfig) -> FollowerSettings:
+    if isinstance(chain, SolanaChainConfig):
+        return FollowerSettings(
+            start=chain.start_slot,
+            poll_interval=chain.poll_interval,
+            backfill_chunk=64,
+            live_batch=64,
+            concurrency=chain.max_concurrency,
+        )
+    return FollowerSettings(
+        start=chain.start_block,
+        poll_interval=chain.poll_interval,
+        backfill_chunk=chain.max_block_range,
+        live_batch=chain.live_batch_blocks,
+        concurrency=chain.max_concurrency,
+    )
+
+
+def chain_token(chain: ChainConfig) -> str:
+    return chain.token if isinstance(chain, EvmChainConfig) else chain.mint
+
+
+def select_chains(cfg: Config, names: Sequence[str] | None) -> list[ChainConfig]:
+    if not names:
+        return list(cfg.chains)
+    known = {c.name for c in cfg.chains}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ConfigError(
+            [f"--chains: unknown chain {n!r} (configured: {', '.join(sorted(known))})" for n in unknown]
+        )
+    return [c for c in cfg.chains if c.name in names]
+
+
+@contextlib.asynccontextmanager
+async def database(
+    cfg: Config, *, dsn: str | None = None, run_migrations: bool = True
+) -> AsyncIterator[asyncpg.Pool]:
+    """A migrated pool on the configured DSN, or on the embedded PostgreSQL under data_dir."""
+    embedded: EmbeddedPostgres | None = None
+    dsn = dsn if dsn is not None else cfg.database.dsn
+    if not dsn:
+        embedded = EmbeddedPostgres(cfg.data_dir)
+        dsn = await embedded.start()
+    try:
+        pool = await create_pool(dsn, min_size=cfg.database.pool_min, max_size=cfg.database.pool_max)
+        try:
+            if run_migrations:
+                async with pool.acquire() as conn:
+                    await migrate(conn)
+            yield pool
+        finally:
+            await pool.close()
+    finally:
+        if embedded is not None:
+            await embedded.stop()
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(cfg: Config, chain_names: Sequence[str] | None = None) -> AsyncIterator[Runtime]:
+    chains = select_chains(cfg, chain_names)
+    metrics = Metrics()
+    metrics.build_info.labels(__version__).set(1)
+    async with database(cfg) as pool, aiohttp.ClientSession() as session:
+        store = Store(pool)
+        rt = Runtime(cfg, metrics, store, pool, session, chains)
+        try:
+            for chain in chains:
+                await store.register_chain(chain.name, chain.kind, chain_token(chain), chain.decimals)
+                src = build_source(chain, session, metrics)
+                status = ChainStatus(
+                    chain.name,
+                    chain.kind,
+                    chain.decimals,
+                    lag_budget=chain.lag_budget,
+                    stall_after=max(30.0, 10 * chain.poll_interval, 3 * chain.request_timeout),
+                )
+                rt.sources[chain.name] = src
+                rt.statuses[chain.name] = status
+                rt.followers[chain.name] = Follower(
+                    src, store, metrics, status, follower_settings(chain), on_update=rt.update_totals
+                )
+            metrics.db_up.set(1)
+            yield rt
+        finally:
+            for src in rt.sources.values():
+                await src.close()
+
+
+def describe(rt: Runtime) -> dict[str, Any]:
+    return {"chains": [c.name for c in rt.chains], "version": __version__}

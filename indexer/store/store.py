@@ -1,0 +1,422 @@
+"""The indexer's PostgreSQL store: one transaction per batch, exact integer amounts.
+
+Write path (`commit`): roll back orphaned blocks, insert events (COPY), update balances and
+cumulative supply, store the window's block refs and move the cursor — all or nothing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import orjson
+import structlog
+
+from indexer.errors import DataConsistencyError, FinalityViolation
+from indexer.model import BlockRef, EventKind, TokenEvent
+from indexer.store.db import Conn
+
+log = structlog.get_logger(__name__)
+
+EVENT_COLUMNS = (
+    "chain",
+    "block_number",
+    "block_hash",
+    "tx_hash",
+    "log_index",
+    "kind",
+    "from_addr",
+    "to_addr",
+    "amount",
+    "block_time",
+)
+
+
+def _ts(seconds: int) -> datetime | None:
+    return datetime.fromtimestamp(seconds, UTC) if seconds else None
+
+
+def _unix(value: datetime | None) -> int:
+    return int(value.timestamp()) if value is not None else 0
+
+
+def _int(value: Decimal | int | None) -> int:
+    return 0 if value is None else int(value)
+
+
+@dataclass(frozen=True, slots=True)
+class SupplyPoint:
+    """Cumulative totals at a block (all zero before the first event)."""
+
+    block_number: int
+    minted: int = 0
+    burned: int = 0
+    mints: int = 0
+    burns: int = 0
+    transfers: int = 0
+
+    @property
+    def supply(self) -> int:
+        return self.minted - self.burned
+
+
+@dataclass(frozen=True, slots=True)
+class ChainCheckpoint:
+    cursor: BlockRef | None
+    finalized: int
+    window: tuple[BlockRef, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One atomic step of a chain's index.
+
+    `expected` is the cursor the batch was planned on (None for the first batch); the commit fails
+    with DataConsistencyError if the stored cursor differs (a second writer, or a lost update).
+    With `rollback_to`, every block above it is removed first (a reorg), then `events` are added.
+    `refs` are block refs to keep for reorg detection; refs at or below `finalized` except the
+    highest one (the anchor) are pruned.
+    """
+
+    chain: str
+    expected: BlockRef | None
+    cursor: BlockRef
+    finalized: int
+    events: Sequence[TokenEvent] = ()
+    refs: Sequence[BlockRef] = ()
+    rollback_to: BlockRef | None = None
+    orphaned: Sequence[BlockRef] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CommitResult:
+    head: SupplyPoint
+    rolled_back_events: int = 0
+    inserted: int = 0
+    kinds: dict[str, int] = field(default_factory=dict)
+
+
+class Store:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    # ---- setup -------------------------------------------------------------------------------
+    async def register_chain(self, chain: str, kind: str, token: str, decimals: int) -> None:
+        """Record which token a chain's rows belong to; refuse to mix tokens under one name."""
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow("SELECT kind, token, decimals FROM chains WHERE chain = $1", chain)
+            if row is None:
+                await conn.execute(
+                    "INSERT INTO chains (chain, kind, token, decimals) VALUES ($1, $2, $3, $4)"
+                    " ON CONFLICT (chain) DO NOTHING",
+                    chain,
+                    kind,
+                    token,
+                    decimals,
+                )
+            elif (row["kind"], row["token"], row["decimals"]) != (kind, token, decimals):
+                raise DataConsistencyError(
+                    f"chain {chain!r} was indexed as {row['kind']} token {row['token']} "
+                    f"({row['decimals']} dp) but is now configured as {kind} token {token} ({decimals} dp); "
+                    "use a new chain name or a new database"
+                )
+
+    async def load_checkpoint(self, chain: str) -> ChainCheckpoint:
+        async with self.pool.acquire() as conn:
+            cur = await conn.fetchrow("SELECT * FROM cursors WHERE chain = $1", chain)
+            rows = await conn.fetch(
+                "SELECT number, hash, parent_hash, block_time FROM blocks WHERE chain = $1 ORDER BY number",
+                chain,
+            )
+        window = tuple(
+            BlockRef(r["number"], r["hash"], r["parent_hash"], _unix(r["block_time"])) for r in rows
+        )
+        if cur is None:
+            return ChainCheckpoint(None, -1, ())
+        cursor = BlockRef(
+            cur["indexed_number"], cur["indexed_hash"], cur["indexed_parent"], _unix(cur["indexed_time"])
+        )
+        if not window or window[-1] != cursor:
+            raise DataConsistencyError(
+                f"{chain}: stored window tip {window[-1] if window else None} != cursor {cursor}"
+            )
+        return ChainCheckpoint(cursor, cur["finalized_number"], window)
+
+    # ---- write path --------------------------------------------------------------------------
+    async def commit(self, batch: Batch) -> CommitResult:
+        async with self.pool.acquire() as conn, conn.transaction():
+            return await self._commit(conn, batch)
+
+    async def _commit(self, conn: Conn, b: Batch) -> CommitResult:
+        chain = b.chain
+        cur = await conn.fetchrow(
+            "SELECT indexed_number, indexed_hash, finalized_number FROM cursors WHERE chain = $1 FOR UPDATE",
+            chain,
+        )
+        stored = None if cur is None else (cur["indexed_number"], cur["indexed_hash"])
+        expected = None if b.expected is None else (b.expected.number, b.expected.hash)
+        if stored != expected:
+            raise DataConsistencyError(f"{chain}: cursor is {stored}, batch was planned on {expected}")
+        stored_final = -1 if cur is None else cur["finalized_number"]
+
+        deltas: dict[str, int] = defaultdict(int)
+        rolled_back = 0
+        if b.rollback_to is not None:
+            if b.rollback_to.number < stored_final:
+                raise FinalityViolation(
+                    chain, stored_final, b.rollback_to.number + 1, "rollback below finalized"
+                )
+            rows = await conn.fetch(
+                "DELETE FROM events WHERE chain = $1 AND block_number > $2"
+                " RETURNING kind, from_addr, to_addr, amount",
+                chain,
+                b.rollback_to.number,
+            )
+            rolled_back = len(rows)
+            for r in rows:
+                _apply_delta(deltas, r["kind"], r["from_addr"], r["to_addr"], -int(r["amount"]))
+            await conn.execute(
+                "DELETE FROM supply WHERE chain = $1 AND block_number > $2", chain, b.rollback_to.number
+            )
+            await conn.execute(
+                "DELETE FROM blocks WHERE chain = $1 AND number > $2", chain, b.rollback_to.number
+            )
+            old_tip = b.expected
+            assert old_tip is not None
+            new_tip = b.cursor
+            await conn.execute(
+                "INSERT INTO reorgs (chain, depth, ancestor_number, ancestor_hash, old_tip_number,"
+                " old_tip_hash, new_tip_number, new_tip_hash, orphaned_events, orphaned_blocks)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                chain,
+                len(b.orphaned),
+                b.rollback_to.number,
+                b.rollback_to.hash,
+                old_tip.number,
+                old_tip.hash,
+                new_tip.number,
+                new_tip.hash,
+                rolled_back,
+                orjson.dumps([{"number": o.number, "hash": o.hash} for o in b.orphaned]).decode(),
+            )
+
+        events = sorted(b.events, key=lambda e: (e.block_number, e.log_index))
+        base = b.rollback_to.number if b.rollback_to is not None else (stored[0] if stored else -1)
+        if events and events[0].block_number <= base:
+            raise DataConsistencyError(
+                f"{chain}: event at block {events[0].block_number} is not above the cursor {base}"
+            )
+        kinds: dict[str, int] = defaultdict(int)
+        if events:
+            await conn.copy_records_to_table(
+                "events",
+                records=[
+                    (
+                        e.chain,
+                        e.block_number,
+                        e.block_hash,
+                        e.tx_hash,
+                        e.log_index,
+                        e.kind.value,
+                        e.from_addr,
+                        e.to_addr,
+                        e.amount,
+                        _ts(e.timestamp),
+                    )
+                    for e in events
+                ],
+                columns=EVENT_COLUMNS,
+            )
+            for e in events:
+                _apply_delta(deltas, e.kind.value, e.from_addr, e.to_addr, e.amount)
+                kinds[e.kind.value] += 1
+
+        if deltas:
+            addrs = [a for a, d in deltas.items() if d != 0]
+            if addrs:
+                await conn.execute(
+                    "INSERT INTO balances (chain, address, raw)"
+                    " SELECT $1, a, d FROM unnest($2::text[], $3::numeric[]) AS t(a, d)"
+                    " ON CONFLICT (chain, address) DO UPDATE SET raw = balances.raw + excluded.raw",
+                    chain,
+                    addrs,
+                    [deltas[a] for a in addrs],
+                )
+
+        head = await self._last_supply(conn, chain, None)
+        if events:
+            head = await self._insert_supply(conn, chain, head, events)
+
+        if b.refs:
+            await conn.executemany(
+                "INSERT INTO blocks (chain, number, hash, parent_hash, block_time) VALUES ($1, $2, $3, $4, $5)"
+                " ON CONFLICT (chain, number) DO UPDATE SET hash = excluded.hash,"
+                " parent_hash = excluded.parent_hash, block_time = excluded.block_time",
+                [(chain, r.number, r.hash, r.parent_hash, _ts(r.timestamp)) for r in b.refs],
+            )
+        finalized = max(stored_final, min(b.finalized, b.cursor.number))
+        # Keep the highest ref at or below the finalized height as the window's anchor.
+        await conn.execute(
+            "DELETE FROM blocks WHERE chain = $1 AND number < ("
+            " SELECT coalesce(max(number), -1) FROM blocks WHERE chain = $1 AND number <= $2)",
+            chain,
+            finalized,
+        )
+        await conn.execute(
+            "INSERT INTO cursors (chain, indexed_number, indexed_hash, indexed_parent, indexed_time,"
+            " finalized_number, updated_at) VALUES ($1, $2, $3, $4, $5, $6, now())"
+            " ON CONFLICT (chain) DO UPDATE SET indexed_number = excluded.indexed_number,"
+            " indexed_hash = excluded.indexed_hash, indexed_parent = excluded.indexed_parent,"
+            " indexed_time = excluded.indexed_time, finalized_number = excluded.finalized_number,"
+            " updated_at = now()",
+            chain,
+            b.cursor.number,
+            b.cursor.hash,
+            b.cursor.parent_hash,
+            _ts(b.cursor.timestamp),
+            finalized,
+        )
+        return CommitResult(
+            head=head, rolled_back_events=rolled_back, inserted=len(events), kinds=dict(kinds)
+        )
+
+    async def _insert_supply(
+        self, conn: Conn, chain: str, prev: SupplyPoint, events: Sequence[TokenEvent]
+    ) -> SupplyPoint:
+        rows: list[tuple[Any, ...]] = []
+        minted, burned, mints, burns, transfers = (
+            prev.minted,
+            prev.burned,
+            prev.mints,
+            prev.burns,
+            prev.transfers,
+        )
+        point = prev
+        for i, e in enumerate(events):
+            match e.kind:
+                case EventKind.MINT:
+                    minted += e.amount
+                    mints += 1
+                case EventKind.BURN:
+                    burned += e.amount
+                    burns += 1
+                case EventKind.TRANSFER:
+                    transfers += 1
+            last_in_block = i + 1 == len(events) or events[i + 1].block_number != e.block_number
+            if last_in_block:
+                rows.append(
+                    (
+                        chain,
+                        e.block_number,
+                        e.block_hash,
+                        _ts(e.timestamp),
+                        minted,
+                        burned,
+                        mints,
+                        burns,
+                        transfers,
+                    )
+                )
+                point = SupplyPoint(e.block_number, minted, burned, mints, burns, transfers)
+        await conn.copy_records_to_table(
+            "supply",
+            records=rows,
+            columns=(
+                "chain",
+                "block_number",
+                "block_hash",
+                "block_time",
+                "minted",
+                "burned",
+                "mints",
+                "burns",
+                "transfers",
+            ),
+        )
+        return point
+
+    # ---- read path ---------------------------------------------------------------------------
+    @staticmethod
+    async def _last_supply(conn: Conn, chain: str, at_block: int | None) -> SupplyPoint:
+        if at_block is None:
+            row = await conn.fetchrow(
+                "SELECT * FROM supply WHERE chain = $1 ORDER BY block_number DESC LIMIT 1", chain
+            )
+        else:
+            row = await conn.fetchrow(
+                "SELECT * FROM supply WHERE chain = $1 AND block_number <= $2 ORDER BY block_number DESC LIMIT 1",
+                chain,
+                at_block,
+            )
+        if row is None:
+            return SupplyPoint(-1)
+        return SupplyPoint(
+            row["block_number"],
+            _int(row["minted"]),
+            _int(row["burned"]),
+            row["mints"],
+            row["burns"],
+            row["transfers"],
+        )
+
+    async def supply_at(self, chain: str, block: int | None = None) -> SupplyPoint:
+        async with self.pool.acquire() as conn:
+            return await self._last_supply(conn, chain, block)
+
+    async def cursors(self) -> dict[str, dict[str, Any]]:
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch("SELECT * FROM cursors ORDER BY chain")
+        return {r["chain"]: dict(r) for r in rows}
+
+    async def balance(self, chain: str, address: str, block: int | None = None) -> int:
+        """Balance of `address` at the indexed head (block None) or as of `block`."""
+        async with self.pool.acquire() as conn:
+            if block is None:
+                raw = await conn.fetchval(
+                    "SELECT raw FROM balances WHERE chain = $1 AND address = $2", chain, address
+                )
+                return _int(raw)
+            incoming = await conn.fetchval(
+                "SELECT coalesce(sum(amount), 0) FROM events WHERE chain = $1 AND to_addr = $2"
+                " AND block_number <= $3 AND kind <> 'burn'",
+                chain,
+                address,
+                block,
+            )
+            outgoing = await conn.fetchval(
+                "SELECT coalesce(sum(amount), 0) FROM events WHERE chain = $1 AND from_addr = $2"
+                " AND block_number <= $3 AND kind <> 'mint'",
+                chain,
+                address,
+                block,
+            )
+            return _int(incoming) - _int(outgoing)
+
+    async def count_events(self, chain: str) -> int:
+        async with self.pool.acquire() as conn:
+            return int(await conn.fetchval("SELECT count(*) FROM events WHERE chain = $1", chain))
+
+    async def reorgs(self, chain: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT * FROM reorgs WHERE ($1::text IS NULL OR chain = $1) ORDER BY id DESC LIMIT $2",
+                chain,
+                limit,
+            )
+        return [dict(r) for r in rows]
+
+
+def _apply_delta(
+    deltas: dict[str, int], kind: str, from_addr: str | None, to_addr: str | None, amount: int
+) -> None:
+    """Balance effect of one event (negative `amount` undoes it). The zero address / missing side
+    of a mint or burn holds no balance."""
+    if kind != EventKind.MINT and from_addr is not None:
+        deltas[from_addr] -= amount
+    if kind != EventKind.BURN and to_addr is not None:
+        deltas[to_addr] += amount

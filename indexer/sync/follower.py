@@ -1,0 +1,356 @@
+"""One chain's follower: backfill below finality with a bounded window of concurrent range
+fetches, then follow the head block by block through the pure reorg core.
+
+Every step commits one store transaction (rollback, events, refs, cursor), so a crash at any
+instant resumes from the stored cursor with nothing lost or doubled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from indexer import reorg
+from indexer.chains.base import ChainSource
+from indexer.errors import DataConsistencyError, FinalityViolation, RpcError
+from indexer.metrics import Metrics
+from indexer.model import BlockRef, RangeData
+from indexer.store.store import Batch, Store, SupplyPoint
+from indexer.sync.status import STATES, ChainStatus, State
+from indexer.units import to_float
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class FollowerSettings:
+    start: int  # first height to index
+    poll_interval: float
+    backfill_chunk: int  # heights per backfill fetch
+    live_batch: int  # max heights per live step
+    concurrency: int  # backfill fetches in flight
+    supply_check_interval: float = 5.0
+    error_backoff_max: float = 30.0
+
+
+class Follower:
+    def __init__(
+        self,
+        source: ChainSource,
+        store: Store,
+        metrics: Metrics,
+        status: ChainStatus,
+        settings: FollowerSettings,
+        on_update: Callable[[], None] | None = None,
+    ) -> None:
+        self.src = source
+        self.store = store
+        self.metrics = metrics
+        self.status = status
+        self.s = settings
+        self.chain = source.name
+        self.window = reorg.Window()
+        self.cursor: BlockRef | None = None
+        self._final_point: SupplyPoint | None = None
+        self._last_supply_check = 0.0
+        self._on_update = on_update or (lambda: None)
+        self._log = log.bind(chain=self.chain)
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    async def load(self) -> None:
+        cp = await self.store.load_checkpoint(self.chain)
+        self.cursor = cp.cursor
+        self.window = reorg.Window(cp.window, cp.finalized)
+        self.status.indexed = cp.cursor.number if cp.cursor else self.s.start - 1
+        # Counters carry absolute finalized totals, continuous across restarts of the follower.
+        await self._advance_finalized(cp.finalized)
+        self.status.supply_head = (await self.store.supply_at(self.chain)).supply
+        self.export()
+
+    async def run(self, stop: asyncio.Event, to_block: int | None = None) -> None:
+        """Index until `stop` is set, or (with `to_block`) until that height is indexed."""
+        await self.load()
+        failures = 0
+        while not stop.is_set():
+            try:
+                done = await self.step(stop, to_block)
+                failures = 0
+                if done:
+                    return
+            except FinalityViolation as exc:
+                self._halt(exc)
+                raise
+            except (RpcError, DataConsistencyError, OSError) as exc:
+                failures += 1
+                self.status.last_error = str(exc)
+                delay = min(self.s.error_backoff_max, self.s.poll_interval * 2 ** min(failures, 6))
+                if failures == 1:
+                    self._log.warning(
+                        "sync_step_failed", error=str(exc), kind=type(exc).__name__, retry_in=delay
+                    )
+                else:
+                    self._log.debug("sync_step_failed_again", error=str(exc), failures=failures)
+                self.export()
+                await _sleep(stop, delay)
+                continue
+            if failures == 0 and self.status.last_error is not None:
+                self._log.info("sync_recovered")
+                self.status.last_error = None
+
+    async def step(self, stop: asyncio.Event, to_block: int | None) -> bool:
+        head = await self.src.head()
+        fin = await self.src.finalized(head)
+        self.status.head = head
+        self.status.finalized = fin
+        indexed = self.cursor.number if self.cursor else self.s.start - 1
+        target = fin if to_block is None else min(fin, to_block)
+        # Backfill trusts heights below finality, so it may only start from a cursor that was
+        # itself final when committed. An unfinalized tip is first reconciled by a live step (the
+        # chain may have reorged it before finalizing).
+        tip = self.window.tip
+        cursor_final = tip is None or tip.number <= self.window.finalized
+        if indexed < target and cursor_final:
+            self.status.phase = State.BACKFILL
+            await self._backfill(stop, target, fin)
+            self._mark_success(head)
+            return to_block is not None and self._indexed() >= to_block
+        if to_block is not None and indexed >= to_block:
+            self._mark_success(head)
+            return True
+        self.status.phase = State.LIVE
+        moved = await self._live_step(head if to_block is None else min(head, to_block), fin)
+        self._mark_success(head)
+        await self._check_supply()
+        if not moved:
+            await _sleep(stop, self.s.poll_interval)
+        return False
+
+    # ---- backfill ----------------------------------------------------------------------------
+    async def _backfill(self, stop: asyncio.Event, target: int, fin: int) -> None:
+        nxt = self._indexed() + 1
+        pending: deque[asyncio.Task[RangeData]] = deque()
+        try:
+            while (nxt <= target or pending) and not stop.is_set():
+                while len(pending) < self.s.concurrency and nxt <= target:
+                    end = min(target, nxt + self.s.backfill_chunk - 1)
+                    pending.append(asyncio.create_task(self.src.fetch_range(nxt, end, with_headers=False)))
+                    nxt = end + 1
+                data = await pending.popleft()
+                await self._commit(
+                    Batch(
+                        self.chain,
+                        expected=self.cursor,
+                        cursor=data.end_ref,
+                        finalized=fin,
+                        events=data.events,
+                        refs=(data.end_ref,),
+                    ),
+                    new_window=reorg.Window((data.end_ref,), max(self.window.finalized, fin)),
+                )
+                self.export()
+        finally:
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    # ---- live --------------------------------------------------------------------------------
+    async def _live_step(self, head: int, fin: int) -> bool:
+        tip = self.window.tip
+        first = tip.number + 1 if tip is not None else self.s.start
+        hi = min(head, first - 1 + self.s.live_batch)
+        data: RangeData | None = None
+        if hi >= first:
+            data = await self.src.fetch_range(first, hi, with_headers=True)
+            cands = list(data.headers)
+        elif tip is None:
+            return False  # nothing at or above the start height yet
+        else:
+            cands = await self._canonical_at_or_below(min(tip.number, head))
+        decision = await self._resolve(cands)
+        self._log.debug(
+            "live_step",
+            head=head,
+            tip=tip.number if tip else None,
+            decision=type(decision).__name__,
+            new=[r.number for r in decision.new],
+        )
+        if isinstance(decision, reorg.Advance) and not decision.new:
+            if tip is not None and self.window.finalized < min(fin, tip.number):
+                await self._commit_finality(fin)
+            return False
+        new = decision.new
+        events = list(data.events) if data else []
+        if new and (data is None or new[0].number < data.start):
+            # A reorg replaced blocks below what we fetched: read the replacements' events too.
+            upto = data.start - 1 if data else new[-1].number
+            extra = await self.src.fetch_range(new[0].number, upto, with_headers=True)
+            want = {r.number: r.hash for r in new if r.number <= upto}
+            got = {r.number: r.hash for r in extra.headers}
+            if want != got:
+                raise DataConsistencyError(f"{self.chain}: the chain moved while reading a reorg's blocks")
+            events = list(extra.events) + events
+        keep = {r.hash for r in new}
+        events = [e for e in events if e.block_hash in keep]
+        match decision:
+            case reorg.Reorg(ancestor=ancestor, orphaned=orphaned):
+                cursor = new[-1] if new else ancestor
+                batch = Batch(
+                    self.chain,
+                    expected=tip,
+                    cursor=cursor,
+                    finalized=fin,
+                    events=events,
+                    refs=new,
+                    rollback_to=ancestor,
+                    orphaned=orphaned,
+                )
+                self._log.warning(
+                    "reorg",
+                    depth=len(orphaned),
+                    ancestor=ancestor.number,
+                    old_tip=orphaned[-1].number,
+                    new_tip=cursor.number,
+                )
+                self.metrics.reorgs.labels(self.chain).inc()
+                self.metrics.reorg_depth.labels(self.chain).observe(len(orphaned))
+            case reorg.Advance():
+                cursor = new[-1]
+                batch = Batch(self.chain, expected=tip, cursor=cursor, finalized=fin, events=events, refs=new)
+        new_window = reorg.apply(self.window, decision).finalize(min(fin, cursor.number))
+        await self._commit(batch, new_window=new_window)
+        self.export()
+        return bool(new)
+
+    async def _resolve(self, cands: list[BlockRef]) -> reorg.Advance | reorg.Reorg:
+        for _ in range(10_000):
+            decision = reorg.reconcile(self.window, cands)
+            match decision:
+                case reorg.Advance() | reorg.Reorg():
+                    return decision
+                case reorg.NeedParent(number=number):
+                    parent = await self._canonical_at_or_below(number)
+                    if not parent:
+                        raise DataConsistencyError(f"{self.chain}: no canonical block at or below {number}")
+                    cands = parent + cands
+                case reorg.Inconsistent(reason=reason):
+                    raise DataConsistencyError(f"{self.chain}: {reason}")
+                case reorg.Violation(fork_point=fork_point, finalized=finalized, detail=detail):
+                    raise FinalityViolation(self.chain, finalized, fork_point, detail)
+        raise DataConsistencyError(f"{self.chain}: reorg resolution did not converge")
+
+    async def _canonical_at_or_below(self, number: int) -> list[BlockRef]:
+        """The canonical header at `number`, or the nearest existing one below it (skipped
+        Solana slots), not below the window's bottom."""
+        floor = self.window.bottom.number if self.window.bottom else 0
+        n = number
+        while n >= floor:
+            lo = max(floor, n - 31)
+            got = await self.src.headers(list(range(lo, n + 1)))
+            for ref in reversed(got):
+                if ref is not None:
+                    return [ref]
+            n = lo - 1
+        return []
+
+    async def _commit_finality(self, fin: int) -> None:
+        """Record a finality advance when no new block arrived."""
+        tip = self.window.tip
+        assert tip is not None
+        new_window = self.window.finalize(min(fin, tip.number))
+        await self._commit(Batch(self.chain, expected=tip, cursor=tip, finalized=fin), new_window=new_window)
+        self.export()
+
+    # ---- shared ------------------------------------------------------------------------------
+    async def _commit(self, batch: Batch, new_window: reorg.Window) -> None:
+        result = await self.store.commit(batch)
+        self.metrics.db_up.set(1)
+        self.cursor = batch.cursor
+        self.window = new_window
+        self.status.indexed = batch.cursor.number
+        self.status.supply_head = result.head.supply
+        fin = min(batch.finalized, batch.cursor.number)
+        if fin > self.status.indexed_finalized:
+            await self._advance_finalized(fin)
+
+    async def _advance_finalized(self, fin: int) -> None:
+        point = await self.store.supply_at(self.chain, fin)
+        prev = self._final_point or SupplyPoint(-1)
+        m, c, d = self.metrics, self.chain, self.src.decimals
+        if point.mints > prev.mints:
+            m.events.labels(c, "mint").inc(point.mints - prev.mints)
+        if point.burns > prev.burns:
+            m.events.labels(c, "burn").inc(point.burns - prev.burns)
+        if point.transfers > prev.transfers:
+            m.events.labels(c, "transfer").inc(point.transfers - prev.transfers)
+        if point.minted > prev.minted:
+            m.minted.labels(c).inc(to_float(point.minted - prev.minted, d))
+        if point.burned > prev.burned:
+            m.burned.labels(c).inc(to_float(point.burned - prev.burned, d))
+        self._final_point = point
+        self.status.indexed_finalized = fin
+        self.status.supply_finalized = point.supply
+
+    async def _check_supply(self) -> None:
+        """Reconcile indexed finalized supply with the chain's own total supply at that block."""
+        now = time.monotonic()
+        anchor = self.window.bottom
+        if anchor is None or now - self._last_supply_check < self.s.supply_check_interval:
+            return
+        if anchor.number > self.window.finalized or anchor.number == self.status.mismatch_block:
+            return
+        self._last_supply_check = now
+        onchain = await self.src.total_supply(anchor)
+        indexed = (await self.store.supply_at(self.chain, anchor.number)).supply
+        self.status.mismatch = indexed - onchain
+        self.status.mismatch_block = anchor.number
+        self.metrics.supply_mismatch.labels(self.chain).set(to_float(indexed - onchain, self.src.decimals))
+        self.metrics.supply_check_block.labels(self.chain).set(anchor.number)
+        if indexed != onchain:
+            self._log.error(
+                "supply_mismatch", block=anchor.number, indexed=str(indexed), onchain=str(onchain)
+            )
+
+    def _indexed(self) -> int:
+        return self.cursor.number if self.cursor else self.s.start - 1
+
+    def _mark_success(self, head: int) -> None:
+        now = time.time()
+        self.status.last_success = now
+        if self._indexed() >= head:
+            self.status.caught_up_at = now
+        self.metrics.last_success.labels(self.chain).set(now)
+        self.export()
+
+    def _halt(self, exc: FinalityViolation) -> None:
+        self.status.phase = State.HALTED
+        self.status.halted_reason = str(exc)
+        self.metrics.finality_violation.labels(self.chain).set(1)
+        self._log.critical("finality_violation_chain_halted", error=str(exc))
+        self.export()
+
+    def export(self) -> None:
+        st, m, c = self.status, self.metrics, self.chain
+        m.block_number.labels(c, "head").set(st.head)
+        m.block_number.labels(c, "indexed").set(st.indexed)
+        m.block_number.labels(c, "finalized").set(st.finalized)
+        m.supply.labels(c, "head").set(to_float(st.supply_head, self.src.decimals))
+        m.supply.labels(c, "finalized").set(to_float(st.supply_finalized, self.src.decimals))
+        m.lag_seconds.labels(c).set(st.lag_seconds())
+        state = st.state()
+        for s in STATES:
+            m.chain_state.labels(c, s).set(1 if s == state else 0)
+        if st.phase != State.HALTED:
+            m.finality_violation.labels(c).set(0)
+        self._on_update()
+
+
+async def _sleep(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        pass

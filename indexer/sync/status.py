@@ -1,0 +1,60 @@
+"""Live, in-memory view of each chain's follower, read by the HTTP API and metrics."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class State(StrEnum):
+    STARTING = "starting"
+    BACKFILL = "backfill"
+    LIVE = "live"
+    STALLED = "stalled"
+    HALTED = "halted"
+
+
+STATES = tuple(s.value for s in State)
+
+
+@dataclass
+class ChainStatus:
+    chain: str
+    kind: str
+    decimals: int
+    lag_budget: float
+    stall_after: float
+    head: int = -1
+    indexed: int = -1
+    finalized: int = -1  # the chain's finalized height (by the configured rule)
+    indexed_finalized: int = -1  # min(finalized, indexed): what the index holds as final
+    phase: State = State.STARTING
+    started_at: float = field(default_factory=time.time)
+    caught_up_at: float | None = None
+    last_success: float | None = None
+    last_error: str | None = None
+    halted_reason: str | None = None
+    supply_head: int = 0
+    supply_finalized: int = 0
+    mismatch: int | None = None
+    mismatch_block: int | None = None
+    restarts: int = 0
+
+    def lag_seconds(self, now: float | None = None) -> float:
+        """Seconds since the follower last confirmed it had indexed the head it observed."""
+        now = time.time() if now is None else now
+        since = self.caught_up_at if self.caught_up_at is not None else self.started_at
+        return max(0.0, now - since)
+
+    def state(self, now: float | None = None) -> State:
+        now = time.time() if now is None else now
+        if self.phase == State.HALTED:
+            return State.HALTED
+        last = self.last_success if self.last_success is not None else self.started_at
+        if now - last > self.stall_after:
+            return State.STALLED
+        return self.phase
+
+    def ready(self, now: float | None = None) -> bool:
+        return self.state(now) == State.LIVE and self.lag_seconds(now) <= self.lag_budget
