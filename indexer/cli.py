@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import click
@@ -158,3 +160,77 @@ def _run_async(fn: Any) -> Any:
 
 def dump_json(data: Any) -> str:
     return orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
+
+
+@main.command()
+@click.option(
+    "--reorg-every",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds between shallow reorgs (0: none).",
+)
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=".usd1/cache", show_default=True)
+def devnet(reorg_every: float, cache_dir: str) -> None:
+    """Run the local devnet (anvil chains with the TestToken and random traffic) until Ctrl-C."""
+    from indexer.daemon import install_signal_handlers
+    from indexer.devnet.evm_devnet import DEFAULT_DEVNET_CHAINS, run_evm_devnet
+
+    configure_logging("info")
+
+    async def main_() -> None:
+        stop = asyncio.Event()
+        install_signal_handlers(stop)
+        await run_evm_devnet(list(DEFAULT_DEVNET_CHAINS), stop, Path(cache_dir), reorg_every or None)
+
+    _run_async(main_)
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config_path",
+    default="config/devnet.yaml",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+)
+@click.option(
+    "--reorg-every", type=float, default=20.0, show_default=True, help="Seconds between devnet reorgs."
+)
+def demo(config_path: str, reorg_every: float) -> None:
+    """Start the devnet and the daemon on it (embedded PostgreSQL), print the URLs, run until Ctrl-C."""
+    from indexer.daemon import install_signal_handlers, run_daemon
+    from indexer.devnet.evm_devnet import DEFAULT_DEVNET_CHAINS, start_evm_devnet
+    from indexer.runtime import Runtime
+
+    cfg = _load(config_path)
+    if not cfg.database.dsn:
+        # The devnet chains are new on every start, so the demo's embedded database must be too.
+        shutil.rmtree(cfg.data_dir / "pg", ignore_errors=True)
+
+    def ready(rt: Runtime, port: int) -> None:
+        base = f"http://{cfg.http.host}:{port}"
+        lines = [
+            "",
+            "usd1-indexer demo is running (Ctrl-C to stop)",
+            f"  transparency page  {base}/",
+            f"  supply (JSON)      {base}/api/v1/supply",
+            f"  status (JSON)      {base}/api/v1/status",
+            f"  metrics            {base}/metrics",
+            f"  readiness          {base}/readyz",
+        ]
+        lines += [f"  chain {c.name:<12} {', '.join(c.rpc)}" for c in rt.chains]
+        click.echo("\n".join(lines) + "\n", err=True)
+
+    async def main_() -> None:
+        stop = asyncio.Event()
+        install_signal_handlers(stop)
+        chains = await start_evm_devnet(
+            list(DEFAULT_DEVNET_CHAINS), cache_dir=cfg.data_dir / "cache", reorg_every=reorg_every or None
+        )
+        try:
+            await run_daemon(cfg, stop, on_ready=ready)
+        finally:
+            await chains.stop()
+
+    _run_async(main_)
