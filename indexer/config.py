@@ -54,14 +54,15 @@ def _evm_address(value: str) -> str:
 
 
 def _solana_address(value: str) -> str:
+    expected = "expected a base58 public key (32 bytes, 32-44 characters)"
     if not _B58_RE.match(value):
-        raise ValueError(f"invalid Solana address {value!r}: expected a base58 public key")
+        raise ValueError(f"invalid Solana address {value!r}: {expected}")
     from solders.pubkey import Pubkey
 
     try:
         Pubkey.from_string(value)
     except ValueError as exc:
-        raise ValueError(f"invalid Solana address {value!r}: {exc}") from None
+        raise ValueError(f"invalid Solana address {value!r}: {expected} ({exc})") from None
     return value
 
 
@@ -100,15 +101,15 @@ class DatabaseConfig(_Strict):
     pool_max: int = Field(default=8, ge=1, le=200)
 
 
-class HttpConfig(_Strict):
-    listen: str = "127.0.0.1:9464"
+def _listen(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"invalid listen address {value!r}: expected host:port, e.g. 127.0.0.1:9464")
+    return value
 
-    @model_validator(mode="after")
-    def _check_listen(self) -> HttpConfig:
-        host, sep, port = self.listen.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-            raise ValueError(f"invalid listen address {self.listen!r}: expected host:port")
-        return self
+
+class HttpConfig(_Strict):
+    listen: Annotated[str, AfterValidator(_listen)] = "127.0.0.1:9464"
 
     @property
     def host(self) -> str:
@@ -128,7 +129,10 @@ class EvmFinality(_Strict):
     @model_validator(mode="after")
     def _exactly_one(self) -> EvmFinality:
         if (self.tag is None) == (self.confirmations is None):
-            raise ValueError("finality must name exactly one of tag (finalized|safe) or confirmations")
+            which = "neither" if self.tag is None else "both"
+            raise ValueError(
+                f"give exactly one of tag (finalized|safe) or confirmations (N blocks); got {which}"
+            )
         return self
 
 
@@ -198,6 +202,7 @@ class UniswapV2VenueConfig(_VenueBase):
     kind: Literal["uniswap_v2"]
     chain: str
     pool: EvmAddress
+    fee_bps: int = Field(default=30, ge=0, lt=10_000)  # Uniswap V2 0.3%; PancakeSwap V2 uses 25
 
 
 class UniswapV3VenueConfig(_VenueBase):
@@ -249,23 +254,7 @@ class Config(_Strict):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
-        problems: list[str] = []
-        seen: set[str] = set()
-        for i, chain in enumerate(self.chains):
-            if chain.name in seen:
-                problems.append(f"chains.{i}.name: duplicate chain name {chain.name!r}")
-            seen.add(chain.name)
-        evm = {c.name for c in self.chains if c.kind == "evm"}
-        venue_names: set[str] = set()
-        for i, venue in enumerate(self.venues):
-            if venue.name in venue_names:
-                problems.append(f"venues.{i}.name: duplicate venue name {venue.name!r}")
-            venue_names.add(venue.name)
-            if isinstance(venue, UniswapV2VenueConfig | UniswapV3VenueConfig) and venue.chain not in evm:
-                problems.append(f"venues.{i}.chain: {venue.chain!r} is not a configured EVM chain")
-        for i, venue in enumerate(self.venues):
-            if venue.quote_venue is not None and venue.quote_venue not in venue_names:
-                problems.append(f"venues.{i}.quote_venue: no venue named {venue.quote_venue!r}")
+        problems = _cross_check([c.model_dump() for c in self.chains], [v.model_dump() for v in self.venues])
         if problems:
             raise ConfigError(problems)
         return self
@@ -275,6 +264,45 @@ class Config(_Strict):
             if c.name == name:
                 return c
         raise KeyError(name)
+
+
+def _cross_check(chains: Any, venues: Any) -> list[str]:
+    """Checks across sections (names unique, venues on configured chains), on validated models
+    or on raw YAML data (so they are reported together with field errors). Entries that are not
+    mappings are skipped: the field validation reports them."""
+    problems: list[str] = []
+    chains = chains if isinstance(chains, list) else []
+    venues = venues if isinstance(venues, list) else []
+    seen: set[Any] = set()
+    evm: set[Any] = set()
+    for i, chain in enumerate(chains):
+        if not isinstance(chain, dict) or not isinstance(chain.get("name"), str):
+            continue
+        name = chain["name"]
+        if name in seen:
+            problems.append(f"chains.{i}.name: duplicate chain name {name!r}")
+        seen.add(name)
+        if chain.get("kind") == "evm":
+            evm.add(name)
+    venue_names: set[Any] = set()
+    for i, venue in enumerate(venues):
+        if not isinstance(venue, dict):
+            continue
+        name = venue.get("name")
+        if isinstance(name, str):
+            if name in venue_names:
+                problems.append(f"venues.{i}.name: duplicate venue name {name!r}")
+            venue_names.add(name)
+        chain_name = venue.get("chain")
+        if venue.get("kind") in ("uniswap_v2", "uniswap_v3") and isinstance(chain_name, str):
+            if chain_name not in evm:
+                what = "is a Solana chain" if chain_name in seen else "is not a configured chain"
+                problems.append(f"venues.{i}.chain: {chain_name!r} {what}; pool venues need an EVM chain")
+    for i, venue in enumerate(venues):
+        if isinstance(venue, dict) and isinstance(venue.get("quote_venue"), str):
+            if venue["quote_venue"] not in venue_names:
+                problems.append(f"venues.{i}.quote_venue: no venue named {venue['quote_venue']!r}")
+    return problems
 
 
 def interpolate(value: Any, env: Mapping[str, str], path: str = "") -> tuple[Any, list[str]]:
@@ -308,23 +336,41 @@ def interpolate(value: Any, env: Mapping[str, str], path: str = "") -> tuple[Any
     return value, problems
 
 
+_UNION_TAGS = {
+    "chains": ("evm", "solana"),
+    "venues": ("uniswap_v2", "uniswap_v3", "orderbook"),
+}
+
+
 def _format_validation_error(exc: ValidationError) -> list[str]:
     problems = []
     for err in exc.errors():
-        loc = [str(p) for p in err["loc"]]
-        # Drop the discriminator tags pydantic inserts into paths of tagged unions.
-        loc = [p for p in loc if p not in {"evm", "solana", "uniswap_v2", "uniswap_v3", "orderbook"}]
+        raw_loc = list(err["loc"])
+        # Drop the discriminator tag pydantic inserts after the index in a tagged-union list
+        # (`chains.0.evm.token` -> `chains.0.token`).
+        loc: list[str] = []
+        for i, part in enumerate(raw_loc):
+            if (
+                i >= 2
+                and isinstance(raw_loc[i - 1], int)
+                and part in _UNION_TAGS.get(str(raw_loc[i - 2]), ())
+            ):
+                continue
+            loc.append(str(part))
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "missing (required)"
         elif msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
-        elif err["type"] == "union_tag_invalid":
-            msg = (
-                f"unknown kind {err.get('input', {}).get('kind')!r}"
-                if isinstance(err.get("input"), dict)
-                else msg
-            )
+        elif err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            kinds = " or ".join(_UNION_TAGS.get(loc[0], ())) if loc else ""
+            kind = err["input"].get("kind") if isinstance(err.get("input"), dict) else None
+            loc.append("kind")
+            msg = f"unknown kind {kind!r}" if kind is not None else "missing (required)"
+            if kinds:
+                msg += f"; expected {kinds}"
         problems.append(f"{'.'.join(loc) or '<root>'}: {msg}")
     return problems
 
@@ -346,10 +392,11 @@ def load_config_text(text: str, env: Mapping[str, str] | None = None, source: st
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
+        # Field errors stop pydantic before the cross-section checks: run those on the raw data
+        # so that every problem is reported at once.
         problems = _format_validation_error(exc)
+        problems += [p for p in _cross_check(data.get("chains"), data.get("venues")) if p not in problems]
         raise ConfigError(problems) from None
-    except ConfigError:
-        raise
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:

@@ -20,8 +20,14 @@ def evm_finalized_height(rule: EvmFinality, head: int, tagged: int | None) -> in
 
 
 def solana_finalized_height(rule: SolanaFinality, confirmed_slot: int, finalized_slot: int) -> int:
-    """The slot up to which the index treats data as final under the configured commitment."""
-    return confirmed_slot if rule.commitment == "confirmed" else finalized_slot
+    """The slot up to which the index treats data as final under the configured commitment.
+
+    Never above `confirmed_slot` (the newest slot the index reads): the two slots may come from
+    different nodes, and a finalized slot reported ahead of it is capped, like the EVM tag rule.
+    """
+    if rule.commitment == "confirmed":
+        return confirmed_slot
+    return min(finalized_slot, confirmed_slot)
 
 
 def confirmations_behind(head: int, finalized: int) -> int:

@@ -14,7 +14,11 @@ window and says what to do:
   `number` (or the nearest existing one below it), prepend it and call again.
 - `Inconsistent(reason)`: the candidates are not linked among themselves (the chain moved while
   they were read); read them again.
-- `Violation(fork_point, finalized)`: the chain disagrees with a finalized block: halt.
+- `Violation(fork_point, finalized)`: the chain disagrees with a finalized block (one would be
+  orphaned, or a new block appeared at a finalized height the window holds as a skipped slot),
+  or no common ancestor exists at or above the window's bottom: halt.
+
+The last candidate is taken to be the chain's head: window blocks above it are orphaned.
 """
 
 from __future__ import annotations
@@ -133,13 +137,17 @@ def reconcile(window: Window, candidates: Sequence[BlockRef]) -> Decision:
     if tip is None:
         return Advance(cands)
 
-    # The last candidate that is already in the window is the common ancestor.
+    bottom = window.bottom
+    assert bottom is not None
+
+    # The last candidate that is already in the window is the common ancestor. Candidates below
+    # the window's bottom say nothing about it (the window does not hold those heights).
     match_idx = -1
     for i, c in enumerate(cands):
         mine = window.at(c.number)
         if mine is not None and mine.hash == c.hash:
             match_idx = i
-        elif c.number <= tip.number:
+        elif bottom.number <= c.number <= tip.number:
             break
     if match_idx >= 0:
         ancestor = cands[match_idx]
@@ -151,20 +159,29 @@ def reconcile(window: Window, candidates: Sequence[BlockRef]) -> Decision:
         return _split(window, parent, cands)
 
     # No link yet: is the mismatch already at or below finality?
-    bottom = window.bottom
-    assert bottom is not None
     mine = window.at(first.number)
     if mine is not None and mine.number <= window.finalized:
         return Violation(
             first.number, window.finalized, f"block {first.number} hash {first.hash} != {mine.hash}"
         )
-    if first.number - 1 < bottom.number or first.number - 1 < window.finalized:
+    # The first candidate's parent is the canonical block at or below `first.number - 1`.
+    highest_parent = first.number - 1
+    if highest_parent < bottom.number:
         return Violation(
             first.number,
             window.finalized,
             f"no common ancestor at or above the window bottom {bottom.number}",
         )
-    return NeedParent(min(first.number, tip.number + 1) - 1)
+    if highest_parent < window.finalized and highest_parent <= tip.number:
+        # The parent is at or below finality and inside the window's span, yet not in the window.
+        return Violation(
+            first.number,
+            window.finalized,
+            f"block {first.number} {first.hash} does not descend from the finalized chain",
+        )
+    # Walk back one parent at a time (never jump to the tip: prepending a header that is not the
+    # first candidate's parent could never link).
+    return NeedParent(highest_parent)
 
 
 def _split(window: Window, ancestor: BlockRef, new: tuple[BlockRef, ...]) -> Decision:
@@ -174,6 +191,14 @@ def _split(window: Window, ancestor: BlockRef, new: tuple[BlockRef, ...]) -> Dec
             orphaned[0].number,
             window.finalized,
             f"finalized block {orphaned[0].number} {orphaned[0].hash} would be orphaned",
+        )
+    tip = window.tip
+    if new and tip is not None and new[0].number <= min(window.finalized, tip.number):
+        # A block appeared at a finalized height the window holds as empty (a skipped slot).
+        return Violation(
+            new[0].number,
+            window.finalized,
+            f"new block {new[0].number} {new[0].hash} at or below finalized height {window.finalized}",
         )
     if not orphaned:
         return Advance(new)

@@ -22,6 +22,7 @@ from indexer.metrics import Metrics
 from indexer.store.db import EmbeddedPostgres, create_pool, migrate
 from indexer.store.store import Store
 from indexer.sync.follower import Follower, FollowerSettings
+from indexer.sync.lease import ChainLease
 from indexer.sync.status import ChainStatus
 
 log = structlog.get_logger(__name__)
@@ -143,7 +144,13 @@ async def open_runtime(cfg: Config, chain_names: Sequence[str] | None = None) ->
                 rt.sources[chain.name] = src
                 rt.statuses[chain.name] = status
                 rt.followers[chain.name] = Follower(
-                    src, store, metrics, status, follower_settings(chain), on_update=rt.update_totals
+                    src,
+                    store,
+                    metrics,
+                    status,
+                    follower_settings(chain),
+                    on_update=rt.update_totals,
+                    lease=ChainLease(pool, chain.name),
                 )
             metrics.db_up.set(1)
             yield rt

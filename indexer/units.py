@@ -7,6 +7,8 @@ from decimal import Decimal
 
 def to_decimal_str(raw: int, decimals: int) -> str:
     """Exact decimal rendering of `raw` base units, trailing zeros trimmed (`1.5`, `0`, `-2.000001`)."""
+    if decimals < 0:
+        raise ValueError(f"decimals must be >= 0, got {decimals}")
     sign = "-" if raw < 0 else ""
     q, r = divmod(abs(raw), 10**decimals)
     if r == 0 or decimals == 0:

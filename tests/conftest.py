@@ -45,11 +45,17 @@ async def dsn(pg_dsn: str) -> AsyncIterator[str]:
     finally:
         await admin.close()
     yield _with_db(pg_dsn, name)
-    admin = await asyncpg.connect(pg_dsn)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    # Best effort: a database left behind in the throwaway test server harms nothing.
+    for _ in range(2):
+        try:
+            admin = await asyncpg.connect(pg_dsn)
+            try:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                return
+            finally:
+                await admin.close()
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            continue
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ burn = to the zero address.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -15,21 +16,37 @@ from indexer.model import EventKind, TokenEvent
 TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
+_QUANTITY_RE = re.compile(r"^0x[0-9a-fA-F]+$")
+_WORD_RE = re.compile(r"^0x[0-9a-fA-F]{64}$")
+_ADDRESS_WORD_RE = re.compile(r"^0x0{24}[0-9a-fA-F]{40}$")
+
 
 def _hex_int(value: Any, what: str) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
-    if isinstance(value, str) and value.startswith("0x"):
-        try:
-            return int(value, 16)
-        except ValueError:
-            pass
-    raise MalformedReply(f"log field {what} is not a hex quantity: {value!r}")
+    if value is None:
+        raise MalformedReply(f"log is missing {what}")
+    # int(x, 16) alone would also take whitespace, underscores and signs.
+    if isinstance(value, str) and _QUANTITY_RE.match(value):
+        return int(value, 16)
+    raise MalformedReply(f"log field {what} is not a hex quantity: {value!r:.100}")
+
+
+def _hash(value: Any, what: str) -> str:
+    if value is None:
+        raise MalformedReply(f"log is missing {what} (pending log?)")
+    if not isinstance(value, str) or not _WORD_RE.match(value):
+        raise MalformedReply(f"log field {what} is not a 32-byte hex hash: {value!r:.100}")
+    return value.lower()
 
 
 def _topic_address(topic: Any, what: str) -> str:
-    if not isinstance(topic, str) or len(topic) != 66 or not topic.startswith("0x"):
-        raise MalformedReply(f"log {what} topic is not a 32-byte word: {topic!r}")
+    if not isinstance(topic, str) or not _WORD_RE.match(topic):
+        raise MalformedReply(f"Transfer log {what} topic is not a 32-byte hex word: {topic!r:.100}")
+    if not _ADDRESS_WORD_RE.match(topic):
+        raise MalformedReply(
+            f"Transfer log {what} topic is not an address (upper 12 bytes not zero): {topic}"
+        )
     return "0x" + topic[26:].lower()
 
 
@@ -49,22 +66,20 @@ def decode_transfer(chain: str, log: Mapping[str, Any], timestamp: int = 0) -> T
     if len(topics) != 3 or str(topics[0]).lower() != TRANSFER_TOPIC:
         return None
     data = log.get("data")
-    if not isinstance(data, str) or not data.startswith("0x") or len(data) != 66:
-        raise MalformedReply(f"Transfer log data is not one 32-byte word: {data!r:.100}")
-    block_hash = log.get("blockHash")
-    tx_hash = log.get("transactionHash")
-    if not isinstance(block_hash, str) or not isinstance(tx_hash, str):
-        raise MalformedReply("log is missing blockHash or transactionHash (pending log?)")
+    if not isinstance(data, str) or not _WORD_RE.match(data):
+        raise MalformedReply(f"Transfer log data is not one 32-byte hex word: {data!r:.100}")
+    block_hash = _hash(log.get("blockHash"), "blockHash")
+    tx_hash = _hash(log.get("transactionHash"), "transactionHash")
     if log.get("removed") is True:
-        raise MalformedReply("log is marked removed")
+        raise MalformedReply(f"log is marked removed (block {block_hash}, tx {tx_hash})")
     from_addr = _topic_address(topics[1], "from")
     to_addr = _topic_address(topics[2], "to")
     ts = log.get("blockTimestamp")
     return TokenEvent(
         chain=chain,
         block_number=_hex_int(log.get("blockNumber"), "blockNumber"),
-        block_hash=block_hash.lower(),
-        tx_hash=tx_hash.lower(),
+        block_hash=block_hash,
+        tx_hash=tx_hash,
         log_index=_hex_int(log.get("logIndex"), "logIndex"),
         kind=classify(from_addr, to_addr),
         from_addr=from_addr,
@@ -76,16 +91,25 @@ def decode_transfer(chain: str, log: Mapping[str, Any], timestamp: int = 0) -> T
 
 def decode_logs(chain: str, logs: Iterable[Mapping[str, Any]], token: str | None = None) -> list[TokenEvent]:
     """Decode the Transfer logs among `logs` (optionally only those emitted by `token`),
-    dropping exact duplicates of an event identity (a provider fault seen in the wild)."""
+    dropping exact duplicates of an event identity (a provider fault seen in the wild). Two
+    different events with one identity are a malformed reply."""
     out: list[TokenEvent] = []
-    seen: set[tuple[str, str, str, int]] = set()
+    seen: dict[tuple[str, str, str, int], TokenEvent] = {}
     want = token.lower() if token else None
     for log in logs:
         if want is not None and str(log.get("address", "")).lower() != want:
             continue
         ev = decode_transfer(chain, log)
-        if ev is None or ev.identity in seen:
+        if ev is None:
             continue
-        seen.add(ev.identity)
+        first = seen.get(ev.identity)
+        if first is not None:
+            if first != ev:
+                raise MalformedReply(
+                    f"two different logs with one identity (block {ev.block_hash}, tx {ev.tx_hash}, "
+                    f"log index {ev.log_index}): {first} != {ev}"
+                )
+            continue
+        seen[ev.identity] = ev
         out.append(ev)
     return out

@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import asyncpg
 import structlog
 
 from indexer import reorg
@@ -21,10 +22,14 @@ from indexer.errors import DataConsistencyError, FinalityViolation, RpcError
 from indexer.metrics import Metrics
 from indexer.model import BlockRef, RangeData
 from indexer.store.store import Batch, Store, SupplyPoint
+from indexer.sync.lease import ChainLease
 from indexer.sync.status import STATES, ChainStatus, State
 from indexer.units import to_float
 
 log = structlog.get_logger(__name__)
+
+DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, ConnectionError)
+TRANSIENT_ERRORS = (RpcError, DataConsistencyError, OSError, TimeoutError, *DB_ERRORS)
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,7 @@ class FollowerSettings:
     concurrency: int  # backfill fetches in flight
     supply_check_interval: float = 5.0
     error_backoff_max: float = 30.0
+    standby_poll: float = 1.0
 
 
 class Follower:
@@ -47,7 +53,9 @@ class Follower:
         status: ChainStatus,
         settings: FollowerSettings,
         on_update: Callable[[], None] | None = None,
+        lease: ChainLease | None = None,
     ) -> None:
+        self.lease = lease
         self.src = source
         self.store = store
         self.metrics = metrics
@@ -72,35 +80,63 @@ class Follower:
         self.status.supply_head = (await self.store.supply_at(self.chain)).supply
         self.export()
 
-    async def run(self, stop: asyncio.Event, to_block: int | None = None) -> None:
-        """Index until `stop` is set, or (with `to_block`) until that height is indexed."""
-        await self.load()
+    async def run(
+        self, stop: asyncio.Event, to_block: int | None = None, lease: ChainLease | None = None
+    ) -> None:
+        """Index until `stop` is set, or (with `to_block`) until that height is indexed.
+
+        With a `lease`, index only while holding the chain's lock; otherwise wait as a standby.
+        Any transient fault (RPC, database, inconsistent reads) backs off and reloads the cursor
+        and window from the store before the next step: a commit whose acknowledgement was lost
+        may have landed, and the store, not memory, is the truth.
+        """
+        lease = lease if lease is not None else self.lease
         failures = 0
-        while not stop.is_set():
-            try:
-                done = await self.step(stop, to_block)
-                failures = 0
-                if done:
-                    return
-            except FinalityViolation as exc:
-                self._halt(exc)
-                raise
-            except (RpcError, DataConsistencyError, OSError) as exc:
-                failures += 1
-                self.status.last_error = str(exc)
-                delay = min(self.s.error_backoff_max, self.s.poll_interval * 2 ** min(failures, 6))
-                if failures == 1:
-                    self._log.warning(
-                        "sync_step_failed", error=str(exc), kind=type(exc).__name__, retry_in=delay
-                    )
-                else:
-                    self._log.debug("sync_step_failed_again", error=str(exc), failures=failures)
-                self.export()
-                await _sleep(stop, delay)
-                continue
-            if failures == 0 and self.status.last_error is not None:
-                self._log.info("sync_recovered")
-                self.status.last_error = None
+        loaded = False
+        try:
+            while not stop.is_set():
+                try:
+                    if lease is not None and not await lease.still_held():
+                        loaded = False
+                        if not await lease.try_acquire():
+                            self.status.phase = State.STANDBY
+                            self.export()
+                            await _sleep(stop, self.s.standby_poll)
+                            continue
+                    if not loaded:
+                        await self.load()
+                        loaded = True
+                    done = await self.step(stop, to_block)
+                    if done:
+                        return
+                except FinalityViolation as exc:
+                    self._halt(exc)
+                    raise
+                except TRANSIENT_ERRORS as exc:
+                    failures += 1
+                    loaded = False
+                    self.status.last_error = f"{type(exc).__name__}: {exc}"
+                    if isinstance(exc, DB_ERRORS):
+                        self.metrics.db_up.set(0)
+                    delay = min(self.s.error_backoff_max, self.s.poll_interval * 2 ** min(failures, 6))
+                    if failures == 1 or failures % 20 == 0:
+                        self._log.warning(
+                            "sync_step_failed",
+                            error=str(exc),
+                            kind=type(exc).__name__,
+                            failures=failures,
+                            retry_in=round(delay, 3),
+                        )
+                    self.export()
+                    await _sleep(stop, delay)
+                    continue
+                if failures:
+                    self._log.info("sync_recovered", after_failures=failures)
+                    failures = 0
+                    self.status.last_error = None
+        finally:
+            if lease is not None:
+                await lease.release()
 
     async def step(self, stop: asyncio.Event, to_block: int | None) -> bool:
         head = await self.src.head()

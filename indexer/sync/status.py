@@ -9,6 +9,7 @@ from enum import StrEnum
 
 class State(StrEnum):
     STARTING = "starting"
+    STANDBY = "standby"  # another process holds this chain's lease
     BACKFILL = "backfill"
     LIVE = "live"
     STALLED = "stalled"
@@ -49,12 +50,15 @@ class ChainStatus:
 
     def state(self, now: float | None = None) -> State:
         now = time.time() if now is None else now
-        if self.phase == State.HALTED:
-            return State.HALTED
+        if self.phase in (State.HALTED, State.STANDBY):
+            return self.phase
         last = self.last_success if self.last_success is not None else self.started_at
         if now - last > self.stall_after:
             return State.STALLED
         return self.phase
 
     def ready(self, now: float | None = None) -> bool:
-        return self.state(now) == State.LIVE and self.lag_seconds(now) <= self.lag_budget
+        """Live and within the lag budget. A hot standby is ready: it serves the API from the
+        same database the owner writes."""
+        state = self.state(now)
+        return state == State.STANDBY or (state == State.LIVE and self.lag_seconds(now) <= self.lag_budget)

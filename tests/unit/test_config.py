@@ -1,0 +1,480 @@
+"""Configuration: the full DESIGN example loads; interpolation; durations; and every bad input is
+reported as `path.to.key: message`, all problems at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from indexer.config import (
+    Config,
+    EvmChainConfig,
+    OrderbookVenueConfig,
+    SolanaChainConfig,
+    UniswapV2VenueConfig,
+    UniswapV3VenueConfig,
+    interpolate,
+    load_config,
+    load_config_text,
+    parse_duration,
+)
+from indexer.errors import ConfigError
+
+# Real USD1 deployments (realdata/tokens): Ethereum ERC-20 and Solana SPL mint.
+USD1_ETH = "0x8d0D000Ee44948FC98c9B98A4FA4921476f08B0d"
+USD1_SOL = "USD1ttGY1N17NEEHLmELoaybftRBUSErhqYiQzvEmuB"
+POOL = "0xdf63268af25a2a69c07d09a88336cd9424269a1f"  # a Uniswap V3 pool from realdata/pools
+
+FULL = f"""
+token: {{symbol: USD1, peg_usd: 1.0}}
+database: {{dsn: "${{USD1_DATABASE_URL:-}}"}}
+data_dir: ./.usd1
+http: {{listen: "127.0.0.1:9464"}}
+chains:
+  - name: ethereum
+    kind: evm
+    rpc: ["http://127.0.0.1:8545", "https://eth.example.org/v1/${{ETH_KEY:-demo}}"]
+    ws: null
+    token: "{USD1_ETH}"
+    decimals: 18
+    start_block: 0
+    finality: {{tag: finalized}}
+    poll_interval: 1s
+  - name: bsc
+    kind: evm
+    rpc: ["http://127.0.0.1:8546"]
+    ws: "ws://127.0.0.1:8547"
+    token: "{USD1_ETH}"
+    finality: {{confirmations: 15}}
+    poll_interval: 500ms
+  - name: solana
+    kind: solana
+    rpc: ["http://127.0.0.1:8899"]
+    mint: "{USD1_SOL}"
+    decimals: 6
+    finality: {{commitment: confirmed}}
+market:
+  bands_bps: [10, 50, 100]
+venues:
+  - name: univ2-usd1-usdc
+    kind: uniswap_v2
+    chain: ethereum
+    pool: "{POOL}"
+    quote_usd: 1.0
+    interval: 5s
+  - name: univ3-usd1-usdt
+    kind: uniswap_v3
+    chain: bsc
+    pool: "{POOL}"
+    quote_venue: binance-usd1-usdt
+    interval: 2m
+  - name: binance-usd1-usdt
+    kind: orderbook
+    exchange: binance
+    url: "https://api.binance.com/api/v3/depth?symbol=USD1USDT"
+    quote_usd: 1.0
+    interval: 10s
+reserves: {{url: "file://reserves.json", interval: 1h}}
+"""
+
+MINIMAL = f"""
+chains:
+  - name: ethereum
+    kind: evm
+    rpc: ["http://127.0.0.1:8545"]
+    token: "{USD1_ETH}"
+"""
+
+
+def problems(text: str, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config_text(text, env or {})
+    assert str(info.value) == "\n".join(info.value.problems)
+    return info.value.problems
+
+
+def one_problem(text: str, env: dict[str, str] | None = None) -> str:
+    found = problems(text, env)
+    assert len(found) == 1, found
+    return found[0]
+
+
+# --------------------------------------------------------------------------------------------
+# Valid configs
+
+
+def test_full_design_example_loads() -> None:
+    cfg = load_config_text(FULL, env={})
+    assert cfg.token.symbol == "USD1" and cfg.token.peg_usd == 1.0
+    assert cfg.database.dsn == ""  # ${USD1_DATABASE_URL:-} with the variable unset
+    assert cfg.data_dir == Path(".usd1")
+    assert (cfg.http.host, cfg.http.port) == ("127.0.0.1", 9464)
+
+    eth, bsc, sol = cfg.chains
+    assert isinstance(eth, EvmChainConfig) and isinstance(bsc, EvmChainConfig)
+    assert isinstance(sol, SolanaChainConfig)
+    assert eth.token == USD1_ETH.lower()  # EVM addresses are normalized to lowercase
+    assert eth.rpc == ["http://127.0.0.1:8545", "https://eth.example.org/v1/demo"]
+    assert eth.ws is None and eth.decimals == 18 and eth.start_block == 0
+    assert (eth.finality.tag, eth.finality.confirmations) == ("finalized", None)
+    assert eth.poll_interval == 1.0
+    assert (bsc.finality.tag, bsc.finality.confirmations) == (None, 15)
+    assert bsc.poll_interval == 0.5 and bsc.ws == "ws://127.0.0.1:8547"
+    assert bsc.decimals == 18  # default
+    assert sol.mint == USD1_SOL and sol.decimals == 6 and sol.finality.commitment == "confirmed"
+    assert sol.poll_interval == 0.4  # Solana default
+
+    assert cfg.market.bands_bps == [10, 50, 100]
+    v2, v3, ob = cfg.venues
+    assert isinstance(v2, UniswapV2VenueConfig) and v2.pool == POOL and v2.interval == 5.0
+    assert isinstance(v3, UniswapV3VenueConfig) and v3.quote_venue == "binance-usd1-usdt"
+    assert v3.interval == 120.0
+    assert isinstance(ob, OrderbookVenueConfig) and ob.exchange == "binance" and ob.interval == 10.0
+    assert cfg.reserves is not None and cfg.reserves.interval == 3600.0
+    assert cfg.chain("bsc") is bsc
+    with pytest.raises(KeyError):
+        cfg.chain("tron")
+
+
+def test_minimal_config_gets_the_defaults() -> None:
+    cfg = load_config_text(MINIMAL, env={})
+    (eth,) = cfg.chains
+    assert isinstance(eth, EvmChainConfig)
+    assert eth.finality.tag == "finalized"
+    assert cfg.http.listen == "127.0.0.1:9464"
+    assert cfg.venues == [] and cfg.reserves is None
+
+
+def test_ipv6_listen_address() -> None:
+    cfg = load_config_text(MINIMAL + 'http: {listen: "[::1]:9000"}\n', env={})
+    assert (cfg.http.host, cfg.http.port) == ("::1", 9000)
+
+
+def test_load_config_file_resolves_data_dir(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(MINIMAL + "data_dir: rel/dir\n")
+    cfg = load_config(path, env={})
+    assert cfg.data_dir.is_absolute() and cfg.data_dir.parts[-2:] == ("rel", "dir")
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "nope.yaml", env={})
+    assert info.value.problems[0].startswith("<root>: cannot read ")
+
+
+# --------------------------------------------------------------------------------------------
+# Interpolation
+
+
+def test_env_interpolation() -> None:
+    env = {"USD1_DATABASE_URL": "postgresql://u@db/usd1", "ETH_KEY": "k123"}
+    cfg = load_config_text(FULL, env=env)
+    assert cfg.database.dsn == "postgresql://u@db/usd1"
+    assert cfg.chains[0].rpc[1] == "https://eth.example.org/v1/k123"
+
+
+def test_default_applies_when_the_variable_is_empty() -> None:
+    value, found = interpolate("${A:-x}", {"A": ""})
+    assert (value, found) == ("x", [])
+    value, found = interpolate("${A}", {"A": ""})
+    assert (value, found) == ("", [])
+
+
+def test_interpolation_in_nested_values_and_several_per_string() -> None:
+    value, found = interpolate({"a": ["${X}-${Y:-y}", 3, None], "b": {"c": "$X and ${X}"}}, {"X": "1"})
+    assert found == []
+    assert value == {"a": ["1-y", 3, None], "b": {"c": "$X and 1"}}
+
+
+def test_interpolated_numbers_and_durations_are_typed() -> None:
+    text = MINIMAL + "    decimals: ${DEC:-6}\n    poll_interval: ${POLL:-250ms}\n"
+    eth = load_config_text(text, env={}).chains[0]
+    assert eth.decimals == 6 and eth.poll_interval == 0.25
+    eth = load_config_text(text, env={"DEC": "18", "POLL": "2s"}).chains[0]
+    assert eth.decimals == 18 and eth.poll_interval == 2.0
+
+
+def test_unset_variable_without_default_names_the_key_path() -> None:
+    text = MINIMAL.replace('rpc: ["http://127.0.0.1:8545"]', 'rpc: ["http://a", "${RPC_URL}"]')
+    assert problems(text) == ["chains.0.rpc.1: environment variable RPC_URL is not set"]
+
+
+def test_every_unset_variable_is_reported() -> None:
+    text = MINIMAL + "database: {dsn: '${DSN}'}\ndata_dir: ${DATA}\n"
+    assert problems(text) == [
+        "database.dsn: environment variable DSN is not set",
+        "data_dir: environment variable DATA is not set",
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Durations
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("1s", 1.0),
+        ("500ms", 0.5),
+        ("2m", 120.0),
+        ("1h", 3600.0),
+        ("1d", 86400.0),
+        ("1.5s", 1.5),
+        (" 10 s ", 10.0),
+        ("3", 3.0),
+        (2, 2.0),
+        (0.25, 0.25),
+    ],
+)
+def test_durations(text: str | float, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "1sec", "-1s", "0s", "0", "ms", "1 2s", True, None, "1e3s"])
+def test_bad_durations(text: object) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+@settings(max_examples=100)
+@given(n=st.integers(1, 10**6), unit=st.sampled_from([("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]))
+def test_duration_units(n: int, unit: tuple[str, float]) -> None:
+    assert parse_duration(f"{n}{unit[0]}") == pytest.approx(n * unit[1])
+
+
+def test_bad_duration_in_config_names_the_key() -> None:
+    found = one_problem(MINIMAL + "    poll_interval: soon\n")
+    assert found.startswith("chains.0.poll_interval: invalid duration 'soon'")
+
+
+# --------------------------------------------------------------------------------------------
+# Bad inputs: one problem line each, naming the key path
+
+
+def with_chain_line(line: str) -> str:
+    return MINIMAL + f"    {line}\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (with_chain_line("foo: 1"), "chains.0.foo: unknown key"),
+        (MINIMAL + "extra: 1\n", "extra: unknown key"),
+        (
+            MINIMAL.replace(USD1_ETH, "0x8d0D000Ee44948FC98c9B98A4FA4921476f08B0"),
+            "chains.0.token: invalid EVM address '0x8d0D000Ee44948FC98c9B98A4FA4921476f08B0': "
+            "expected 0x followed by 40 hex digits",
+        ),
+        (
+            MINIMAL.replace(USD1_ETH, "0x8d0D000Ee44948FC98c9B98A4FA4921476f08B0g"),
+            "chains.0.token: invalid EVM address '0x8d0D000Ee44948FC98c9B98A4FA4921476f08B0g': "
+            "expected 0x followed by 40 hex digits",
+        ),
+        (
+            with_chain_line("finality: {}"),
+            "chains.0.finality: give exactly one of tag (finalized|safe) or confirmations (N blocks); "
+            "got neither",
+        ),
+        (
+            with_chain_line("finality: {tag: safe, confirmations: 3}"),
+            "chains.0.finality: give exactly one of tag (finalized|safe) or confirmations (N blocks); "
+            "got both",
+        ),
+        (
+            with_chain_line("finality: {tag: latest}"),
+            "chains.0.finality.tag: Input should be 'finalized' or 'safe'",
+        ),
+        (
+            with_chain_line("finality: {confirmations: -1}"),
+            "chains.0.finality.confirmations: Input should be greater than or equal to 0",
+        ),
+        (with_chain_line("finality: {commitment: finalized}"), "chains.0.finality.commitment: unknown key"),
+        (with_chain_line("decimals: 99"), "chains.0.decimals: Input should be less than or equal to 36"),
+        (
+            MINIMAL.replace('rpc: ["http://127.0.0.1:8545"]', "rpc: [ftp://x]"),
+            "chains.0.rpc.0: invalid URL 'ftp://x': expected http(s):// or ws(s)://",
+        ),
+        (
+            MINIMAL.replace('rpc: ["http://127.0.0.1:8545"]', "rpc: []"),
+            "chains.0.rpc: List should have at least 1 item after validation, not 0",
+        ),
+        (
+            MINIMAL.replace("name: ethereum", "name: Ethereum Main"),
+            "chains.0.name: invalid name 'Ethereum Main': use lowercase letters, digits, '_' and '-'",
+        ),
+        (
+            MINIMAL.replace("kind: evm", "kind: tron"),
+            "chains.0.kind: unknown kind 'tron'; expected evm or solana",
+        ),
+        (MINIMAL.replace("    kind: evm\n", ""), "chains.0.kind: missing (required); expected evm or solana"),
+        (MINIMAL.replace(f'    token: "{USD1_ETH}"\n', ""), "chains.0.token: missing (required)"),
+        ("token: {symbol: USD1}\n", "chains: missing (required)"),
+        ("chains: []\n", "chains: List should have at least 1 item after validation, not 0"),
+        (
+            MINIMAL + 'http: {listen: "localhost"}\n',
+            "http.listen: invalid listen address 'localhost': expected host:port, e.g. 127.0.0.1:9464",
+        ),
+        (
+            MINIMAL + 'http: {listen: "127.0.0.1:70000"}\n',
+            "http.listen: invalid listen address '127.0.0.1:70000': expected host:port, e.g. 127.0.0.1:9464",
+        ),
+        (
+            MINIMAL + 'http: {listen: ":9464"}\n',
+            "http.listen: invalid listen address ':9464': expected host:port, e.g. 127.0.0.1:9464",
+        ),
+        (MINIMAL + "market: {bands_bps: [10, 10]}\n", "market: bands_bps has duplicates"),
+        (
+            MINIMAL + "reserves: {url: 'ftp://x'}\n",
+            "reserves: invalid reserves url 'ftp://x': expected file://, http:// or https://",
+        ),
+    ],
+)
+def test_bad_input_is_one_problem_naming_the_key(text: str, expected: str) -> None:
+    assert problems(text) == [expected]
+
+
+def test_wrong_type_and_unknown_key_in_one_section() -> None:
+    assert problems(MINIMAL + "http: {listen: 9464, tls: true}\n") == [
+        "http.listen: Input should be a valid string",
+        "http.tls: unknown key",
+    ]
+
+
+SOLANA = f"""
+chains:
+  - name: solana
+    kind: solana
+    rpc: ["http://127.0.0.1:8899"]
+    mint: "{USD1_SOL}"
+"""
+
+
+@pytest.mark.parametrize(
+    "mint",
+    [
+        "USD1ttGY1N17NEEHLmELoaybftRBUSErhqYiQzvEmu0",  # '0' is not base58
+        "USD1ttGY1N17NEEHLmELoaybftRBUSErhqYiQzvEmuBxx",  # too long
+        "1111111111111111111111111111111111111111111",  # base58 but not 32 bytes
+        "0x8d0D000Ee44948FC98c9B98A4FA4921476f08B0d",  # an EVM address
+    ],
+)
+def test_bad_solana_mint(mint: str) -> None:
+    found = one_problem(SOLANA.replace(USD1_SOL, mint))
+    assert found.startswith(f"chains.0.mint: invalid Solana address '{mint}': expected a base58 public key")
+
+
+def test_solana_commitment_must_be_known() -> None:
+    found = one_problem(SOLANA + "    finality: {commitment: processed}\n")
+    assert found == "chains.0.finality.commitment: Input should be 'finalized' or 'confirmed'"
+
+
+def test_solana_chain_rejects_evm_keys() -> None:
+    assert problems(SOLANA + f'    token: "{USD1_ETH}"\n') == ["chains.0.token: unknown key"]
+
+
+def test_duplicate_chain_names() -> None:
+    text = MINIMAL + SOLANA.replace("chains:\n", "").replace("name: solana", "name: ethereum")
+    assert problems(text) == ["chains.1.name: duplicate chain name 'ethereum'"]
+
+
+def venue(line: str) -> str:
+    return f"venues:\n  - {{name: v1, kind: uniswap_v2, pool: '{POOL}', {line}}}\n"
+
+
+def test_venue_on_an_unknown_chain() -> None:
+    assert problems(MINIMAL + venue("chain: arbitrum")) == [
+        "venues.0.chain: 'arbitrum' is not a configured chain; pool venues need an EVM chain"
+    ]
+
+
+def test_pool_venue_on_a_solana_chain() -> None:
+    text = MINIMAL + SOLANA.replace("chains:\n", "") + venue("chain: solana")
+    assert problems(text) == ["venues.0.chain: 'solana' is a Solana chain; pool venues need an EVM chain"]
+
+
+def test_venue_quote_venue_must_exist_and_not_clash_with_quote_usd() -> None:
+    assert problems(MINIMAL + venue("chain: ethereum, quote_venue: nope")) == [
+        "venues.0.quote_venue: no venue named 'nope'"
+    ]
+    assert problems(MINIMAL + venue("chain: ethereum, quote_venue: v1, quote_usd: 1.0")) == [
+        "venues.0: give either quote_usd or quote_venue, not both"
+    ]
+
+
+def test_bad_venue_fields() -> None:
+    text = MINIMAL + "venues:\n  - {name: ob, kind: orderbook, exchange: ftx, url: 'https://x', extra: 1}\n"
+    assert problems(text) == [
+        "venues.0.exchange: Input should be 'binance', 'coinbase', 'kraken', 'okx' or 'bybit'",
+        "venues.0.extra: unknown key",
+    ]
+    text = MINIMAL + f"venues:\n  - {{name: p, kind: uniswap_v4, chain: ethereum, pool: '{POOL}'}}\n"
+    assert problems(text) == [
+        "venues.0.kind: unknown kind 'uniswap_v4'; expected uniswap_v2 or uniswap_v3 or orderbook"
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "chains: [\n",
+        "chains:\n  - name: x\n  bad: [",
+        "a: b: c\n",
+        "\tchains: []\n",
+    ],
+)
+def test_bad_yaml(text: str) -> None:
+    found = one_problem(text)
+    assert found.startswith("<root>: <config> is not valid YAML (line ")
+
+
+@pytest.mark.parametrize("text", ["", "- a\n- b\n", "just a string\n", "42\n"])
+def test_not_a_mapping(text: str) -> None:
+    assert problems(text) == ["<root>: <config> must be a YAML mapping"]
+
+
+def test_several_problems_are_all_reported() -> None:
+    text = f"""
+http: {{listen: "nowhere"}}
+chains:
+  - name: ethereum
+    kind: evm
+    rpc: ["http://127.0.0.1:8545"]
+    token: "0x1234"
+    finality: {{tag: finalized, confirmations: 2}}
+    foo: bar
+  - name: ethereum
+    kind: solana
+    rpc: ["http://127.0.0.1:8899"]
+    mint: "{USD1_SOL}"
+    poll_interval: fast
+venues:
+  - {{name: v1, kind: uniswap_v3, chain: base, pool: "{POOL}"}}
+"""
+    found = problems(text)
+    assert sorted(found) == sorted(
+        [
+            "http.listen: invalid listen address 'nowhere': expected host:port, e.g. 127.0.0.1:9464",
+            "chains.0.token: invalid EVM address '0x1234': expected 0x followed by 40 hex digits",
+            "chains.0.finality: give exactly one of tag (finalized|safe) or confirmations (N blocks); got both",
+            "chains.0.foo: unknown key",
+            "chains.1.poll_interval: invalid duration 'fast': expected e.g. 1s, 500ms, 2m, 1h",
+            "chains.1.name: duplicate chain name 'ethereum'",
+            "venues.0.chain: 'base' is not a configured chain; pool venues need an EVM chain",
+        ]
+    )
+
+
+def test_cross_checks_also_run_on_direct_model_validation() -> None:
+    chain = {"name": "a", "kind": "evm", "rpc": ["http://x"], "token": USD1_ETH}
+    with pytest.raises(ConfigError) as info:
+        Config.model_validate({"chains": [chain, chain]})
+    assert info.value.problems == ["chains.1.name: duplicate chain name 'a'"]
+
+
+def test_a_key_named_like_a_kind_keeps_its_path() -> None:
+    # Only the union tag pydantic inserts is dropped from paths, not a user key spelled the same.
+    assert problems(with_chain_line("evm: 1")) == ["chains.0.evm: unknown key"]
