@@ -68,11 +68,12 @@ def run(config_path: str, chains: str | None) -> None:
     from indexer.daemon import install_signal_handlers, run_daemon
 
     cfg = _load(config_path)
+    config_dir = Path(config_path).resolve().parent
 
     async def main_() -> None:
         stop = asyncio.Event()
         install_signal_handlers(stop)
-        await run_daemon(cfg, stop, _chains(chains))
+        await run_daemon(cfg, stop, _chains(chains), config_dir=config_dir)
 
     _run_async(main_)
 

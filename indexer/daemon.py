@@ -6,12 +6,15 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
 
 import structlog
 from aiohttp import web
 
 from indexer.api.app import create_app
-from indexer.config import Config
+from indexer.config import Config, EvmChainConfig
+from indexer.market.service import MarketService
+from indexer.reserves import ReservesService, TotalSupply
 from indexer.runtime import Runtime, open_runtime
 from indexer.sync.supervisor import Supervisor
 
@@ -45,6 +48,7 @@ async def run_daemon(
     stop: asyncio.Event,
     chains: Sequence[str] | None = None,
     on_ready: Callable[[Runtime, int], None] | None = None,
+    config_dir: Path | None = None,
 ) -> None:
     """Index every selected chain and serve HTTP until `stop` is set."""
     async with open_runtime(cfg, chains) as rt:
@@ -55,6 +59,21 @@ async def run_daemon(
                 on_ready(rt, port)
             supervisor = Supervisor(list(rt.followers.values()), rt.metrics, tick=rt.update_totals)
             services = [asyncio.create_task(supervisor.run(stop), name="supervisor")]
+            # Market and reserves pollers run in their own tasks: a dead venue never blocks indexing.
+            if cfg.venues:
+                evm_rpc = {c.name: c.rpc[0] for c in cfg.chains if isinstance(c, EvmChainConfig)}
+                market = MarketService(cfg, rt.metrics, rt.session, evm_rpc)
+                services.append(asyncio.create_task(market.run(stop), name="market"))
+            if cfg.reserves is not None:
+                reserves = ReservesService(
+                    cfg.reserves,
+                    rt.metrics,
+                    rt.session,
+                    lambda: finalized_total_supply(rt),
+                    token_symbol=cfg.token.symbol,
+                    base_dir=config_dir,
+                )
+                services.append(asyncio.create_task(reserves.run(stop), name="reserves"))
             try:
                 await stop.wait()
                 await asyncio.wait(services, timeout=10)
@@ -63,6 +82,21 @@ async def run_daemon(
                     t.cancel()
                 await asyncio.gather(*services, return_exceptions=True)
     log.info("daemon_stopped")
+
+
+async def finalized_total_supply(rt: Runtime) -> TotalSupply | None:
+    """Finalized supply over every configured chain (from the store, so chains indexed by other
+    processes count too), in the largest decimals among them; None until every chain has a cursor."""
+    cursors = await rt.store.cursors()
+    dp = max(c.decimals for c in rt.cfg.chains)
+    total = 0
+    for c in rt.cfg.chains:
+        cur = cursors.get(c.name)
+        if cur is None:
+            return None
+        point = await rt.store.supply_at(c.name, cur["finalized_number"])
+        total += point.supply * 10 ** (dp - c.decimals)
+    return TotalSupply(total, dp)
 
 
 async def backfill(

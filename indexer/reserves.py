@@ -1,0 +1,379 @@
+"""Reserve attestations -> `usd1_reserves_usd`, `usd1_backing_ratio`, `usd1_reserves_age_seconds`,
+`usd1_reserves_up`.
+
+Attestation format (JSON, `version` 1; see `config/reserves.example.json`)::
+
+    {
+      "version": 1,
+      "token": "USD1",                           # optional, must match if given
+      "as_of": "2025-05-31T23:59:59Z",           # when the reserves were measured (timezone required)
+      "custodian": "Example Trust Company",       # who holds the assets
+      "attestor": "Example Accountants LLP",      # who attests to them
+      "assets": [                                 # at least one; amounts are exact decimal USD
+        {"category": "us_treasury_bills", "amount_usd": "1500000000.00", "description": "..."},
+        {"category": "cash", "amount_usd": "25000000.50"}
+      ],
+      "total_usd": "1525000000.50",              # optional; if given must equal the sum exactly
+      "report_url": "https://...",                # optional
+      "signature": {"scheme": "pgp", "value": "...", "key_id": "..."}   # optional, carried, not verified
+    }
+
+Amounts may be JSON strings or numbers; numbers are parsed as exact decimals (never floats).
+Categories are snake_case names (`cash`, `us_treasury_bills`, `overnight_repo`,
+`money_market_funds`, ...). The document is loaded from `file://PATH` (relative paths resolve
+against `base_dir`) or `http(s)://URL`.
+
+Backing ratio = total reserves (USD) / finalized total supply (whole tokens). The supply comes
+from a callable the daemon passes in; it returns exact base units and their decimals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import unquote, urlparse
+
+import aiohttp
+import structlog
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from indexer.config import ReservesConfig
+from indexer.errors import IndexerError
+from indexer.metrics import Metrics
+
+MAX_DOCUMENT = 4 * 1024 * 1024
+_CATEGORY_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+class ReservesError(IndexerError):
+    """The attestation could not be read or is invalid; `problems` holds `path: message` lines."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"reserves attestation {source}: " + "; ".join(problems))
+
+
+def _exact_amount(value: Any) -> Any:
+    if isinstance(value, bool) or isinstance(value, float):
+        raise ValueError("amount must be a decimal string or an exact JSON number")
+    if isinstance(value, str | int):
+        try:
+            return Decimal(str(value).strip())
+        except ArithmeticError:
+            raise ValueError(f"invalid decimal amount {value!r}") from None
+    return value
+
+
+def _non_negative(value: Decimal) -> Decimal:
+    if not value.is_finite() or value < 0:
+        raise ValueError("amount must be a finite, non-negative number")
+    return value
+
+
+def _category(value: str) -> str:
+    if not _CATEGORY_RE.match(value):
+        raise ValueError(f"invalid category {value!r}: use a snake_case name such as us_treasury_bills")
+    return value
+
+
+AmountUsd = Annotated[Decimal, BeforeValidator(_exact_amount), AfterValidator(_non_negative)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ReserveAsset(_Strict):
+    category: Annotated[str, AfterValidator(_category)]
+    amount_usd: AmountUsd
+    description: str | None = None
+
+
+class Signature(_Strict):
+    scheme: str = Field(min_length=1)
+    value: str = Field(min_length=1)
+    key_id: str | None = None
+
+
+class Attestation(_Strict):
+    version: Literal[1] = 1
+    token: str | None = None
+    as_of: AwareDatetime
+    custodian: str = Field(min_length=1)
+    attestor: str = Field(min_length=1)
+    assets: list[ReserveAsset] = Field(min_length=1)
+    total_usd: AmountUsd | None = None
+    report_url: str | None = None
+    signature: Signature | None = None
+
+    @model_validator(mode="after")
+    def _total(self) -> Attestation:
+        if self.total_usd is not None and self.total_usd != self.assets_total:
+            raise ValueError(
+                f"total_usd {self.total_usd} does not equal the sum of assets {self.assets_total}"
+            )
+        return self
+
+    @property
+    def assets_total(self) -> Decimal:
+        return sum((a.amount_usd for a in self.assets), Decimal(0))
+
+    @property
+    def reserves_usd(self) -> Decimal:
+        return self.assets_total
+
+    def by_category(self) -> dict[str, Decimal]:
+        out: dict[str, Decimal] = {}
+        for a in self.assets:
+            out[a.category] = out.get(a.category, Decimal(0)) + a.amount_usd
+        return out
+
+
+def parse_attestation(
+    data: bytes | str, source: str = "<attestation>", *, token: str | None = None
+) -> Attestation:
+    """Pure: bytes -> validated Attestation, or ReservesError listing every problem."""
+    try:
+        raw = json.loads(data, parse_float=Decimal, parse_constant=_reject_constant)
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
+        raise ReservesError(source, [f"<root>: not valid JSON: {exc}"]) from None
+    if not isinstance(raw, dict):
+        raise ReservesError(source, ["<root>: expected a JSON object"])
+    try:
+        att = Attestation.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+            msg = (
+                "unknown key"
+                if err["type"] == "extra_forbidden"
+                else err["msg"].removeprefix("Value error, ")
+            )
+            problems.append(f"{loc}: {msg}")
+        raise ReservesError(source, problems) from None
+    if token is not None and att.token is not None and att.token != token:
+        raise ReservesError(source, [f"token: attestation is for {att.token!r}, not {token!r}"])
+    return att
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a valid amount")
+
+
+@dataclass(frozen=True)
+class TotalSupply:
+    """Finalized total supply across chains in exact base units."""
+
+    raw: int
+    decimals: int
+
+
+SupplyFn = Callable[[], Awaitable[TotalSupply | None]]
+
+
+def backing_ratio(reserves_usd: Decimal, supply: TotalSupply) -> Fraction | None:
+    """reserves / (raw / 10^decimals), exact; None when the supply is zero."""
+    if supply.raw <= 0:
+        return None
+    return Fraction(reserves_usd) * Fraction(10**supply.decimals, supply.raw)
+
+
+async def load_attestation_bytes(
+    url: str, session: aiohttp.ClientSession, *, base_dir: Path | None = None, timeout_s: float = 30.0
+) -> bytes:
+    """Read the document from file:// or http(s)://; failures raise ReservesError."""
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        # file:///abs/path, file://relative/path (netloc is the first path segment) and file:rel
+        path = Path(unquote(parsed.netloc + parsed.path))
+        if not path.is_absolute():
+            path = (base_dir or Path.cwd()) / path
+        try:
+            data = await asyncio.to_thread(path.read_bytes)
+        except OSError as exc:
+            raise ReservesError(url, [f"<root>: cannot read {path}: {exc.strerror}"]) from None
+        if len(data) > MAX_DOCUMENT:
+            raise ReservesError(url, [f"<root>: document larger than {MAX_DOCUMENT} bytes"])
+        return data
+    if parsed.scheme in ("http", "https"):
+        try:
+            async with asyncio.timeout(timeout_s):
+                async with session.get(url) as resp:
+                    body = await resp.content.read(MAX_DOCUMENT + 1)
+                    if resp.status != 200:
+                        raise ReservesError(url, [f"<root>: HTTP {resp.status}"])
+        except TimeoutError:
+            raise ReservesError(url, [f"<root>: no reply within {timeout_s:g}s"]) from None
+        except aiohttp.ClientError as exc:
+            raise ReservesError(url, [f"<root>: {type(exc).__name__}: {exc}"]) from None
+        if len(body) > MAX_DOCUMENT:
+            raise ReservesError(url, [f"<root>: document larger than {MAX_DOCUMENT} bytes"])
+        return body
+    raise ReservesError(url, ["<root>: unsupported URL scheme (use file://, http:// or https://)"])
+
+
+@dataclass(frozen=True)
+class ReservesSnapshot:
+    up: bool
+    attestation: Attestation | None  # the last valid one (kept while later reads fail)
+    reserves_usd: Decimal | None
+    backing_ratio: Decimal | None
+    supply: TotalSupply | None
+    age_seconds: float | None
+    stale: bool  # older than reserves.max_age
+    last_success: float | None
+    last_error: str | None
+
+
+class ReservesService:
+    """Fetches the attestation every `config.interval`; recomputes the ratio every `ratio_interval`
+    (the supply moves much faster than attestations). A failed fetch sets `usd1_reserves_up` 0 and
+    keeps using the last valid attestation (its age keeps growing)."""
+
+    def __init__(
+        self,
+        config: ReservesConfig,
+        metrics: Metrics,
+        session: aiohttp.ClientSession,
+        supply: SupplyFn,
+        *,
+        token_symbol: str | None = None,
+        base_dir: Path | None = None,
+        logger: Any | None = None,
+        clock: Callable[[], float] = time.time,
+        ratio_interval: float = 30.0,
+        retry_interval: float = 60.0,
+    ) -> None:
+        self._config = config
+        self._metrics = metrics
+        self._session = session
+        self._supply_fn = supply
+        self._token = token_symbol
+        self._base_dir = base_dir
+        self._log = logger if logger is not None else structlog.get_logger("indexer.reserves")
+        self._clock = clock
+        self._ratio_interval = ratio_interval
+        self._retry_interval = retry_interval
+        self._attestation: Attestation | None = None
+        self._up = False
+        self._error: str | None = None
+        self._last_success: float | None = None
+        self._supply: TotalSupply | None = None
+        self._ratio: Fraction | None = None
+        self._supply_failing = False
+        self._stale_logged = False
+        metrics.reserves_up.set(0)
+        metrics.reserves_age.set_function(self._age_metric)
+
+    def _age(self) -> float | None:
+        if self._attestation is None:
+            return None
+        return self._clock() - self._attestation.as_of.timestamp()
+
+    def _age_metric(self) -> float:
+        age = self._age()
+        return float("nan") if age is None else age
+
+    async def refresh(self) -> bool:
+        """Fetch and validate the attestation now; True on success."""
+        url = self._config.url
+        try:
+            data = await load_attestation_bytes(url, self._session, base_dir=self._base_dir)
+            att = parse_attestation(data, url, token=self._token)
+            if att.as_of.timestamp() > self._clock() + 300:
+                raise ReservesError(url, [f"as_of: {att.as_of.isoformat()} is in the future"])
+        except ReservesError as exc:
+            self._metrics.reserves_up.set(0)
+            if self._up or self._error is None:
+                self._log.warning("reserves_down", source=url, problems=exc.problems)
+            self._up, self._error = False, str(exc)
+            return False
+        if not self._up and self._error is not None:
+            self._log.info("reserves_recovered", source=url)
+        self._attestation, self._up, self._error = att, True, None
+        self._last_success = self._clock()
+        self._metrics.reserves_up.set(1)
+        self._metrics.reserves_usd.set(float(att.reserves_usd))
+        age = self._age() or 0.0
+        if age > self._config.max_age and not self._stale_logged:
+            self._log.warning("reserves_stale", as_of=att.as_of.isoformat(), age_seconds=round(age))
+            self._stale_logged = True
+        elif age <= self._config.max_age:
+            self._stale_logged = False
+        return True
+
+    async def update_ratio(self) -> Fraction | None:
+        """Recompute the backing ratio from the last valid attestation and the current supply."""
+        try:
+            supply = await self._supply_fn()
+        except Exception as exc:
+            if not self._supply_failing:
+                self._log.warning("reserves_supply_failed", error=f"{type(exc).__name__}: {exc}")
+            self._supply_failing = True
+            supply = None
+        else:
+            if self._supply_failing:
+                self._log.info("reserves_supply_recovered")
+            self._supply_failing = False
+        self._supply = supply
+        ratio = None
+        if self._attestation is not None and supply is not None:
+            ratio = backing_ratio(self._attestation.reserves_usd, supply)
+        self._ratio = ratio
+        self._metrics.backing_ratio.set(float("nan") if ratio is None else float(ratio))
+        return ratio
+
+    def snapshot(self) -> ReservesSnapshot:
+        age = self._age()
+        att = self._attestation
+        return ReservesSnapshot(
+            up=self._up,
+            attestation=att,
+            reserves_usd=att.reserves_usd if att is not None else None,
+            backing_ratio=(
+                Decimal(self._ratio.numerator) / Decimal(self._ratio.denominator)
+                if self._ratio is not None
+                else None
+            ),
+            supply=self._supply,
+            age_seconds=age,
+            stale=age is not None and age > self._config.max_age,
+            last_success=self._last_success,
+            last_error=self._error,
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Until `stop` is set: refresh on schedule, recompute the ratio in between."""
+        next_fetch = self._clock()
+        while not stop.is_set():
+            if self._clock() >= next_fetch:
+                ok = await self.refresh()
+                next_fetch = self._clock() + (
+                    self._config.interval if ok else min(self._config.interval, self._retry_interval)
+                )
+            await self.update_ratio()
+            wait = max(0.0, min(self._ratio_interval, next_fetch - self._clock()))
+            try:
+                async with asyncio.timeout(wait):
+                    await stop.wait()
+            except TimeoutError:
+                pass
