@@ -80,6 +80,22 @@ def run(config_path: str, chains: str | None) -> None:
 
 @main.command()
 @config_option
+def serve(config_path: str) -> None:
+    """Serve the HTTP API alone against `database.read_dsn` (or `dsn`); indexes nothing."""
+    from indexer.daemon import install_signal_handlers, serve_api
+
+    cfg = _load(config_path)
+
+    async def main_() -> None:
+        stop = asyncio.Event()
+        install_signal_handlers(stop)
+        await serve_api(cfg, stop)
+
+    _run_async(main_)
+
+
+@main.command()
+@config_option
 @click.option("--chain", "chain", default=None, help="Only this chain (default: all).")
 @click.option(
     "--to-block", type=click.IntRange(min=0), default=None, help="Last height (default: finalized head)."
@@ -129,6 +145,23 @@ def backfill(config_path: str, chain: str | None, to_block: int | None, progress
     result = _run_async(main_)
     for name, height in (result or {}).items():
         click.echo(f"{name}: indexed to {height}")
+
+
+@main.group()
+def dashboards() -> None:
+    """Grafana dashboards (grafanalib sources in dashboards/)."""
+
+
+@dashboards.command("build")
+@click.option(
+    "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("dashboards/build")
+)
+def dashboards_build(out_dir: Path) -> None:
+    """Render dashboards/*.dashboard.py into JSON files importable by Grafana."""
+    from indexer.dashboards import build
+
+    for p in build(out_dir):
+        click.echo(str(p))
 
 
 @main.command()

@@ -14,8 +14,10 @@ from aiohttp import web
 from indexer.api.app import create_app
 from indexer.config import Config, EvmChainConfig
 from indexer.market.service import MarketService
+from indexer.metrics import Metrics
 from indexer.reserves import ReservesService, TotalSupply
-from indexer.runtime import Runtime, open_runtime
+from indexer.runtime import Runtime, database, open_runtime
+from indexer.store.store import Store
 from indexer.sync.supervisor import Supervisor
 
 log = structlog.get_logger(__name__)
@@ -82,6 +84,22 @@ async def run_daemon(
                     t.cancel()
                 await asyncio.gather(*services, return_exceptions=True)
     log.info("daemon_stopped")
+
+
+async def serve_api(cfg: Config, stop: asyncio.Event, on_ready: Callable[[int], None] | None = None) -> None:
+    """The HTTP API alone, on `database.read_dsn` (a read replica, read-only role) or `dsn`.
+
+    No migrations, no followers: indexing processes elsewhere write the database."""
+    metrics = Metrics()
+    dsn = cfg.database.read_dsn or cfg.database.dsn
+    async with database(cfg, dsn=dsn, run_migrations=False) as pool:
+        app = create_app(cfg, Store(pool), metrics, None)
+        async with serve_http(app, cfg.http.host, cfg.http.port) as port:
+            log.info("api_started", http=f"{cfg.http.host}:{port}", read_only=bool(cfg.database.read_dsn))
+            if on_ready is not None:
+                on_ready(port)
+            await stop.wait()
+    log.info("api_stopped")
 
 
 async def finalized_total_supply(rt: Runtime) -> TotalSupply | None:

@@ -34,9 +34,12 @@ class FinalityViolation(IndexerError):
 class RpcError(IndexerError):
     """An RPC call failed (transport, timeout, error reply, malformed reply)."""
 
-    def __init__(self, message: str, *, retryable: bool = True, range_too_large: bool = False) -> None:
+    def __init__(
+        self, message: str, *, retryable: bool = True, range_too_large: bool = False, code: int | None = None
+    ) -> None:
         self.retryable = retryable
         self.range_too_large = range_too_large
+        self.code = code
         super().__init__(message)
 
 
@@ -45,3 +48,8 @@ class MalformedReply(RpcError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, retryable=True)
+
+
+class DatabaseUnavailable(IndexerError):
+    """PostgreSQL could not be reached or dropped the connection; the operation did not happen
+    (or, for a commit, may have: callers reload their state from the store)."""

@@ -18,6 +18,21 @@ REORG_BUCKETS = (1, 2, 3, 4, 5, 8, 12, 16, 32, 64, 128)
 class Metrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
+    def init_chain(self, chain: str, lag_budget: float, states: tuple[str, ...]) -> None:
+        """Create a chain's labelled series at start-up so rare-event panels and alert rules see
+        zeros instead of no data."""
+        self.lag_budget.labels(chain).set(lag_budget)
+        self.reorgs.labels(chain)
+        self.reorg_depth.labels(chain)
+        self.follower_restarts.labels(chain)
+        self.finality_violation.labels(chain).set(0)
+        self.minted.labels(chain)
+        self.burned.labels(chain)
+        for kind in ("mint", "burn", "transfer"):
+            self.events.labels(chain, kind)
+        for state in states:
+            self.chain_state.labels(chain, state).set(0)
+
     def __post_init__(self) -> None:
         r = self.registry
         # Supply
@@ -49,6 +64,12 @@ class Metrics:
         self.lag_seconds = Gauge(
             "usd1_lag_seconds",
             "Seconds since the indexer last confirmed it had indexed the chain head it observed",
+            ["chain"],
+            registry=r,
+        )
+        self.lag_budget = Gauge(
+            "usd1_lag_budget_seconds",
+            "Lag budget per chain (config chains[].lag_budget)",
             ["chain"],
             registry=r,
         )

@@ -23,7 +23,7 @@ from indexer.store.db import EmbeddedPostgres, create_pool, migrate
 from indexer.store.store import Store
 from indexer.sync.follower import Follower, FollowerSettings
 from indexer.sync.lease import ChainLease
-from indexer.sync.status import ChainStatus
+from indexer.sync.status import STATES, ChainStatus
 
 log = structlog.get_logger(__name__)
 
@@ -61,7 +61,7 @@ def build_source(chain: ChainConfig, session: aiohttp.ClientSession, metrics: Me
         return EvmSource(chain, pool)
     from indexer.chains.solana import SolanaSource
 
-    return SolanaSource(chain, pool)  # type: ignore[call-arg,arg-type]
+    return SolanaSource(chain, pool)
 
 
 def follower_settings(chain: ChainConfig) -> FollowerSettings:
@@ -141,6 +141,9 @@ async def open_runtime(cfg: Config, chain_names: Sequence[str] | None = None) ->
                     lag_budget=chain.lag_budget,
                     stall_after=max(30.0, 10 * chain.poll_interval, 3 * chain.request_timeout),
                 )
+                metrics.init_chain(chain.name, chain.lag_budget, STATES)
+                for ep in getattr(getattr(src, "rpc", None), "endpoints", []):
+                    metrics.rpc_endpoint_up.labels(chain.name, ep.label).set(1)
                 rt.sources[chain.name] = src
                 rt.statuses[chain.name] = status
                 rt.followers[chain.name] = Follower(

@@ -174,6 +174,8 @@ class EvmSource:
         result = await self.rpc.call(
             "eth_call", [{"to": self.cfg.token, "data": data}, {"blockHash": block.hash}]
         )
+        if result == "0x":
+            return 0  # no contract code at that block yet (before the token's deployment)
         return _hex_word(result, f"eth_call {data[:10]}")
 
     async def total_supply(self, block: BlockRef) -> int:

@@ -26,6 +26,10 @@ from indexer.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 
+# Answers, not faults: Solana's "slot skipped" / "block not available" (retrying cannot help and
+# the endpoint is healthy).
+NON_RETRYABLE_CODES = frozenset({-32004, -32007, -32009})
+
 # Messages real providers use when an eth_getLogs range or result set is too large.
 _RANGE_PATTERNS = re.compile(
     r"(block range|range too large|exceeds max|more than \d+ results|too many results|"
@@ -171,8 +175,8 @@ class RpcPool:
             outcome = "malformed"
             raise
         except RpcError as exc:
-            if exc.range_too_large:
-                outcome = "ok"  # the endpoint is healthy; the request was too big
+            if exc.range_too_large or exc.code in NON_RETRYABLE_CODES:
+                outcome = "ok"  # the endpoint is healthy; the request was too big / the slot empty
             raise
         finally:
             elapsed = time.perf_counter() - started
@@ -225,7 +229,12 @@ def _unpack(label: str, decoded: Any, ids: list[int], single: bool) -> list[Any]
             msg = str(err.get("message", err)) if isinstance(err, dict) else str(err)
             code = err.get("code") if isinstance(err, dict) else None
             too_large = bool(_RANGE_PATTERNS.search(msg)) or code == -32005
-            raise RpcError(f"{label}: RPC error {code}: {msg}", range_too_large=too_large)
+            raise RpcError(
+                f"{label}: RPC error {code}: {msg}",
+                range_too_large=too_large,
+                retryable=code not in NON_RETRYABLE_CODES,
+                code=code if isinstance(code, int) else None,
+            )
         if "result" not in item:
             raise MalformedReply(f"{label}: reply has neither result nor error")
         out.append(item["result"])

@@ -6,8 +6,9 @@ cumulative supply, store the window's block refs and move the cursor — all or 
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -17,7 +18,7 @@ import asyncpg
 import orjson
 import structlog
 
-from indexer.errors import DataConsistencyError, FinalityViolation
+from indexer.errors import DatabaseUnavailable, DataConsistencyError, FinalityViolation
 from indexer.model import BlockRef, EventKind, TokenEvent
 from indexer.store.db import Conn
 
@@ -34,6 +35,16 @@ EVENT_COLUMNS = (
     "to_addr",
     "amount",
     "block_time",
+)
+
+
+CONNECTION_ERRORS = (
+    OSError,
+    ConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
 )
 
 
@@ -105,10 +116,19 @@ class Store:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
+    @contextlib.asynccontextmanager
+    async def _acquire(self) -> AsyncIterator[Conn]:
+        """A pooled connection; connection-level failures become `DatabaseUnavailable`."""
+        try:
+            async with self.pool.acquire() as conn:
+                yield conn
+        except CONNECTION_ERRORS as exc:
+            raise DatabaseUnavailable(f"database unavailable: {type(exc).__name__}: {exc}") from exc
+
     # ---- setup -------------------------------------------------------------------------------
     async def register_chain(self, chain: str, kind: str, token: str, decimals: int) -> None:
         """Record which token a chain's rows belong to; refuse to mix tokens under one name."""
-        async with self.pool.acquire() as conn:
+        async with self._acquire() as conn:
             row = await conn.fetchrow("SELECT kind, token, decimals FROM chains WHERE chain = $1", chain)
             if row is None:
                 await conn.execute(
@@ -127,7 +147,7 @@ class Store:
                 )
 
     async def load_checkpoint(self, chain: str) -> ChainCheckpoint:
-        async with self.pool.acquire() as conn:
+        async with self._acquire() as conn:
             cur = await conn.fetchrow("SELECT * FROM cursors WHERE chain = $1", chain)
             rows = await conn.fetch(
                 "SELECT number, hash, parent_hash, block_time FROM blocks WHERE chain = $1 ORDER BY number",
@@ -149,7 +169,7 @@ class Store:
 
     # ---- write path --------------------------------------------------------------------------
     async def commit(self, batch: Batch) -> CommitResult:
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self._acquire() as conn, conn.transaction():
             return await self._commit(conn, batch)
 
     async def _commit(self, conn: Conn, b: Batch) -> CommitResult:
@@ -365,17 +385,17 @@ class Store:
         )
 
     async def supply_at(self, chain: str, block: int | None = None) -> SupplyPoint:
-        async with self.pool.acquire() as conn:
+        async with self._acquire() as conn:
             return await self._last_supply(conn, chain, block)
 
     async def cursors(self) -> dict[str, dict[str, Any]]:
-        async with self.pool.acquire() as conn:
+        async with self._acquire() as conn:
             rows = await conn.fetch("SELECT * FROM cursors ORDER BY chain")
         return {r["chain"]: dict(r) for r in rows}
 
     async def balance(self, chain: str, address: str, block: int | None = None) -> int:
         """Balance of `address` at the indexed head (block None) or as of `block`."""
-        async with self.pool.acquire() as conn:
+        async with self._acquire() as conn:
             if block is None:
                 raw = await conn.fetchval(
                     "SELECT raw FROM balances WHERE chain = $1 AND address = $2", chain, address
@@ -398,11 +418,11 @@ class Store:
             return _int(incoming) - _int(outgoing)
 
     async def count_events(self, chain: str) -> int:
-        async with self.pool.acquire() as conn:
+        async with self._acquire() as conn:
             return int(await conn.fetchval("SELECT count(*) FROM events WHERE chain = $1", chain))
 
     async def reorgs(self, chain: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        async with self.pool.acquire() as conn:
+        async with self._acquire() as conn:
             rows = await conn.fetch(
                 "SELECT * FROM reorgs WHERE ($1::text IS NULL OR chain = $1) ORDER BY id DESC LIMIT $2",
                 chain,

@@ -18,7 +18,7 @@ import structlog
 
 from indexer import reorg
 from indexer.chains.base import ChainSource
-from indexer.errors import DataConsistencyError, FinalityViolation, RpcError
+from indexer.errors import DatabaseUnavailable, DataConsistencyError, FinalityViolation, RpcError
 from indexer.metrics import Metrics
 from indexer.model import BlockRef, RangeData
 from indexer.store.store import Batch, Store, SupplyPoint
@@ -28,7 +28,7 @@ from indexer.units import to_float
 
 log = structlog.get_logger(__name__)
 
-DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, ConnectionError)
+DB_ERRORS = (DatabaseUnavailable, asyncpg.PostgresError, asyncpg.InterfaceError)
 TRANSIENT_ERRORS = (RpcError, DataConsistencyError, OSError, TimeoutError, *DB_ERRORS)
 
 
@@ -169,14 +169,21 @@ class Follower:
     # ---- backfill ----------------------------------------------------------------------------
     async def _backfill(self, stop: asyncio.Event, target: int, fin: int) -> None:
         nxt = self._indexed() + 1
-        pending: deque[asyncio.Task[RangeData]] = deque()
+        pending: deque[tuple[int, asyncio.Task[RangeData]]] = deque()
         try:
             while (nxt <= target or pending) and not stop.is_set():
                 while len(pending) < self.s.concurrency and nxt <= target:
                     end = min(target, nxt + self.s.backfill_chunk - 1)
-                    pending.append(asyncio.create_task(self.src.fetch_range(nxt, end, with_headers=False)))
+                    task = asyncio.create_task(self.src.fetch_range(nxt, end, with_headers=False))
+                    pending.append((end, task))
                     nxt = end + 1
-                data = await pending.popleft()
+                asked, task = pending.popleft()
+                data = await task
+                if data.end != asked or data.end_ref.number > asked:
+                    # A short read would leave a gap behind the cursor: never move past unread heights.
+                    raise DataConsistencyError(
+                        f"{self.chain}: asked for heights up to {asked}, the source read up to {data.end}"
+                    )
                 await self._commit(
                     Batch(
                         self.chain,
@@ -190,9 +197,9 @@ class Follower:
                 )
                 self.export()
         finally:
-            for t in pending:
+            for _, t in pending:
                 t.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            await asyncio.gather(*(t for _, t in pending), return_exceptions=True)
 
     # ---- live --------------------------------------------------------------------------------
     async def _live_step(self, head: int, fin: int) -> bool:
@@ -283,6 +290,10 @@ class Follower:
         """The canonical header at `number`, or the nearest existing one below it (skipped
         Solana slots), not below the window's bottom."""
         floor = self.window.bottom.number if self.window.bottom else 0
+        at_or_below = getattr(self.src, "header_at_or_below", None)
+        if at_or_below is not None:  # sources with skipped heights know how to find it cheaply
+            ref = await at_or_below(number)
+            return [ref] if ref is not None and ref.number >= floor else []
         n = number
         while n >= floor:
             lo = max(floor, n - 31)
@@ -332,24 +343,37 @@ class Follower:
         self.status.supply_finalized = point.supply
 
     async def _check_supply(self) -> None:
-        """Reconcile indexed finalized supply with the chain's own total supply at that block."""
+        """Reconcile indexed finalized supply with the chain's own total supply at that block.
+
+        EVM: `totalSupply()` at the window's anchor (a finalized block, read by hash). Sources that
+        can only read the current supply (Solana `getTokenSupply`) offer `supply_snapshot()`
+        -> (slot, amount), compared once the index has reached that slot."""
         now = time.monotonic()
-        anchor = self.window.bottom
-        if anchor is None or now - self._last_supply_check < self.s.supply_check_interval:
+        if now - self._last_supply_check < self.s.supply_check_interval:
             return
-        if anchor.number > self.window.finalized or anchor.number == self.status.mismatch_block:
-            return
-        self._last_supply_check = now
-        onchain = await self.src.total_supply(anchor)
-        indexed = (await self.store.supply_at(self.chain, anchor.number)).supply
+        snapshot = getattr(self.src, "supply_snapshot", None)
+        if snapshot is not None:
+            self._last_supply_check = now
+            block, onchain = await snapshot()
+            if block > self._indexed() or block == self.status.mismatch_block:
+                return
+        else:
+            anchor = self.window.bottom
+            if (
+                anchor is None
+                or anchor.number > self.window.finalized
+                or anchor.number == self.status.mismatch_block
+            ):
+                return
+            self._last_supply_check = now
+            block, onchain = anchor.number, await self.src.total_supply(anchor)
+        indexed = (await self.store.supply_at(self.chain, block)).supply
         self.status.mismatch = indexed - onchain
-        self.status.mismatch_block = anchor.number
+        self.status.mismatch_block = block
         self.metrics.supply_mismatch.labels(self.chain).set(to_float(indexed - onchain, self.src.decimals))
-        self.metrics.supply_check_block.labels(self.chain).set(anchor.number)
+        self.metrics.supply_check_block.labels(self.chain).set(block)
         if indexed != onchain:
-            self._log.error(
-                "supply_mismatch", block=anchor.number, indexed=str(indexed), onchain=str(onchain)
-            )
+            self._log.error("supply_mismatch", block=block, indexed=str(indexed), onchain=str(onchain))
 
     def _indexed(self) -> int:
         return self.cursor.number if self.cursor else self.s.start - 1

@@ -1,0 +1,149 @@
+"""Alert rules: promtool check/test, and every alert has firing and quiet tests and a runbook."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from indexer.dashboards import metric_names
+from indexer.metrics import Metrics
+
+ROOT = Path(__file__).resolve().parents[2]
+ALERTS = ROOT / "alerts"
+RULES = ALERTS / "usd1.rules.yml"
+TESTS = sorted((ALERTS / "tests").glob("*.yml"))
+RUNBOOK_BASE = "https://github.com/usd1-indexer/usd1-indexer/blob/main/alerts/runbooks/"
+# Metrics the rules may use before indexer/metrics.py exports them (their absence is handled in
+# the expression). usd1_lag_budget_seconds{chain}: per-chain lag budget from config.
+PROPOSED_METRICS = {"usd1_lag_budget_seconds"}
+
+needs_promtool = pytest.mark.skipif(
+    shutil.which("promtool") is None, reason="promtool not installed (Debian package prometheus)"
+)
+
+
+def _rules() -> list[dict[str, Any]]:
+    doc = yaml.safe_load(RULES.read_text())
+    return [r for g in doc["groups"] for r in g["rules"] if "alert" in r]
+
+
+def _duration_seconds(text: str) -> float:
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+    return sum(float(n) * units[u] for n, u in re.findall(r"(\d+)(ms|s|m|h|d|w|y)", text))
+
+
+def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["promtool", *args], capture_output=True, text=True, timeout=60, cwd=ROOT)
+
+
+@needs_promtool
+def test_promtool_check_rules() -> None:
+    proc = _promtool("check", "rules", str(RULES))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"SUCCESS: {len(_rules())} rules found" in proc.stdout
+
+
+@needs_promtool
+def test_promtool_test_rules() -> None:
+    assert TESTS, "no promtool tests in alerts/tests/"
+    proc = _promtool("test", "rules", *map(str, TESTS))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("SUCCESS") == len(TESTS), proc.stdout
+
+
+def test_every_alert_is_labelled_annotated_and_has_a_runbook() -> None:
+    rules = _rules()
+    names = [r["alert"] for r in rules]
+    assert len(names) == len(set(names)), "duplicate alert names"
+    for rule in rules:
+        name = rule["alert"]
+        assert re.fullmatch(r"USD1[A-Z][A-Za-z]+", name), name
+        assert rule["labels"]["severity"] in {"page", "ticket"}, name
+        ann = rule["annotations"]
+        assert ann["summary"].strip() and ann["description"].strip(), name
+        # The description carries values: $value, $labels or a templated query.
+        assert re.search(r"\$value|\$labels|\| query|query `", ann["description"]), name
+        assert ann["runbook_url"] == f"{RUNBOOK_BASE}{name}.md", name
+        runbook = ALERTS / "runbooks" / f"{name}.md"
+        assert runbook.is_file(), f"missing runbook {runbook}"
+        text = runbook.read_text()
+        assert text.startswith(f"# {name}"), runbook
+        for section in ("## Meaning", "## Confirm", "## Act", "## Escalate"):
+            assert section in text, f"{runbook}: missing {section!r}"
+    runbooks = {p.stem for p in (ALERTS / "runbooks").glob("*.md")}
+    assert runbooks == set(names), f"runbooks without an alert: {runbooks - set(names)}"
+
+
+def test_required_alerts_exist() -> None:
+    names = {r["alert"] for r in _rules()}
+    required = {
+        "USD1PegDeviationWarning",
+        "USD1PegDeviationCritical",
+        "USD1DepthCollapse",
+        "USD1SupplyMismatch",
+        "USD1SupplyJump",
+        "USD1BackingRatioBelowOne",
+        "USD1IndexerStalled",
+        "USD1LagOverBudget",
+        "USD1FinalityViolation",
+        "USD1DeepReorg",
+        "USD1RpcAllEndpointsDown",
+        "USD1VenueStale",
+        "USD1IndexerDown",
+    }
+    assert required <= names, required - names
+    down = next(r for r in _rules() if r["alert"] == "USD1IndexerDown")
+    assert 'absent(up{job="usd1-indexer"}' in down["expr"]
+
+
+def test_every_alert_has_firing_and_quiet_promtool_cases() -> None:
+    firing: dict[str, set[str]] = defaultdict(set)
+    quiet: dict[str, set[str]] = defaultdict(set)
+    for path in TESTS:
+        doc = yaml.safe_load(path.read_text())
+        assert doc["rule_files"] == ["../usd1.rules.yml"], path
+        for case in doc["tests"]:
+            for check in case.get("alert_rule_test", []):
+                bucket = firing if check.get("exp_alerts") else quiet
+                bucket[check["alertname"]].add(f"{path.name}: {case['name']}")
+                for exp in check.get("exp_alerts") or []:
+                    # promtool compares annotations exactly: a firing case must state them.
+                    assert set(exp.get("exp_annotations", {})) == {
+                        "summary",
+                        "description",
+                        "runbook_url",
+                    }, f"{case['name']}: {check['alertname']} needs exp_annotations"
+    for rule in _rules():
+        name = rule["alert"]
+        assert firing[name], f"{name} has no promtool case where it fires"
+        # Quiet on normal traffic; and, when it has a `for:`, also on a blip shorter than it.
+        needed = 2 if _duration_seconds(rule.get("for", "0s")) > 0 else 1
+        assert len(quiet[name]) >= needed, f"{name} needs {needed} quiet cases, has {sorted(quiet[name])}"
+
+
+def test_rules_use_only_exported_metrics() -> None:
+    defined = {"up"} | PROPOSED_METRICS
+    for fam in Metrics().registry.collect():
+        defined.add(fam.name)
+        if fam.type == "counter":
+            defined.add(f"{fam.name}_total")
+        if fam.type == "histogram":
+            defined |= {f"{fam.name}_{s}" for s in ("bucket", "count", "sum")}
+    for rule in _rules():
+        used = metric_names(rule["expr"])
+        assert used, rule["alert"]
+        assert used <= defined, f"{rule['alert']}: unknown metrics {used - defined}"
+
+
+def test_readme_documents_job_name_and_thresholds() -> None:
+    text = (ALERTS / "README.md").read_text()
+    assert "job_name: usd1-indexer" in text
+    for rule in _rules():
+        assert rule["alert"] in text, f"alerts/README.md does not list {rule['alert']}"
