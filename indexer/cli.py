@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +183,24 @@ def migrate(config_path: str) -> None:
     _run_async(main_)
 
 
+def write_devnet_attestation(path: Path, amount_usd: str = "2500000.00") -> None:
+    """A fresh, clearly illustrative reserve attestation for the demo (as of now)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "version": 1,
+        "token": "USD1",
+        "as_of": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "custodian": "Devnet Custodian (illustrative, not a real attestation)",
+        "attestor": "Devnet Attestor",
+        "assets": [
+            {"category": "us_treasury_bills", "amount_usd": "2000000.00"},
+            {"category": "cash", "amount_usd": "500000.00"},
+        ],
+        "total_usd": amount_usd,
+    }
+    path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+
+
 def _run_async(fn: Any) -> Any:
     try:
         return asyncio.run(fn())
@@ -235,9 +255,14 @@ def demo(config_path: str, reorg_every: float) -> None:
     """Start the devnet and the daemon on it (embedded PostgreSQL), print the URLs, run until Ctrl-C."""
     from indexer.daemon import install_signal_handlers, run_daemon
     from indexer.devnet.evm_devnet import DEFAULT_DEVNET_CHAINS, start_evm_devnet
+    from indexer.devnet.solana_devnet import run_solana_devnet
     from indexer.runtime import Runtime
 
+    reserves = Path(".usd1/devnet/reserves.json").resolve()
+    write_devnet_attestation(reserves)
+    os.environ.setdefault("USD1_DEVNET_RESERVES", reserves.as_uri())
     cfg = _load(config_path)
+    config_dir = Path(config_path).resolve().parent
     if not cfg.database.dsn:
         # The devnet chains are new on every start, so the demo's embedded database must be too.
         shutil.rmtree(cfg.data_dir / "pg", ignore_errors=True)
@@ -262,9 +287,15 @@ def demo(config_path: str, reorg_every: float) -> None:
         chains = await start_evm_devnet(
             list(DEFAULT_DEVNET_CHAINS), cache_dir=cfg.data_dir / "cache", reorg_every=reorg_every or None
         )
+        sol_stop = asyncio.Event()
+        solana = asyncio.create_task(
+            run_solana_devnet(sol_stop, port=8899, fork_every=50), name="solana-devnet"
+        )
         try:
-            await run_daemon(cfg, stop, on_ready=ready)
+            await run_daemon(cfg, stop, on_ready=ready, config_dir=config_dir)
         finally:
+            sol_stop.set()
+            await asyncio.gather(solana, return_exceptions=True)
             await chains.stop()
 
     _run_async(main_)

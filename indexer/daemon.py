@@ -74,6 +74,7 @@ async def run_daemon(
                     lambda: finalized_total_supply(rt),
                     token_symbol=cfg.token.symbol,
                     base_dir=config_dir,
+                    ratio_interval=5.0,
                 )
                 services.append(asyncio.create_task(reserves.run(stop), name="reserves"))
             try:
