@@ -43,9 +43,11 @@ install-apt:
 demo: install
 	$(BIN)/usd1-indexer demo
 
+LINT_DIRS := $(wildcard indexer tests bench dashboards)
+
 lint: install-py
-	$(BIN)/ruff check indexer tests bench dashboards
-	$(BIN)/ruff format --check indexer tests bench dashboards
+	$(BIN)/ruff check $(LINT_DIRS)
+	$(BIN)/ruff format --check $(LINT_DIRS)
 
 typecheck: install-py
 	$(BIN)/mypy

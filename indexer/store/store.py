@@ -139,6 +139,7 @@ class Store:
                     token,
                     decimals,
                 )
+                await conn.execute("SELECT usd1_ensure_partition($1)", chain)
             elif (row["kind"], row["token"], row["decimals"]) != (kind, token, decimals):
                 raise DataConsistencyError(
                     f"chain {chain!r} was indexed as {row['kind']} token {row['token']} "
