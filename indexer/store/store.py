@@ -38,6 +38,8 @@ EVENT_COLUMNS = (
 )
 
 
+REGISTRY_LOCK = 0x55534432  # advisory lock key serialising chain registration
+
 CONNECTION_ERRORS = (
     OSError,
     ConnectionError,
@@ -127,25 +129,27 @@ class Store:
 
     # ---- setup -------------------------------------------------------------------------------
     async def register_chain(self, chain: str, kind: str, token: str, decimals: int) -> None:
-        """Record which token a chain's rows belong to; refuse to mix tokens under one name."""
-        async with self._acquire() as conn:
+        """Record which token a chain's rows belong to (refusing to mix tokens under one name) and
+        make sure the chain has its events partition. Serialised across processes: two daemons
+        starting together must not race to create the same partition."""
+        async with self._acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", REGISTRY_LOCK)
             row = await conn.fetchrow("SELECT kind, token, decimals FROM chains WHERE chain = $1", chain)
             if row is None:
                 await conn.execute(
-                    "INSERT INTO chains (chain, kind, token, decimals) VALUES ($1, $2, $3, $4)"
-                    " ON CONFLICT (chain) DO NOTHING",
+                    "INSERT INTO chains (chain, kind, token, decimals) VALUES ($1, $2, $3, $4)",
                     chain,
                     kind,
                     token,
                     decimals,
                 )
-                await conn.execute("SELECT usd1_ensure_partition($1)", chain)
             elif (row["kind"], row["token"], row["decimals"]) != (kind, token, decimals):
                 raise DataConsistencyError(
                     f"chain {chain!r} was indexed as {row['kind']} token {row['token']} "
                     f"({row['decimals']} dp) but is now configured as {kind} token {token} ({decimals} dp); "
                     "use a new chain name or a new database"
                 )
+            await conn.execute("SELECT usd1_ensure_partition($1)", chain)
 
     async def load_checkpoint(self, chain: str) -> ChainCheckpoint:
         async with self._acquire() as conn:

@@ -69,7 +69,13 @@ async def test_hot_standby_takes_over_when_owner_is_killed(
                 s = sorted(str(g["state"]) for g in got if g)
                 return s if s == ["live", "standby"] else None
 
-            await until(states, 30, "one live owner and one standby")
+            try:
+                await until(states, 30, "one live owner and one standby")
+            except AssertionError as exc:
+                for f in logs:
+                    f.flush()
+                tails = [Path(f.name).read_text(errors="replace")[-3000:] for f in logs]
+                raise AssertionError(f"{exc}; daemon logs:\n" + "\n----\n".join(tails)) from None
             owner = [(await _status(http, p) or {}).get("state") for p in ports].index("live")
             standby = 1 - owner
             await traffic.run(10)
