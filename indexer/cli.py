@@ -183,6 +183,15 @@ def migrate(config_path: str) -> None:
     _run_async(main_)
 
 
+def _register_subcommands() -> None:
+    from indexer.cli_query import query
+
+    main.add_command(query)
+
+
+_register_subcommands()
+
+
 def write_devnet_attestation(path: Path, amount_usd: str = "2500000.00") -> None:
     """A fresh, clearly illustrative reserve attestation for the demo (as of now)."""
     path.parent.mkdir(parents=True, exist_ok=True)

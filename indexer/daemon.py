@@ -54,7 +54,24 @@ async def run_daemon(
 ) -> None:
     """Index every selected chain and serve HTTP until `stop` is set."""
     async with open_runtime(cfg, chains) as rt:
-        app = create_app(cfg, rt.store, rt.metrics, rt.statuses)
+        reserves = None
+        if cfg.reserves is not None:
+            reserves = ReservesService(
+                cfg.reserves,
+                rt.metrics,
+                rt.session,
+                lambda: finalized_total_supply(rt),
+                token_symbol=cfg.token.symbol,
+                base_dir=config_dir,
+                ratio_interval=5.0,
+            )
+        app = create_app(
+            cfg,
+            rt.store,
+            rt.metrics,
+            rt.statuses,
+            reserves=reserves.snapshot if reserves is not None else None,
+        )
         async with serve_http(app, cfg.http.host, cfg.http.port) as port:
             log.info("daemon_started", chains=[c.name for c in rt.chains], http=f"{cfg.http.host}:{port}")
             if on_ready is not None:
@@ -66,16 +83,7 @@ async def run_daemon(
                 evm_rpc = {c.name: c.rpc[0] for c in cfg.chains if isinstance(c, EvmChainConfig)}
                 market = MarketService(cfg, rt.metrics, rt.session, evm_rpc)
                 services.append(asyncio.create_task(market.run(stop), name="market"))
-            if cfg.reserves is not None:
-                reserves = ReservesService(
-                    cfg.reserves,
-                    rt.metrics,
-                    rt.session,
-                    lambda: finalized_total_supply(rt),
-                    token_symbol=cfg.token.symbol,
-                    base_dir=config_dir,
-                    ratio_interval=5.0,
-                )
+            if reserves is not None:
                 services.append(asyncio.create_task(reserves.run(stop), name="reserves"))
             try:
                 await stop.wait()

@@ -1,7 +1,11 @@
-"""The aiohttp application: health, metrics, JSON API.
+"""The aiohttp application: health, metrics, JSON API, OpenAPI document, transparency page.
 
 Amounts are strings: `raw` integer base units and `amount` exact decimal. Every answer says which
-finality it reflects and as of which block.
+finality it reflects and as of which block (`as_of`: the indexed head `block` and the
+`finalized_block`; events carry `finalized`).
+
+The API only reads: it works on a PostgreSQL role with nothing but SELECT (see README, "Read-only
+API role"). All reads go through `indexer.store.queries`, the same code the `query` CLI uses.
 """
 
 from __future__ import annotations
@@ -9,19 +13,25 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any
 
+import asyncpg
+import orjson
 import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from indexer.api import openapi
 from indexer.api import validate as v
+from indexer.api.page import ReservesProvider, transparency_page
+from indexer.api.params import history_params, transfer_filter
 from indexer.config import Config
 from indexer.http_json import json_response
 from indexer.metrics import Metrics
+from indexer.store import queries as q
 from indexer.store.store import Store
 from indexer.sync.status import ChainStatus
-from indexer.units import amount_json
 
 log = structlog.get_logger(__name__)
 
@@ -29,6 +39,11 @@ CFG = web.AppKey("cfg", Config)
 STORE = web.AppKey("store", Store)
 METRICS = web.AppKey("metrics", Metrics)
 STATUSES = web.AppKey("statuses", dict)
+RESERVES: web.AppKey[ReservesProvider | None] = web.AppKey("reserves")
+OPENAPI = web.AppKey("openapi", bytes)
+PAGE_CACHE = web.AppKey("page_cache", dict)
+STATIC_DIR = Path(__file__).parent / "static"
+QUERY_TIMEOUT_MS = 10_000  # per statement: a pathological filter cannot hog the database
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -42,6 +57,11 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         if exc.content_type != "application/json" and exc.status >= 400:
             return json_response({"error": exc.reason}, status=exc.status)
         raise
+    except asyncpg.QueryCanceledError:
+        log.warning("http_query_timeout", path=request.path, query=request.query_string[:300])
+        return json_response(
+            {"error": f"query took longer than {QUERY_TIMEOUT_MS // 1000} s; narrow the filters"}, status=503
+        )
     except Exception:
         log.exception("http_handler_failed", path=request.path)
         return json_response({"error": "internal error"}, status=500)
@@ -60,20 +80,37 @@ def create_app(
     store: Store,
     metrics: Metrics,
     statuses: Mapping[str, ChainStatus] | None = None,
+    *,
+    reserves: ReservesProvider | None = None,
 ) -> web.Application:
+    """`reserves`: optional callable returning the latest `ReservesSnapshot` (e.g.
+    `ReservesService.snapshot`) for the transparency page; None shows "no attestation configured"."""
     app = web.Application(middlewares=[errors_middleware, cors_middleware])
     app[CFG] = cfg
     app[STORE] = store
     app[METRICS] = metrics
     app[STATUSES] = dict(statuses or {})
+    app[RESERVES] = reserves
+    app[OPENAPI] = orjson.dumps(openapi.document(f"{cfg.token.symbol} indexer API"))
+    app[PAGE_CACHE] = {}
+    app.router.add_get("/", page)
+    app.router.add_static("/static", STATIC_DIR, show_index=False, append_version=False)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/api/v1/supply", supply)
+    app.router.add_get("/api/v1/supply/history", supply_history)
     app.router.add_get("/api/v1/status", status)
+    app.router.add_get("/api/v1/transfers", transfers)
+    app.router.add_get("/api/v1/tx/{chain}/{hash}", tx)
     app.router.add_get("/api/v1/accounts/{chain}/{address}", account)
     app.router.add_get("/api/v1/reorgs", reorgs)
+    app.router.add_get("/api/openapi.json", openapi_handler)
     return app
+
+
+def _pool(request: web.Request) -> asyncpg.Pool:
+    return request.app[STORE].pool
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -105,48 +142,55 @@ async def metrics_handler(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-async def _chain_supply(
-    store: Store, name: str, decimals: int, cursor: Mapping[str, Any] | None
-) -> dict[str, Any]:
-    if cursor is None:
-        empty = {"block": None, **amount_json(0, decimals)}
-        return {"chain": name, "finalized": empty, "head": empty, "decimals": decimals}
-    head_block = cursor["indexed_number"]
-    fin_block = cursor["finalized_number"]
-    head = await store.supply_at(name, head_block)
-    fin = await store.supply_at(name, fin_block)
-    return {
-        "chain": name,
-        "decimals": decimals,
-        "finalized": {"block": fin_block, **amount_json(fin.supply, decimals)},
-        "head": {
-            "block": head_block,
-            "block_hash": cursor["indexed_hash"],
-            **amount_json(head.supply, decimals),
-        },
-    }
-
-
 async def supply(request: web.Request) -> web.Response:
-    v.only_params(request, set())
-    cfg, store = request.app[CFG], request.app[STORE]
-    cursors = await store.cursors()
-    chains = [await _chain_supply(store, c.name, c.decimals, cursors.get(c.name)) for c in cfg.chains]
-    # Chains can differ in decimals: the total is expressed in the largest precision.
-    dp = max(c.decimals for c in cfg.chains)
-    total_fin = sum(int(c["finalized"]["raw"]) * 10 ** (dp - c["decimals"]) for c in chains)
-    total_head = sum(int(c["head"]["raw"]) * 10 ** (dp - c["decimals"]) for c in chains)
-    return json_response(
-        {
-            "token": cfg.token.symbol,
-            "chains": chains,
-            "total": {
-                "decimals": dp,
-                "finalized": amount_json(total_fin, dp),
-                "head": amount_json(total_head, dp),
+    v.only_params(request, openapi.allowed("/api/v1/supply"))
+    cfg = request.app[CFG]
+    async with q.snapshot(_pool(request), timeout_ms=QUERY_TIMEOUT_MS) as conn:
+        chains = [await q.chain_supply(conn, c) for c in cfg.chains]
+    return json_response(q.supply_json(cfg.token.symbol, chains))
+
+
+async def supply_history(request: web.Request) -> web.Response:
+    v.only_params(request, openapi.allowed("/api/v1/supply/history"))
+    cfg = request.app[CFG]
+    h = history_params(cfg, request.query)
+    async with q.snapshot(_pool(request), timeout_ms=QUERY_TIMEOUT_MS) as conn:
+        series = [await q.supply_history(conn, c, h.since, h.until, h.interval) for c in h.chains]
+    body: dict[str, Any] = {
+        "interval": h.label,
+        "interval_seconds": int(h.interval.total_seconds()),
+        "since": q.iso(h.since),
+        "until": q.iso(h.until),
+        "chains": [s.to_json() for s in series],
+        "total": q.history_total(series) if h.all_chains else None,
+    }
+    return json_response(body)
+
+
+async def transfers(request: web.Request) -> web.Response:
+    v.only_params(request, openapi.allowed("/api/v1/transfers"))
+    cfg, query = request.app[CFG], request.query
+    f, limit, after = transfer_filter(cfg, query)
+    async with q.snapshot(_pool(request), timeout_ms=QUERY_TIMEOUT_MS) as conn:
+        page_ = await q.transfers(conn, f, limit=limit, after=after)
+    return json_response(page_.to_json(cfg.chain(f.chain).decimals))
+
+
+async def tx(request: web.Request) -> web.Response:
+    v.only_params(request, openapi.allowed("/api/v1/tx/{chain}/{hash}"))
+    cfg = request.app[CFG]
+    chain = v.chain_of(cfg, request.match_info["chain"])
+    tx_hash = v.tx_hash_for(chain, request.match_info["hash"])
+    async with q.snapshot(_pool(request), timeout_ms=QUERY_TIMEOUT_MS) as conn:
+        view = await q.tx(conn, chain.name, tx_hash)
+    if not view.events:
+        return json_response(
+            {
+                "error": f"no token events for transaction {tx_hash} on {chain.name} (as of block {view.as_of.block})"
             },
-        }
-    )
+            status=404,
+        )
+    return json_response(view.to_json(chain.decimals))
 
 
 async def status(request: web.Request) -> web.Response:
@@ -181,62 +225,44 @@ async def status(request: web.Request) -> web.Response:
 
 
 async def account(request: web.Request) -> web.Response:
-    v.only_params(request, {"block"})
-    cfg, store = request.app[CFG], request.app[STORE]
+    v.only_params(request, openapi.allowed("/api/v1/accounts/{chain}/{address}"))
+    cfg = request.app[CFG]
     chain = v.chain_of(cfg, request.match_info["chain"])
     address = v.address_for(chain, request.match_info["address"])
     block = v.height(request.query.get("block"), "block")
-    cursor = (await store.cursors()).get(chain.name)
-    if cursor is None:
-        raise v.BadRequest(f"chain {chain.name} has not been indexed yet")
-    head_block, fin_block = cursor["indexed_number"], cursor["finalized_number"]
-    body: dict[str, Any] = {
-        "chain": chain.name,
-        "address": address,
-        "finalized": {
-            "block": fin_block,
-            **amount_json(await store.balance(chain.name, address, fin_block), chain.decimals),
-        },
-        "head": {
-            "block": head_block,
-            **amount_json(await store.balance(chain.name, address), chain.decimals),
-        },
-    }
-    if block is not None:
-        if block > head_block:
-            raise v.BadRequest(f"block {block} is above the indexed head {head_block}")
-        body["at"] = {
-            "block": block,
-            "finality": "finalized" if block <= fin_block else "head",
-            **amount_json(await store.balance(chain.name, address, block), chain.decimals),
-        }
-    return json_response(body)
+    try:
+        async with q.snapshot(_pool(request), timeout_ms=QUERY_TIMEOUT_MS) as conn:
+            view = await q.account(conn, chain, address, block)
+    except q.NotIndexed as exc:
+        raise v.BadRequest(str(exc)) from None
+    return json_response(view.to_json())
 
 
 async def reorgs(request: web.Request) -> web.Response:
-    v.only_params(request, {"chain", "limit"})
-    cfg, store = request.app[CFG], request.app[STORE]
-    chain = request.query.get("chain")
+    v.only_params(request, openapi.allowed("/api/v1/reorgs"))
+    cfg = request.app[CFG]
+    chain = request.query.get("chain") or None
     if chain is not None:
         v.chain_of(cfg, chain)
-    limit = v.height(request.query.get("limit"), "limit") or 100
-    if limit > 1000:
-        raise v.BadRequest("limit must be at most 1000")
-    rows = await store.reorgs(chain, limit)
-    return json_response(
-        {
-            "reorgs": [
-                {
-                    "chain": r["chain"],
-                    "detected_at": r["detected_at"].isoformat(),
-                    "depth": r["depth"],
-                    "ancestor": {"block": r["ancestor_number"], "hash": r["ancestor_hash"]},
-                    "old_tip": {"block": r["old_tip_number"], "hash": r["old_tip_hash"]},
-                    "new_tip": {"block": r["new_tip_number"], "hash": r["new_tip_hash"]},
-                    "orphaned_events": r["orphaned_events"],
-                    "orphaned_blocks": r["orphaned_blocks"],
-                }
-                for r in rows
-            ]
-        }
+    limit = v.bounded_int(request.query.get("limit"), "limit", 100, 1, 1000)
+    async with q.snapshot(_pool(request), timeout_ms=QUERY_TIMEOUT_MS) as conn:
+        rows = await q.reorgs(conn, chain, limit)
+    return json_response({"reorgs": rows})
+
+
+async def openapi_handler(request: web.Request) -> web.Response:
+    v.only_params(request, openapi.allowed("/api/openapi.json"))
+    return web.Response(body=request.app[OPENAPI], content_type="application/json")
+
+
+async def page(request: web.Request) -> web.StreamResponse:
+    """The public transparency page: server-rendered, no JavaScript, cacheable (ETag)."""
+    v.only_params(request, set())
+    body, etag = await transparency_page(
+        request.app[CFG], _pool(request), request.app[RESERVES], request.app[PAGE_CACHE]
     )
+    headers = {"ETag": etag, "Cache-Control": "public, max-age=15", "Vary": "Accept-Encoding"}
+    inm = request.headers.get("If-None-Match", "")
+    if etag in {t.strip() for t in inm.split(",")} or inm.strip() == "*":
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=body, content_type="text/html", charset="utf-8", headers=headers)

@@ -3,25 +3,35 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 
+import orjson
 from aiohttp import web
 
 from indexer.config import ChainConfig, Config, EvmChainConfig
-from indexer.http_json import json_response
 
 _EVM_ADDR = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _EVM_HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
 _B58 = re.compile(r"^[1-9A-HJ-NP-Za-km-z]{32,44}$")
 _B58_SIG = re.compile(r"^[1-9A-HJ-NP-Za-km-z]{64,90}$")
+_DIGITS = re.compile(r"[0-9]{1,19}")
+_UNIX = re.compile(r"-?[0-9]{1,12}(\.[0-9]{1,9})?")
+_INTERVAL = re.compile(r"([0-9]{1,6})([mhdw])")
+_AMOUNT = re.compile(r"[0-9]{1,78}(\.[0-9]{1,78})?")
+_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 MAX_HEIGHT = 2**62
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_UNIX = 7258118400  # 2200-01-01: far enough, and bucket arithmetic cannot overflow
+MIN_INTERVAL = timedelta(minutes=1)
+MAX_INTERVAL = timedelta(days=366)
 
 
 class BadRequest(web.HTTPBadRequest):
     """400 with a JSON body naming what is wrong."""
 
     def __init__(self, message: str) -> None:
-        resp = json_response({"error": message}, status=400)
-        super().__init__(body=resp.body, content_type="application/json")
+        super().__init__(text=orjson.dumps({"error": message}).decode(), content_type="application/json")
         self.message = message
 
 
@@ -34,22 +44,22 @@ def chain_of(cfg: Config, name: str) -> ChainConfig:
 
 def address_for(chain: ChainConfig, value: str) -> str:
     if isinstance(chain, EvmChainConfig):
-        if not _EVM_ADDR.match(value):
+        if not _EVM_ADDR.fullmatch(value):
             raise BadRequest(
                 f"invalid address {value[:80]!r} for EVM chain {chain.name}: expected 0x + 40 hex digits"
             )
         return value.lower()
-    if not _B58.match(value):
+    if not _B58.fullmatch(value):
         raise BadRequest(f"invalid address {value[:80]!r} for Solana chain {chain.name}: expected base58")
     return value
 
 
 def tx_hash_for(chain: ChainConfig, value: str) -> str:
     if isinstance(chain, EvmChainConfig):
-        if not _EVM_HASH.match(value):
+        if not _EVM_HASH.fullmatch(value):
             raise BadRequest(f"invalid transaction hash {value[:80]!r}: expected 0x + 64 hex digits")
         return value.lower()
-    if not _B58_SIG.match(value):
+    if not _B58_SIG.fullmatch(value):
         raise BadRequest(f"invalid transaction signature {value[:100]!r}: expected base58")
     return value
 
@@ -57,15 +67,109 @@ def tx_hash_for(chain: ChainConfig, value: str) -> str:
 def height(value: str | None, what: str) -> int | None:
     if value is None or value == "":
         return None
-    if not value.isdigit() or len(value) > 19 or int(value) > MAX_HEIGHT:
+    if not _DIGITS.fullmatch(value) or int(value) > MAX_HEIGHT:
         raise BadRequest(f"invalid {what} {value[:40]!r}: expected a non-negative integer")
     return int(value)
 
 
 def only_params(request: web.Request, allowed: set[str]) -> None:
+    """Refuse unknown and repeated query parameters (a repeated one would be silently ambiguous)."""
     unknown = sorted(set(request.query) - allowed)
     if unknown:
         raise BadRequest(
             f"unknown query parameter(s) {', '.join(repr(u[:40]) for u in unknown[:5])}; "
             f"allowed: {', '.join(sorted(allowed)) or 'none'}"
         )
+    if len(request.query) != len(set(request.query)):
+        repeated = sorted({k for k in request.query if len(request.query.getall(k)) > 1})
+        raise BadRequest(f"query parameter(s) given more than once: {', '.join(repeated[:5])}")
+
+
+def timestamp(value: str | None, what: str) -> datetime | None:
+    """ISO-8601 (a missing zone means UTC) or Unix seconds -> aware UTC datetime."""
+    if value is None or value == "":
+        return None
+    text = value
+    try:
+        if _UNIX.fullmatch(text):
+            seconds = Decimal(text)
+            if not 0 <= seconds < MAX_UNIX:
+                raise ValueError
+            return EPOCH + timedelta(seconds=float(seconds))
+        if len(text) > 40 or not text.isascii():
+            raise ValueError
+        parsed = datetime.fromisoformat(text.replace("z", "Z"))
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        parsed = parsed.astimezone(UTC)
+        if not EPOCH <= parsed < EPOCH + timedelta(seconds=MAX_UNIX):
+            raise ValueError
+        return parsed
+    except (ValueError, OverflowError, ArithmeticError):
+        raise BadRequest(
+            f"invalid {what} {value[:40]!r}: expected ISO-8601 (2025-01-31T12:00:00Z) or Unix seconds"
+        ) from None
+
+
+def interval(value: str | None, default: timedelta) -> timedelta:
+    """`N` + m|h|d|w, e.g. 15m, 1h, 1d, 1w; between 1 minute and 366 days."""
+    if value is None or value == "":
+        return default
+    m = _INTERVAL.fullmatch(value)
+    if m is None:
+        raise BadRequest(
+            f"invalid interval {value[:40]!r}: expected N followed by m, h, d or w (e.g. 1h, 1d)"
+        )
+    result = timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+    if not MIN_INTERVAL <= result <= MAX_INTERVAL:
+        raise BadRequest(f"interval {value!r} is out of range: 1m .. 366d")
+    return result
+
+
+def bounded_int(value: str | None, what: str, default: int, low: int, high: int) -> int:
+    parsed = height(value, what)
+    if parsed is None:
+        return default
+    if not low <= parsed <= high:
+        raise BadRequest(f"{what} must be between {low} and {high}")
+    return parsed
+
+
+def amount(value: str | None, decimals: int, what: str = "min_amount") -> int | None:
+    """A non-negative decimal token amount (`1000`, `0.5`) -> exact base units."""
+    if value is None or value == "":
+        return None
+    if not _AMOUNT.fullmatch(value):
+        raise BadRequest(f"invalid {what} {value[:40]!r}: expected a non-negative decimal amount of tokens")
+    whole, _, frac = value.partition(".")
+    frac = frac.rstrip("0")
+    if len(frac) > decimals:
+        raise BadRequest(f"invalid {what} {value[:40]!r}: more than {decimals} decimal places")
+    try:
+        raw = int(whole) * 10**decimals + (int(frac.ljust(decimals, "0")) if frac else 0)
+    except (ValueError, InvalidOperation):
+        raise BadRequest(f"invalid {what} {value[:40]!r}") from None
+    if raw >= 2**256:
+        raise BadRequest(f"{what} is larger than any uint256 amount")
+    return raw
+
+
+def choice(value: str | None, what: str, options: tuple[str, ...], default: str) -> str:
+    if value is None or value == "":
+        return default
+    if value not in options:
+        raise BadRequest(f"invalid {what} {value[:40]!r}: expected one of {', '.join(options)}")
+    return value
+
+
+def kinds(value: str | None, options: tuple[str, ...]) -> tuple[str, ...]:
+    """Comma-separated event kinds; empty means every kind."""
+    if value is None or value == "":
+        return ()
+    parts = [k.strip() for k in value.split(",")]
+    bad = [k for k in parts if k not in options]
+    if bad:
+        raise BadRequest(
+            f"invalid kind {bad[0][:40]!r}: expected a comma-separated subset of {', '.join(options)}"
+        )
+    return tuple(sorted(set(parts)))

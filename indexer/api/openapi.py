@@ -1,0 +1,454 @@
+"""The OpenAPI 3.0 document served at /api/openapi.json.
+
+Query parameters are declared once here; the handlers accept exactly the names declared for their
+route (`allowed(path)`), so the document and the code cannot drift apart on what is accepted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from indexer import __version__
+from indexer.api.validate import MAX_HEIGHT
+from indexer.store.queries import DEFAULT_PAGE, EVENT_KINDS, MAX_BUCKETS, MAX_PAGE
+
+Schema = dict[str, Any]
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: Schema) -> Schema:
+    return {**schema, "nullable": True}
+
+
+def _q(name: str, schema: Schema, description: str, *, required: bool = False) -> Schema:
+    return {"name": name, "in": "query", "required": required, "schema": schema, "description": description}
+
+
+def _path(name: str, description: str) -> Schema:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": description,
+    }
+
+
+HEIGHT: Schema = {"type": "integer", "minimum": 0, "maximum": MAX_HEIGHT}
+TIME_DOC = "ISO-8601 (a missing zone means UTC) or Unix seconds; 1970 .. 2200."
+CHAIN_Q = _q("chain", {"type": "string"}, "A configured chain name.")
+
+QUERY_PARAMS: dict[str, list[Schema]] = {
+    "/healthz": [],
+    "/api/v1/supply": [],
+    "/api/v1/status": [],
+    "/api/v1/supply/history": [
+        _q("chain", {"type": "string"}, "A configured chain name; default: every chain, plus a total."),
+        _q(
+            "since",
+            {"type": "string"},
+            f"Start of the range (inclusive). {TIME_DOC} Default: 100 intervals before `until`.",
+        ),
+        _q("until", {"type": "string"}, f"End of the range (exclusive). {TIME_DOC} Default: now."),
+        _q(
+            "interval",
+            {"type": "string", "pattern": "^[0-9]{1,6}[mhdw]$"},
+            f"Bucket width: N + m|h|d|w, 1m .. 366d (default 1d). Buckets are aligned to multiples of the "
+            f"interval since the Unix epoch (UTC); at most {MAX_BUCKETS} per request.",
+        ),
+    ],
+    "/api/v1/transfers": [
+        _q(
+            "chain",
+            {"type": "string"},
+            "A configured chain name (may be omitted when only one chain is configured).",
+        ),
+        _q("address", {"type": "string"}, "Only events where this address is the sender or the receiver."),
+        _q(
+            "kind",
+            {"type": "string"},
+            f"Comma-separated subset of {', '.join(EVENT_KINDS)} (default: all).",
+        ),
+        _q("from_block", HEIGHT, "Lowest block (inclusive)."),
+        _q("to_block", HEIGHT, "Highest block (inclusive)."),
+        _q("since", {"type": "string"}, f"Block time at or after. {TIME_DOC}"),
+        _q("until", {"type": "string"}, f"Block time before. {TIME_DOC}"),
+        _q("min_amount", {"type": "string"}, "Minimum amount in tokens, exact decimal (e.g. 1000 or 0.5)."),
+        _q(
+            "limit",
+            {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
+            f"Page size (default {DEFAULT_PAGE}, at most {MAX_PAGE}).",
+        ),
+        _q(
+            "order",
+            {"type": "string", "enum": ["desc", "asc"]},
+            "Order by (block_number, log_index, tx_hash): desc (newest first, default) or asc.",
+        ),
+        _q(
+            "cursor",
+            {"type": "string"},
+            "`next_cursor` of the previous page, with the same filters; refused with other filters.",
+        ),
+    ],
+    "/api/v1/tx/{chain}/{hash}": [],
+    "/api/v1/accounts/{chain}/{address}": [
+        _q("block", HEIGHT, "Also report the balance as of this block (at most the indexed head)."),
+    ],
+    "/api/v1/reorgs": [
+        _q("chain", {"type": "string"}, "A configured chain name (default: every chain)."),
+        _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "Most recent N (default 100)."),
+    ],
+    "/api/openapi.json": [],
+}
+
+PATH_PARAMS: dict[str, list[Schema]] = {
+    "/api/v1/tx/{chain}/{hash}": [
+        _path("chain", "A configured chain name."),
+        _path("hash", "Transaction hash (EVM: 0x + 64 hex) or signature (Solana: base58)."),
+    ],
+    "/api/v1/accounts/{chain}/{address}": [
+        _path("chain", "A configured chain name."),
+        _path("address", "Account address (EVM: 0x + 40 hex, case-insensitive; Solana: base58)."),
+    ],
+}
+
+
+def allowed(path: str) -> set[str]:
+    return {p["name"] for p in QUERY_PARAMS[path]}
+
+
+AMOUNT: Schema = {
+    "type": "object",
+    "required": ["raw", "amount"],
+    "properties": {
+        "raw": {"type": "string", "pattern": "^-?[0-9]+$", "description": "Integer base units."},
+        "amount": {
+            "type": "string",
+            "pattern": r"^-?[0-9]+(\.[0-9]+)?$",
+            "description": "Exact decimal tokens.",
+        },
+    },
+}
+
+SCHEMAS: dict[str, Schema] = {
+    "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+    "Amount": AMOUNT,
+    "AsOf": {
+        "type": "object",
+        "description": "Where the chain's index stood when the answer was read (all null: not indexed yet).",
+        "required": ["chain", "block", "finalized_block"],
+        "properties": {
+            "chain": {"type": "string"},
+            "block": _nullable({"type": "integer"}),
+            "block_hash": _nullable({"type": "string"}),
+            "block_time": _nullable({"type": "string", "format": "date-time"}),
+            "finalized_block": _nullable({"type": "integer"}),
+            "updated_at": _nullable({"type": "string", "format": "date-time"}),
+        },
+    },
+    "Event": {
+        "type": "object",
+        "required": [
+            "chain",
+            "block_number",
+            "block_hash",
+            "tx_hash",
+            "log_index",
+            "kind",
+            "from",
+            "to",
+            "raw",
+            "amount",
+            "finalized",
+        ],
+        "properties": {
+            "chain": {"type": "string"},
+            "block_number": {"type": "integer"},
+            "block_hash": {"type": "string"},
+            "block_time": _nullable({"type": "string", "format": "date-time"}),
+            "tx_hash": {"type": "string"},
+            "log_index": {"type": "integer"},
+            "kind": {"type": "string", "enum": list(EVENT_KINDS)},
+            "from": _nullable({"type": "string"}),
+            "to": _nullable({"type": "string"}),
+            "raw": AMOUNT["properties"]["raw"],
+            "amount": AMOUNT["properties"]["amount"],
+            "finalized": {"type": "boolean", "description": "At or below the finalized block."},
+        },
+    },
+    "Transfers": {
+        "type": "object",
+        "required": ["chain", "order", "limit", "as_of", "transfers", "next_cursor"],
+        "properties": {
+            "chain": {"type": "string"},
+            "order": {"type": "string", "enum": ["desc", "asc"]},
+            "limit": {"type": "integer"},
+            "as_of": _ref("AsOf"),
+            "transfers": {"type": "array", "items": _ref("Event")},
+            "next_cursor": _nullable({"type": "string", "description": "null on the last page"}),
+        },
+    },
+    "Tx": {
+        "type": "object",
+        "required": ["chain", "tx_hash", "as_of", "events"],
+        "properties": {
+            "chain": {"type": "string"},
+            "tx_hash": {"type": "string"},
+            "as_of": _ref("AsOf"),
+            "events": {"type": "array", "items": _ref("Event")},
+        },
+    },
+    "HistoryPoint": {
+        "type": "object",
+        "required": ["t", "end", "block", "raw", "amount", "finalized"],
+        "properties": {
+            "t": {"type": "string", "format": "date-time", "description": "Bucket start."},
+            "end": {"type": "string", "format": "date-time", "description": "Bucket end (clipped to until)."},
+            "block": _nullable({"type": "integer", "description": "Last block with events before `end`."}),
+            "block_time": _nullable({"type": "string", "format": "date-time"}),
+            "raw": AMOUNT["properties"]["raw"],
+            "amount": AMOUNT["properties"]["amount"],
+            "minted": {"type": "string", "description": "Cumulative minted base units."},
+            "burned": {"type": "string", "description": "Cumulative burned base units."},
+            "mints": {"type": "integer"},
+            "burns": {"type": "integer"},
+            "transfers": {"type": "integer"},
+            "finalized": {"type": "boolean"},
+        },
+    },
+    "SupplyHistory": {
+        "type": "object",
+        "required": ["interval", "since", "until", "chains"],
+        "properties": {
+            "interval": {"type": "string"},
+            "interval_seconds": {"type": "integer"},
+            "since": {"type": "string", "format": "date-time"},
+            "until": {"type": "string", "format": "date-time"},
+            "chains": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["chain", "decimals", "as_of", "points"],
+                    "properties": {
+                        "chain": {"type": "string"},
+                        "decimals": {"type": "integer"},
+                        "as_of": _ref("AsOf"),
+                        "points": {"type": "array", "items": _ref("HistoryPoint")},
+                    },
+                },
+            },
+            "total": _nullable(
+                {
+                    "type": "object",
+                    "properties": {
+                        "decimals": {"type": "integer"},
+                        "points": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["t", "raw", "amount", "finalized"],
+                                "properties": {
+                                    "t": {"type": "string", "format": "date-time"},
+                                    "raw": AMOUNT["properties"]["raw"],
+                                    "amount": AMOUNT["properties"]["amount"],
+                                    "finalized": {"type": "boolean"},
+                                },
+                            },
+                        },
+                    },
+                }
+            ),
+        },
+    },
+    "Supply": {
+        "type": "object",
+        "required": ["chains", "total"],
+        "properties": {
+            "token": {"type": "string"},
+            "chains": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["chain", "decimals", "finalized", "head"],
+                    "properties": {
+                        "chain": {"type": "string"},
+                        "decimals": {"type": "integer"},
+                        "finalized": {
+                            "allOf": [_ref("Amount")],
+                            "properties": {"block": _nullable({"type": "integer"})},
+                        },
+                        "head": {
+                            "allOf": [_ref("Amount")],
+                            "properties": {
+                                "block": _nullable({"type": "integer"}),
+                                "block_hash": _nullable({"type": "string"}),
+                            },
+                        },
+                        "as_of": _ref("AsOf"),
+                    },
+                },
+            },
+            "total": {
+                "type": "object",
+                "required": ["decimals", "finalized", "head"],
+                "properties": {
+                    "decimals": {"type": "integer"},
+                    "finalized": _ref("Amount"),
+                    "head": _ref("Amount"),
+                },
+            },
+        },
+    },
+    "Status": {
+        "type": "object",
+        "required": ["chains"],
+        "properties": {
+            "chains": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["chain", "head", "indexed", "finalized", "lag_seconds", "state"],
+                    "properties": {
+                        "chain": {"type": "string"},
+                        "kind": {"type": "string"},
+                        "head": _nullable({"type": "integer"}),
+                        "indexed": _nullable({"type": "integer"}),
+                        "finalized": _nullable({"type": "integer"}),
+                        "lag_seconds": _nullable({"type": "number"}),
+                        "state": {"type": "string"},
+                    },
+                },
+            }
+        },
+    },
+    "Account": {
+        "type": "object",
+        "required": ["chain", "address", "finalized", "head", "as_of"],
+        "properties": {
+            "chain": {"type": "string"},
+            "address": {"type": "string"},
+            "finalized": {"allOf": [_ref("Amount")], "properties": {"block": {"type": "integer"}}},
+            "head": {"allOf": [_ref("Amount")], "properties": {"block": {"type": "integer"}}},
+            "at": {
+                "allOf": [_ref("Amount")],
+                "properties": {
+                    "block": {"type": "integer"},
+                    "finality": {"type": "string", "enum": ["finalized", "head"]},
+                },
+            },
+            "as_of": _ref("AsOf"),
+        },
+    },
+    "Reorgs": {
+        "type": "object",
+        "required": ["reorgs"],
+        "properties": {
+            "reorgs": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["chain", "detected_at", "depth", "ancestor", "old_tip", "new_tip"],
+                    "properties": {
+                        "chain": {"type": "string"},
+                        "detected_at": {"type": "string", "format": "date-time"},
+                        "depth": {"type": "integer"},
+                        "ancestor": {"type": "object"},
+                        "old_tip": {"type": "object"},
+                        "new_tip": {"type": "object"},
+                        "orphaned_events": {"type": "integer"},
+                        "orphaned_blocks": {"type": "array", "items": {"type": "object"}},
+                    },
+                },
+            }
+        },
+    },
+    "Health": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
+}
+
+
+def _json(schema: str, description: str) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
+
+
+BAD = _json("Error", "Bad input: unknown, repeated or invalid parameter, unknown chain, bad cursor.")
+
+OPERATIONS: dict[str, tuple[str, str, dict[str, Schema]]] = {
+    "/healthz": ("Liveness", "health", {"200": _json("Health", "Alive.")}),
+    "/api/v1/supply": (
+        "Supply per chain and in total, at the head and at the finalized block",
+        "supply",
+        {"200": _json("Supply", "Supply.")},
+    ),
+    "/api/v1/status": ("Indexing status per chain", "status", {"200": _json("Status", "Status.")}),
+    "/api/v1/supply/history": (
+        "Cumulative supply per time bucket (the last value in each bucket, carried forward)",
+        "supplyHistory",
+        {"200": _json("SupplyHistory", "Supply history.")},
+    ),
+    "/api/v1/transfers": (
+        "Token events (mints, burns, transfers), keyset-paginated",
+        "transfers",
+        {"200": _json("Transfers", "One page of events.")},
+    ),
+    "/api/v1/tx/{chain}/{hash}": (
+        "Every token event of one transaction",
+        "tx",
+        {
+            "200": _json("Tx", "The transaction's events."),
+            "404": _json("Error", "No token event in this transaction."),
+        },
+    ),
+    "/api/v1/accounts/{chain}/{address}": (
+        "Balance of an account at the head, at the finalized block and optionally at a block",
+        "account",
+        {"200": _json("Account", "Balances.")},
+    ),
+    "/api/v1/reorgs": (
+        "Reorganisations the indexer has handled, newest first",
+        "reorgs",
+        {"200": _json("Reorgs", "Reorgs.")},
+    ),
+    "/api/openapi.json": (
+        "This document",
+        "openapi",
+        {
+            "200": {
+                "description": "OpenAPI 3.0 document.",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            }
+        },
+    ),
+}
+
+
+def document(title: str = "usd1-indexer API") -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    for path, (summary, op_id, responses) in OPERATIONS.items():
+        params = PATH_PARAMS.get(path, []) + QUERY_PARAMS[path]
+        op: dict[str, Any] = {"summary": summary, "operationId": op_id, "responses": dict(responses)}
+        if params:
+            op["parameters"] = params
+        op["responses"]["400"] = BAD
+        if path.startswith("/api/v1/"):
+            op["responses"]["503"] = _json(
+                "Error", "A query exceeded the statement timeout; narrow the filters."
+            )
+        paths[path] = {"get": op}
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": title,
+            "version": __version__,
+            "description": (
+                "Amounts are strings: `raw` integer base units and `amount` exact decimal tokens. Every "
+                "answer says which finality it reflects: `as_of` gives the indexed head (`block`) and the "
+                "`finalized_block`; events carry `finalized`. Unknown or repeated parameters and invalid "
+                'values are answered 400 with {"error": ...}.'
+            ),
+        },
+        "paths": paths,
+        "components": {"schemas": SCHEMAS},
+    }

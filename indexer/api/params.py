@@ -1,0 +1,77 @@
+"""Parsing of the history endpoints' filters, shared by the HTTP API and the `query` CLI so both
+accept exactly the same inputs and refuse the same ones (with the same messages)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from indexer.api import validate as v
+from indexer.config import ChainConfig, Config
+from indexer.store import queries as q
+
+DEFAULT_INTERVAL = timedelta(days=1)
+DEFAULT_BUCKETS = 100
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryParams:
+    chains: list[ChainConfig]
+    all_chains: bool
+    since: datetime
+    until: datetime
+    interval: timedelta
+    label: str
+
+
+def history_params(cfg: Config, query: Mapping[str, str], now: datetime | None = None) -> HistoryParams:
+    interval = v.interval(query.get("interval"), DEFAULT_INTERVAL)
+    until = v.timestamp(query.get("until"), "until") or (now or datetime.now(UTC))
+    since = v.timestamp(query.get("since"), "since") or max(v.EPOCH, until - DEFAULT_BUCKETS * interval)
+    if since >= until:
+        raise v.BadRequest("since must be before until")
+    if len(q.buckets(since, until, interval)) > q.MAX_BUCKETS:
+        raise v.BadRequest(
+            f"range too long: more than {q.MAX_BUCKETS} buckets; use a wider interval or a shorter range"
+        )
+    name = query.get("chain")
+    chains = [v.chain_of(cfg, name)] if name else list(cfg.chains)
+    return HistoryParams(chains, not name, since, until, interval, query.get("interval") or "1d")
+
+
+def transfer_filter(cfg: Config, query: Mapping[str, str]) -> tuple[q.TransferFilter, int, q.Position | None]:
+    """Parse and check the transfers filters (shared by the API and the CLI)."""
+    name = query.get("chain")
+    if not name:
+        if len(cfg.chains) != 1:
+            raise v.BadRequest("chain is required when more than one chain is configured")
+        name = cfg.chains[0].name
+    chain = v.chain_of(cfg, name)
+    address = query.get("address")
+    from_block = v.height(query.get("from_block"), "from_block")
+    to_block = v.height(query.get("to_block"), "to_block")
+    if from_block is not None and to_block is not None and from_block > to_block:
+        raise v.BadRequest("from_block must not be above to_block")
+    since = v.timestamp(query.get("since"), "since")
+    until = v.timestamp(query.get("until"), "until")
+    if since is not None and until is not None and since >= until:
+        raise v.BadRequest("since must be before until")
+    f = q.TransferFilter(
+        chain=chain.name,
+        address=v.address_for(chain, address) if address else None,
+        kinds=v.kinds(query.get("kind"), q.EVENT_KINDS),
+        from_block=from_block,
+        to_block=to_block,
+        since=since,
+        until=until,
+        min_raw=v.amount(query.get("min_amount"), chain.decimals),
+        order="asc" if v.choice(query.get("order"), "order", ("desc", "asc"), "desc") == "asc" else "desc",
+    )
+    limit = v.bounded_int(query.get("limit"), "limit", q.DEFAULT_PAGE, 1, q.MAX_PAGE)
+    cursor = query.get("cursor")
+    try:
+        after = q.decode_cursor(f, cursor) if cursor else None
+    except q.CursorError as exc:
+        raise v.BadRequest(str(exc)) from None
+    return f, limit, after

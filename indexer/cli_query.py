@@ -1,0 +1,376 @@
+"""`usd1-indexer query ...`: incident-response reads straight from the database.
+
+Same filters, same validation and the same query code as the HTTP API (`indexer.api.params`,
+`indexer.store.queries`); `--format json` prints exactly the body the API would return. Nothing
+here writes, so a read-only database role is enough (migrations are not run).
+
+    usd1-indexer query supply --config c.yaml [--chain X] [--history --since 2025-01-01 --interval 1d]
+    usd1-indexer query transfers --config c.yaml --chain X [--address A] [--kind mint,burn] [--all]
+    usd1-indexer query tx --config c.yaml CHAIN HASH
+    usd1-indexer query account --config c.yaml CHAIN ADDRESS [--block N]
+    usd1-indexer query reorgs --config c.yaml [--chain X] [--limit N]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import asyncpg
+import click
+import orjson
+
+from indexer.api import params as P
+from indexer.api import validate as v
+from indexer.config import Config, load_config
+from indexer.errors import ConfigError
+from indexer.logs import configure_logging
+from indexer.store import queries as q
+from indexer.units import amount_json
+
+T = TypeVar("T")
+FORMATS = ("table", "json", "csv")
+MAX_ALL_ROWS = 1_000_000
+
+
+def _load(path: str) -> Config:
+    try:
+        cfg = load_config(path)
+    except ConfigError as exc:
+        for p in exc.problems:
+            click.echo(p, err=True)
+        sys.exit(2)
+    configure_logging("warning", cfg.log.format)
+    return cfg
+
+
+def _run(cfg: Config, fn: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
+    """Open the configured database (no migrations: read-only roles work) and run `fn` on it."""
+    from indexer.runtime import database
+
+    async def main() -> T:
+        async with database(cfg, run_migrations=False) as pool:
+            return await fn(pool)
+
+    try:
+        return asyncio.run(main())
+    except v.BadRequest as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(2)
+    except (asyncpg.UndefinedTableError, asyncpg.InvalidCatalogNameError) as exc:
+        click.echo(f"error: the database is not initialised ({exc}); run `usd1-indexer migrate`", err=True)
+        sys.exit(1)
+    except (OSError, asyncpg.PostgresError) as exc:
+        click.echo(f"error: database: {exc}", err=True)
+        sys.exit(1)
+
+
+def _params(**kw: Any) -> dict[str, str]:
+    """CLI options -> the API's query parameters (strings), omitting the unset ones."""
+    return {k: str(val) for k, val in kw.items() if val is not None and val != ""}
+
+
+def _emit(
+    fmt: str, body: Any, columns: Sequence[str], rows: Sequence[dict[str, Any]], title: str = ""
+) -> None:
+    if fmt == "json":
+        click.echo(orjson.dumps(body, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
+    elif fmt == "csv":
+        w = csv.writer(sys.stdout, lineterminator="\n")
+        w.writerow(columns)
+        for r in rows:
+            w.writerow(["" if r.get(c) is None else r.get(c) for c in columns])
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title or None, show_lines=False)
+        for c in columns:
+            table.add_column(
+                c, justify="left" if c in ("chain", "kind", "from", "to", "tx_hash", "t") else "right"
+            )
+        for r in rows:
+            table.add_row(*["" if r.get(c) is None else str(r.get(c)) for c in columns])
+        Console(width=max(120, Console().width)).print(table)
+
+
+config_option = click.option(
+    "--config", "config_path", required=True, type=click.Path(dir_okay=False), help="YAML config file."
+)
+format_option = click.option(
+    "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True, help="Output format."
+)
+
+
+@click.group("query", context_settings={"help_option_names": ["-h", "--help"]})
+def query() -> None:
+    """Query the indexed history (reads the database directly; same filters as the HTTP API)."""
+
+
+@query.command("supply")
+@config_option
+@click.option("--chain", default=None, help="Only this chain.")
+@click.option("--history", is_flag=True, help="Supply per time bucket instead of the current supply.")
+@click.option("--since", default=None, help="History start: ISO-8601 or Unix seconds.")
+@click.option("--until", default=None, help="History end (exclusive; default now).")
+@click.option("--interval", default=None, help="History bucket: N + m|h|d|w (default 1d).")
+@format_option
+def supply_cmd(
+    config_path: str,
+    chain: str | None,
+    history: bool,
+    since: str | None,
+    until: str | None,
+    interval: str | None,
+    fmt: str,
+) -> None:
+    """Supply per chain (finalized and head), or its history with --history/--since/--interval."""
+    cfg = _load(config_path)
+    if history or since or until or interval:
+        _supply_history(cfg, _params(chain=chain, since=since, until=until, interval=interval), fmt)
+        return
+
+    async def go(pool: asyncpg.Pool) -> list[q.ChainSupply]:
+        chains = [v.chain_of(cfg, chain)] if chain else list(cfg.chains)
+        async with q.snapshot(pool) as conn:
+            return [await q.chain_supply(conn, c) for c in chains]
+
+    result = _run(cfg, go)
+    body = q.supply_json(cfg.token.symbol, result)
+    rows = [
+        {
+            "chain": c.chain,
+            "finalized_block": c.as_of.finalized_block,
+            "finalized": amount_json(c.finalized.supply, c.decimals)["amount"],
+            "head_block": c.as_of.block,
+            "head": amount_json(c.head.supply, c.decimals)["amount"],
+            "pending": amount_json(c.head.supply - c.finalized.supply, c.decimals)["amount"],
+        }
+        for c in result
+    ]
+    rows.append(
+        {
+            "chain": "total",
+            "finalized": body["total"]["finalized"]["amount"],
+            "head": body["total"]["head"]["amount"],
+        }
+    )
+    _emit(
+        fmt, body, ["chain", "finalized_block", "finalized", "head_block", "head", "pending"], rows, "supply"
+    )
+
+
+def _supply_history(cfg: Config, params: dict[str, str], fmt: str) -> None:
+    async def go(pool: asyncpg.Pool) -> tuple[P.HistoryParams, list[q.SupplySeries]]:
+        h = P.history_params(cfg, params)
+        async with q.snapshot(pool) as conn:
+            return h, [await q.supply_history(conn, c, h.since, h.until, h.interval) for c in h.chains]
+
+    h, series = _run(cfg, go)
+    body = {
+        "interval": h.label,
+        "interval_seconds": int(h.interval.total_seconds()),
+        "since": q.iso(h.since),
+        "until": q.iso(h.until),
+        "chains": [s.to_json() for s in series],
+        "total": q.history_total(series) if h.all_chains else None,
+    }
+    rows = [
+        {
+            "t": pt["t"],
+            "chain": s.chain,
+            "block": pt["block"],
+            "amount": pt["amount"],
+            "finalized": pt["finalized"],
+        }
+        for s in series
+        for pt in s.to_json()["points"]
+    ]
+    _emit(fmt, body, ["t", "chain", "block", "amount", "finalized"], rows, f"supply per {h.label}")
+
+
+EVENT_COLUMNS = [
+    "block_number",
+    "log_index",
+    "block_time",
+    "kind",
+    "from",
+    "to",
+    "amount",
+    "finalized",
+    "tx_hash",
+]
+
+
+@query.command("transfers")
+@config_option
+@click.option("--chain", default=None, help="Chain (optional when only one is configured).")
+@click.option("--address", default=None, help="Sender or receiver.")
+@click.option("--kind", default=None, help="Comma-separated: mint,burn,transfer.")
+@click.option("--from-block", default=None, help="Lowest block (inclusive).")
+@click.option("--to-block", default=None, help="Highest block (inclusive).")
+@click.option("--since", default=None, help="Block time at or after (ISO-8601 or Unix seconds).")
+@click.option("--until", default=None, help="Block time before.")
+@click.option("--min-amount", default=None, help="Minimum amount in tokens (exact decimal).")
+@click.option("--limit", default=None, help="Page size (default 100, at most 1000).")
+@click.option("--order", default=None, help="desc (default) or asc.")
+@click.option("--cursor", default=None, help="next_cursor of the previous page.")
+@click.option(
+    "--all", "walk_all", is_flag=True, help="Follow next_cursor to the end (at most 1,000,000 rows)."
+)
+@format_option
+def transfers_cmd(
+    config_path: str,
+    chain: str | None,
+    address: str | None,
+    kind: str | None,
+    from_block: str | None,
+    to_block: str | None,
+    since: str | None,
+    until: str | None,
+    min_amount: str | None,
+    limit: str | None,
+    order: str | None,
+    cursor: str | None,
+    walk_all: bool,
+    fmt: str,
+) -> None:
+    """Token events, newest first by default; the next page's cursor goes to stderr."""
+    cfg = _load(config_path)
+    params = _params(
+        chain=chain,
+        address=address,
+        kind=kind,
+        from_block=from_block,
+        to_block=to_block,
+        since=since,
+        until=until,
+        min_amount=min_amount,
+        limit=limit,
+        order=order,
+        cursor=cursor,
+    )
+
+    async def go(pool: asyncpg.Pool) -> list[q.TransferPage]:
+        f, size, after = P.transfer_filter(cfg, params)
+        pages = []
+        total = 0
+        while True:
+            async with q.snapshot(pool) as conn:
+                page = await q.transfers(conn, f, limit=size, after=after)
+            pages.append(page)
+            total += len(page.events)
+            if not walk_all or page.next_cursor is None or total >= MAX_ALL_ROWS:
+                return pages
+            after = q.decode_cursor(f, page.next_cursor)
+
+    pages = _run(cfg, go)
+    decimals = cfg.chain(pages[0].filter.chain).decimals
+    bodies = [p.to_json(decimals) for p in pages]
+    body = (
+        bodies[0]
+        if len(bodies) == 1
+        else {**bodies[-1], "transfers": [t for b in bodies for t in b["transfers"]]}
+    )
+    _emit(fmt, body, EVENT_COLUMNS, body["transfers"], f"{pages[0].filter.chain} transfers")
+    if fmt != "json" and body["next_cursor"]:
+        click.echo(f"next page: --cursor {body['next_cursor']}", err=True)
+
+
+@query.command("tx")
+@config_option
+@click.argument("chain")
+@click.argument("tx_hash")
+@format_option
+def tx_cmd(config_path: str, chain: str, tx_hash: str, fmt: str) -> None:
+    """Every token event of one transaction."""
+    cfg = _load(config_path)
+
+    async def go(pool: asyncpg.Pool) -> tuple[int, q.TxView]:
+        c = v.chain_of(cfg, chain)
+        h = v.tx_hash_for(c, tx_hash)
+        async with q.snapshot(pool) as conn:
+            return c.decimals, await q.tx(conn, c.name, h)
+
+    decimals, view = _run(cfg, go)
+    if not view.events:
+        click.echo(f"no token events for transaction {view.tx_hash} on {view.chain}", err=True)
+        sys.exit(1)
+    body = view.to_json(decimals)
+    _emit(fmt, body, EVENT_COLUMNS, body["events"], f"{view.chain} tx {view.tx_hash}")
+
+
+@query.command("account")
+@config_option
+@click.argument("chain")
+@click.argument("address")
+@click.option("--block", default=None, help="Also the balance as of this block.")
+@format_option
+def account_cmd(config_path: str, chain: str, address: str, block: str | None, fmt: str) -> None:
+    """Balance of an account at the head, at the finalized block and optionally at --block."""
+    cfg = _load(config_path)
+
+    async def go(pool: asyncpg.Pool) -> q.AccountView:
+        c = v.chain_of(cfg, chain)
+        addr = v.address_for(c, address)
+        height = v.height(block, "block")
+        try:
+            async with q.snapshot(pool) as conn:
+                return await q.account(conn, c, addr, height)
+        except q.NotIndexed as exc:
+            raise v.BadRequest(str(exc)) from None
+
+    view = _run(cfg, go)
+    body = view.to_json()
+    rows = [
+        {"at": "finalized", "block": body["finalized"]["block"], "amount": body["finalized"]["amount"]},
+        {"at": "head", "block": body["head"]["block"], "amount": body["head"]["amount"]},
+    ]
+    if "at" in body:
+        rows.append({"at": "block", "block": body["at"]["block"], "amount": body["at"]["amount"]})
+    _emit(fmt, body, ["at", "block", "amount"], rows, f"{view.chain} {view.address}")
+
+
+@query.command("reorgs")
+@config_option
+@click.option("--chain", default=None, help="Only this chain.")
+@click.option("--limit", default=None, help="Most recent N (default 100, at most 1000).")
+@format_option
+def reorgs_cmd(config_path: str, chain: str | None, limit: str | None, fmt: str) -> None:
+    """Reorganisations the indexer handled, newest first."""
+    cfg = _load(config_path)
+
+    async def go(pool: asyncpg.Pool) -> list[dict[str, Any]]:
+        if chain:
+            v.chain_of(cfg, chain)
+        n = v.bounded_int(limit, "limit", 100, 1, 1000)
+        async with q.snapshot(pool) as conn:
+            return await q.reorgs(conn, chain or None, n)
+
+    rows = _run(cfg, go)
+    flat = [
+        {
+            "detected_at": r["detected_at"],
+            "chain": r["chain"],
+            "depth": r["depth"],
+            "ancestor": r["ancestor"]["block"],
+            "old_tip": r["old_tip"]["block"],
+            "new_tip": r["new_tip"]["block"],
+            "orphaned_events": r["orphaned_events"],
+        }
+        for r in rows
+    ]
+    _emit(
+        fmt,
+        {"reorgs": rows},
+        ["detected_at", "chain", "depth", "ancestor", "old_tip", "new_tip", "orphaned_events"],
+        flat,
+        "reorgs",
+    )
+
+
+if __name__ == "__main__":  # python -m indexer.cli_query ... (before it is registered in indexer.cli)
+    query()

@@ -1,0 +1,684 @@
+"""Read-only queries over the indexed history, shared by the HTTP API and the `query` CLI.
+
+Every query runs inside `snapshot(pool)`: one READ ONLY, REPEATABLE READ transaction, so the
+`as_of` cursor a result reports and the rows it returns come from the same instant even while the
+indexer commits. Nothing here writes; a role with only SELECT on the tables is enough.
+
+Orders and pagination:
+- Transfers are ordered by (block_number, log_index, tx_hash), descending by default. That key is
+  unique per chain on the canonical chain (one block hash per height), so keyset pagination over
+  it is stable: a page never repeats or skips a row of the snapshot it continues.
+- Cursors are opaque: urlsafe base64 of [version, filter fingerprint, block, log_index, tx_hash].
+  The fingerprint binds a cursor to the filters it was issued for; reusing it with other filters
+  is refused (`CursorError`).
+
+Time filters (`since` inclusive, `until` exclusive) apply to `block_time` and are also turned into
+block bounds through the `supply` table (one row per block with events, indexed by time), so a
+time-only query walks the (chain, block_number) index. That translation assumes block times do
+not decrease with height (EVM consensus rule; Solana block times in practice).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal, Protocol
+
+import asyncpg
+import orjson
+
+from indexer.store.db import Conn
+from indexer.units import amount_json
+
+MAX_PAGE = 1000
+DEFAULT_PAGE = 100
+MAX_BUCKETS = 1000
+CURSOR_VERSION = 1
+EVENT_KINDS = ("mint", "burn", "transfer")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MAX_CURSOR_CHARS = 512
+
+Order = Literal["desc", "asc"]
+
+
+class ChainInfo(Protocol):
+    """What the queries need to know about a configured chain (ChainConfig satisfies it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def decimals(self) -> int: ...
+
+
+class CursorError(ValueError):
+    """A pagination cursor that is malformed or was issued for other filters."""
+
+
+def iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _int(value: Decimal | int | None) -> int:
+    return 0 if value is None else int(value)
+
+
+@contextlib.asynccontextmanager
+async def snapshot(pool: asyncpg.Pool, *, timeout_ms: int | None = None) -> AsyncIterator[Conn]:
+    """One consistent, read-only view of the database; `timeout_ms` bounds each statement
+    (asyncpg.QueryCanceledError when exceeded)."""
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        if timeout_ms is not None:
+            await conn.execute(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
+        yield conn
+
+
+# ---- where each chain stands ---------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class AsOf:
+    """The indexed head and the finalized height a result reflects (None: not indexed yet)."""
+
+    chain: str
+    block: int | None = None
+    block_hash: str | None = None
+    block_time: datetime | None = None
+    finalized_block: int | None = None
+    updated_at: datetime | None = None
+
+    def is_final(self, block_number: int) -> bool:
+        return self.finalized_block is not None and block_number <= self.finalized_block
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "chain": self.chain,
+            "block": self.block,
+            "block_hash": self.block_hash,
+            "block_time": iso(self.block_time),
+            "finalized_block": self.finalized_block,
+            "updated_at": iso(self.updated_at),
+        }
+
+
+def _as_of(chain: str, row: Any) -> AsOf:
+    if row is None:
+        return AsOf(chain)
+    return AsOf(
+        chain,
+        row["indexed_number"],
+        row["indexed_hash"],
+        row["indexed_time"],
+        row["finalized_number"],
+        row["updated_at"],
+    )
+
+
+async def as_of(conn: Conn, chain: str) -> AsOf:
+    row = await conn.fetchrow(
+        "SELECT indexed_number, indexed_hash, indexed_time, finalized_number, updated_at"
+        " FROM cursors WHERE chain = $1",
+        chain,
+    )
+    return _as_of(chain, row)
+
+
+async def as_of_all(conn: Conn) -> dict[str, AsOf]:
+    rows = await conn.fetch(
+        "SELECT chain, indexed_number, indexed_hash, indexed_time, finalized_number, updated_at FROM cursors"
+    )
+    return {r["chain"]: _as_of(r["chain"], r) for r in rows}
+
+
+# ---- events ----------------------------------------------------------------------------------------
+_EVENT_COLS = "block_number, block_hash, tx_hash, log_index, kind, from_addr, to_addr, amount, block_time"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    chain: str
+    block_number: int
+    block_hash: str
+    tx_hash: str
+    log_index: int
+    kind: str
+    from_addr: str | None
+    to_addr: str | None
+    amount: int
+    block_time: datetime | None
+
+    def to_json(self, decimals: int, at: AsOf) -> dict[str, Any]:
+        return {
+            "chain": self.chain,
+            "block_number": self.block_number,
+            "block_hash": self.block_hash,
+            "block_time": iso(self.block_time),
+            "tx_hash": self.tx_hash,
+            "log_index": self.log_index,
+            "kind": self.kind,
+            "from": self.from_addr,
+            "to": self.to_addr,
+            **amount_json(self.amount, decimals),
+            "finalized": at.is_final(self.block_number),
+        }
+
+
+def _event(chain: str, r: Any) -> Event:
+    return Event(
+        chain,
+        r["block_number"],
+        r["block_hash"],
+        r["tx_hash"],
+        r["log_index"],
+        r["kind"],
+        r["from_addr"],
+        r["to_addr"],
+        int(r["amount"]),
+        r["block_time"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TransferFilter:
+    chain: str
+    address: str | None = None
+    kinds: tuple[str, ...] = ()  # empty: every kind
+    from_block: int | None = None
+    to_block: int | None = None
+    since: datetime | None = None  # inclusive
+    until: datetime | None = None  # exclusive
+    min_raw: int | None = None
+    order: Order = "desc"
+
+    def fingerprint(self) -> str:
+        key = [
+            self.chain,
+            self.address,
+            sorted(self.kinds),
+            self.from_block,
+            self.to_block,
+            iso(self.since),
+            iso(self.until),
+            None if self.min_raw is None else str(self.min_raw),
+            self.order,
+        ]
+        return hashlib.sha256(orjson.dumps(key)).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A row's place in the transfer order: (block_number, log_index, tx_hash)."""
+
+    block_number: int
+    log_index: int
+    tx_hash: str
+
+
+def encode_cursor(f: TransferFilter, pos: Position) -> str:
+    raw = orjson.dumps([CURSOR_VERSION, f.fingerprint(), pos.block_number, pos.log_index, pos.tx_hash])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(f: TransferFilter, token: str) -> Position:
+    if not token or len(token) > _MAX_CURSOR_CHARS or not token.isascii():
+        raise CursorError("invalid cursor")
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (binascii.Error, ValueError, orjson.JSONDecodeError):
+        raise CursorError("invalid cursor") from None
+    if (
+        not isinstance(data, list)
+        or len(data) != 5
+        or data[0] != CURSOR_VERSION
+        or not isinstance(data[1], str)
+        or not all(type(x) is int and 0 <= x < 2**62 for x in data[2:4])
+        or not isinstance(data[4], str)
+        or not 0 < len(data[4]) <= 128
+    ):
+        raise CursorError("invalid cursor")
+    if data[1] != f.fingerprint():
+        raise CursorError("cursor was issued for different filters; start again without a cursor")
+    return Position(data[2], data[3], data[4])
+
+
+@dataclass(frozen=True, slots=True)
+class TransferPage:
+    filter: TransferFilter
+    as_of: AsOf
+    events: list[Event]
+    limit: int
+    next_cursor: str | None
+
+    def to_json(self, decimals: int) -> dict[str, Any]:
+        return {
+            "chain": self.filter.chain,
+            "order": self.filter.order,
+            "limit": self.limit,
+            "as_of": self.as_of.to_json(),
+            "transfers": [e.to_json(decimals, self.as_of) for e in self.events],
+            "next_cursor": self.next_cursor,
+        }
+
+
+class _Args:
+    def __init__(self, *initial: Any) -> None:
+        self.values: list[Any] = list(initial)
+
+    def __call__(self, value: Any) -> str:
+        self.values.append(value)
+        return f"${len(self.values)}"
+
+
+async def transfers(
+    conn: Conn, f: TransferFilter, *, limit: int = DEFAULT_PAGE, after: Position | None = None
+) -> TransferPage:
+    """One page of `f`'s events in (block_number, log_index, tx_hash) order, after `after`."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValueError(f"limit must be 1..{MAX_PAGE}")
+    at = await as_of(conn, f.chain)
+    if at.block is None:
+        return TransferPage(f, at, [], limit, None)
+    p = _Args(f.chain)
+    conds = ["chain = $1", f"block_number <= {p(at.block)}"]
+    if f.kinds and set(f.kinds) != set(EVENT_KINDS):
+        conds.append(f"kind = ANY({p(sorted(f.kinds))}::text[])")
+    if f.from_block is not None:
+        conds.append(f"block_number >= {p(f.from_block)}")
+    if f.to_block is not None:
+        conds.append(f"block_number <= {p(f.to_block)}")
+    if f.since is not None:
+        s = p(f.since)
+        conds.append(f"block_time >= {s}")
+        conds.append(
+            "block_number >= coalesce((SELECT block_number FROM supply WHERE chain = $1"
+            f" AND block_time >= {s} ORDER BY block_time, block_number LIMIT 1), {2**62})"
+        )
+    if f.until is not None:
+        u = p(f.until)
+        conds.append(f"block_time < {u}")
+        conds.append(
+            "block_number <= coalesce((SELECT block_number FROM supply WHERE chain = $1"
+            f" AND block_time < {u} ORDER BY block_time DESC, block_number DESC LIMIT 1), -1)"
+        )
+    if f.min_raw is not None and f.min_raw > 0:
+        conds.append(f"amount >= {p(Decimal(f.min_raw))}::numeric")
+    desc = f.order == "desc"
+    if after is not None:
+        b, li, tx = p(after.block_number), p(after.log_index), p(after.tx_hash)
+        cmp = "<" if desc else ">"
+        conds.append(f"block_number {cmp}= {b}")
+        conds.append(f"(block_number, log_index, tx_hash) {cmp} ({b}, {li}, {tx})")
+    direction = "DESC" if desc else "ASC"
+    order_by = f"ORDER BY block_number {direction}, log_index {direction}, tx_hash {direction}"
+    n = p(limit + 1)
+    where = " AND ".join(conds)
+    if f.address is None:
+        sql = f"SELECT {_EVENT_COLS} FROM events WHERE {where} {order_by} LIMIT {n}"
+    else:
+        # Two index-ordered branches (as sender, as receiver) merged: each reads at most a page.
+        a = p(f.address)
+        sql = (
+            f"SELECT {_EVENT_COLS} FROM ("
+            f"(SELECT {_EVENT_COLS} FROM events WHERE {where} AND from_addr = {a} {order_by} LIMIT {n})"
+            " UNION ALL "
+            f"(SELECT {_EVENT_COLS} FROM events WHERE {where} AND to_addr = {a}"
+            f" AND from_addr IS DISTINCT FROM {a} {order_by} LIMIT {n})"
+            f") AS e {order_by} LIMIT {n}"
+        )
+    rows = await conn.fetch(sql, *p.values)
+    events = [_event(f.chain, r) for r in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last = events[-1]
+        next_cursor = encode_cursor(f, Position(last.block_number, last.log_index, last.tx_hash))
+    return TransferPage(f, at, events, limit, next_cursor)
+
+
+@dataclass(frozen=True, slots=True)
+class TxView:
+    chain: str
+    tx_hash: str
+    as_of: AsOf
+    events: list[Event]
+
+    def to_json(self, decimals: int) -> dict[str, Any]:
+        return {
+            "chain": self.chain,
+            "tx_hash": self.tx_hash,
+            "as_of": self.as_of.to_json(),
+            "events": [e.to_json(decimals, self.as_of) for e in self.events],
+        }
+
+
+async def tx(conn: Conn, chain: str, tx_hash: str) -> TxView:
+    at = await as_of(conn, chain)
+    rows = await conn.fetch(
+        f"SELECT {_EVENT_COLS} FROM events WHERE chain = $1 AND tx_hash = $2 ORDER BY block_number, log_index",
+        chain,
+        tx_hash,
+    )
+    return TxView(chain, tx_hash, at, [_event(chain, r) for r in rows])
+
+
+# ---- supply ----------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Cumulative totals as of a block (all zero before the chain's first event)."""
+
+    block_number: int | None = None  # the last block with events at or below the asked height
+    block_time: datetime | None = None
+    minted: int = 0
+    burned: int = 0
+    mints: int = 0
+    burns: int = 0
+    transfers: int = 0
+
+    @property
+    def supply(self) -> int:
+        return self.minted - self.burned
+
+
+def _totals(r: Any) -> Totals:
+    if r is None or r["block_number"] is None:
+        return Totals()
+    return Totals(
+        r["block_number"],
+        r["block_time"],
+        _int(r["minted"]),
+        _int(r["burned"]),
+        r["mints"],
+        r["burns"],
+        r["transfers"],
+    )
+
+
+_SUPPLY_COLS = "block_number, block_time, minted, burned, mints, burns, transfers"
+
+
+async def totals_at(conn: Conn, chain: str, block: int) -> Totals:
+    row = await conn.fetchrow(
+        f"SELECT {_SUPPLY_COLS} FROM supply WHERE chain = $1 AND block_number <= $2"
+        " ORDER BY block_number DESC LIMIT 1",
+        chain,
+        block,
+    )
+    return _totals(row)
+
+
+async def totals_before(conn: Conn, chain: str, when: datetime) -> Totals:
+    """Totals after the last block with events whose time is before `when`."""
+    row = await conn.fetchrow(
+        f"SELECT {_SUPPLY_COLS} FROM supply WHERE chain = $1 AND block_time < $2"
+        " ORDER BY block_time DESC, block_number DESC LIMIT 1",
+        chain,
+        when,
+    )
+    return _totals(row)
+
+
+@dataclass(frozen=True, slots=True)
+class ChainSupply:
+    chain: str
+    decimals: int
+    as_of: AsOf
+    head: Totals
+    finalized: Totals
+
+    def to_json(self) -> dict[str, Any]:
+        at = self.as_of
+        return {
+            "chain": self.chain,
+            "decimals": self.decimals,
+            "finalized": {"block": at.finalized_block, **amount_json(self.finalized.supply, self.decimals)},
+            "head": {
+                "block": at.block,
+                "block_hash": at.block_hash,
+                **amount_json(self.head.supply, self.decimals),
+            },
+            "as_of": at.to_json(),
+        }
+
+
+async def chain_supply(conn: Conn, chain: ChainInfo, at: AsOf | None = None) -> ChainSupply:
+    at = at if at is not None else await as_of(conn, chain.name)
+    if at.block is None or at.finalized_block is None:
+        return ChainSupply(chain.name, chain.decimals, at, Totals(), Totals())
+    head = await totals_at(conn, chain.name, at.block)
+    fin = await totals_at(conn, chain.name, at.finalized_block)
+    return ChainSupply(chain.name, chain.decimals, at, head, fin)
+
+
+def scale(raw: int, decimals: int, to: int) -> int:
+    return raw * 10 ** (to - decimals)
+
+
+def supply_json(token: str, chains: Sequence[ChainSupply]) -> dict[str, Any]:
+    """The /api/v1/supply body; totals are in the largest precision among the chains."""
+    dp = max((c.decimals for c in chains), default=0)
+    fin = sum(scale(c.finalized.supply, c.decimals, dp) for c in chains)
+    head = sum(scale(c.head.supply, c.decimals, dp) for c in chains)
+    return {
+        "token": token,
+        "chains": [c.to_json() for c in chains],
+        "total": {"decimals": dp, "finalized": amount_json(fin, dp), "head": amount_json(head, dp)},
+    }
+
+
+def buckets(since: datetime, until: datetime, interval: timedelta) -> list[datetime]:
+    """Bucket starts: multiples of `interval` since the Unix epoch (UTC) covering [since, until)."""
+    step = interval // timedelta(microseconds=1)
+    first = since - timedelta(microseconds=((since - _EPOCH) // timedelta(microseconds=1)) % step)
+    out = []
+    t = first
+    while t < until:
+        out.append(t)
+        if len(out) > MAX_BUCKETS:
+            break
+        t += interval
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPoint:
+    """The chain's state at the end of the bucket starting at `t` (carried forward from the last
+    block with events)."""
+
+    t: datetime
+    end: datetime
+    totals: Totals
+
+
+@dataclass(frozen=True, slots=True)
+class SupplySeries:
+    chain: str
+    decimals: int
+    as_of: AsOf
+    points: list[HistoryPoint]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "chain": self.chain,
+            "decimals": self.decimals,
+            "as_of": self.as_of.to_json(),
+            "points": [
+                {
+                    "t": iso(pt.t),
+                    "end": iso(pt.end),
+                    "block": pt.totals.block_number,
+                    "block_time": iso(pt.totals.block_time),
+                    **amount_json(pt.totals.supply, self.decimals),
+                    "minted": str(pt.totals.minted),
+                    "burned": str(pt.totals.burned),
+                    "mints": pt.totals.mints,
+                    "burns": pt.totals.burns,
+                    "transfers": pt.totals.transfers,
+                    "finalized": pt.totals.block_number is None
+                    or self.as_of.is_final(pt.totals.block_number),
+                }
+                for pt in self.points
+            ],
+        }
+
+
+async def supply_history(
+    conn: Conn, chain: ChainInfo, since: datetime, until: datetime, interval: timedelta
+) -> SupplySeries:
+    """Cumulative supply at the end of each bucket (clipped to `until`), one index probe per bucket."""
+    starts = buckets(since, until, interval)
+    if len(starts) > MAX_BUCKETS:
+        raise ValueError(f"more than {MAX_BUCKETS} buckets")
+    ends = [min(t + interval, until) for t in starts]
+    at = await as_of(conn, chain.name)
+    rows = await conn.fetch(
+        f"SELECT b.t, b.e, s.* FROM unnest($2::timestamptz[], $3::timestamptz[]) AS b(t, e)"
+        f" LEFT JOIN LATERAL (SELECT {_SUPPLY_COLS} FROM supply WHERE chain = $1 AND block_time < b.e"
+        " ORDER BY block_time DESC, block_number DESC LIMIT 1) AS s ON true ORDER BY b.t",
+        chain.name,
+        starts,
+        ends,
+    )
+    points = [HistoryPoint(r["t"], r["e"], _totals(r)) for r in rows]
+    return SupplySeries(chain.name, chain.decimals, at, points)
+
+
+def history_total(series: list[SupplySeries]) -> dict[str, Any]:
+    """Sum of the chains' series, in the largest precision among them."""
+    dp = max((s.decimals for s in series), default=0)
+    points = []
+    for i, pt in enumerate(series[0].points if series else []):
+        raw = sum(scale(s.points[i].totals.supply, s.decimals, dp) for s in series)
+        final = all(
+            s.points[i].totals.block_number is None or s.as_of.is_final(s.points[i].totals.block_number or 0)
+            for s in series
+        )
+        points.append({"t": iso(pt.t), **amount_json(raw, dp), "finalized": final})
+    return {"decimals": dp, "points": points}
+
+
+async def first_block_time(conn: Conn, chains: Sequence[str]) -> datetime | None:
+    value: datetime | None = await conn.fetchval(
+        "SELECT min(block_time) FROM supply WHERE chain = ANY($1::text[])", list(chains)
+    )
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """Mints and burns between `since` and the indexed head."""
+
+    chain: str
+    since: datetime
+    minted: int
+    burned: int
+    mints: int
+    burns: int
+
+
+async def flow(conn: Conn, chain: str, head_block: int | None, since: datetime) -> Flow:
+    if head_block is None:
+        return Flow(chain, since, 0, 0, 0, 0)
+    head = await totals_at(conn, chain, head_block)
+    base = await totals_before(conn, chain, since)
+    return Flow(
+        chain,
+        since,
+        head.minted - base.minted,
+        head.burned - base.burned,
+        head.mints - base.mints,
+        head.burns - base.burns,
+    )
+
+
+# ---- accounts and reorgs -----------------------------------------------------------------------------
+async def balance_at(conn: Conn, chain: str, address: str, block: int) -> int:
+    row = await conn.fetchrow(
+        "SELECT"
+        " (SELECT coalesce(sum(amount), 0) FROM events WHERE chain = $1 AND to_addr = $2"
+        "   AND block_number <= $3 AND kind <> 'burn') AS incoming,"
+        " (SELECT coalesce(sum(amount), 0) FROM events WHERE chain = $1 AND from_addr = $2"
+        "   AND block_number <= $3 AND kind <> 'mint') AS outgoing",
+        chain,
+        address,
+        block,
+    )
+    assert row is not None
+    return _int(row["incoming"]) - _int(row["outgoing"])
+
+
+async def head_balance(conn: Conn, chain: str, address: str) -> int:
+    return _int(
+        await conn.fetchval("SELECT raw FROM balances WHERE chain = $1 AND address = $2", chain, address)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    chain: str
+    decimals: int
+    address: str
+    as_of: AsOf
+    head: int
+    finalized: int
+    at_block: int | None = None
+    at: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        a = self.as_of
+        body: dict[str, Any] = {
+            "chain": self.chain,
+            "address": self.address,
+            "finalized": {"block": a.finalized_block, **amount_json(self.finalized, self.decimals)},
+            "head": {"block": a.block, **amount_json(self.head, self.decimals)},
+            "as_of": a.to_json(),
+        }
+        if self.at_block is not None and self.at is not None:
+            body["at"] = {
+                "block": self.at_block,
+                "finality": "finalized" if a.is_final(self.at_block) else "head",
+                **amount_json(self.at, self.decimals),
+            }
+        return body
+
+
+class NotIndexed(ValueError):
+    pass
+
+
+async def account(conn: Conn, chain: ChainInfo, address: str, block: int | None = None) -> AccountView:
+    at = await as_of(conn, chain.name)
+    if at.block is None or at.finalized_block is None:
+        raise NotIndexed(f"chain {chain.name} has not been indexed yet")
+    if block is not None and block > at.block:
+        raise NotIndexed(f"block {block} is above the indexed head {at.block}")
+    head = await head_balance(conn, chain.name, address)
+    fin = await balance_at(conn, chain.name, address, at.finalized_block)
+    at_value = None if block is None else await balance_at(conn, chain.name, address, block)
+    return AccountView(chain.name, chain.decimals, address, at, head, fin, block, at_value)
+
+
+async def reorgs(conn: Conn, chain: str | None, limit: int = 100) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT * FROM reorgs WHERE ($1::text IS NULL OR chain = $1) ORDER BY id DESC LIMIT $2",
+        chain,
+        limit,
+    )
+    out = []
+    for r in rows:
+        orphaned = r["orphaned_blocks"]
+        out.append(
+            {
+                "chain": r["chain"],
+                "detected_at": iso(r["detected_at"]),
+                "depth": r["depth"],
+                "ancestor": {"block": r["ancestor_number"], "hash": r["ancestor_hash"]},
+                "old_tip": {"block": r["old_tip_number"], "hash": r["old_tip_hash"]},
+                "new_tip": {"block": r["new_tip_number"], "hash": r["new_tip_hash"]},
+                "orphaned_events": r["orphaned_events"],
+                "orphaned_blocks": orjson.loads(orphaned) if isinstance(orphaned, str) else orphaned,
+            }
+        )
+    return out

@@ -1,0 +1,108 @@
+"""The transparency page in headless Chromium (Debian's /usr/bin/chromium, driven by Playwright):
+it renders the figures the JSON API returns, with JavaScript disabled, on a phone-sized screen.
+Screenshots go to test-artifacts/."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+
+from indexer.api.app import create_app
+from indexer.api.page import fmt_tokens
+from indexer.daemon import serve_http
+from indexer.metrics import Metrics
+from indexer.store.store import Store
+from tests.support import api_data
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (make install-apt)"),
+]
+
+
+@pytest.fixture
+async def site(pool: asyncpg.Pool, dsn: str, tmp_path: Path) -> AsyncIterator[str]:
+    await api_data.load(pool, "devnet", blocks=150)
+    app = create_app(api_data.config(dsn, tmp_path), Store(pool), Metrics())
+    async with serve_http(app, "127.0.0.1", 0) as port:
+        yield f"http://127.0.0.1:{port}"
+
+
+def raw_to_display(raw: str, decimals: int) -> str:
+    return fmt_tokens(int(raw), decimals)
+
+
+async def test_page_renders_api_figures(site: str) -> None:
+    from playwright.async_api import async_playwright
+
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{site}/api/v1/supply") as r:
+            supply: dict[str, Any] = await r.json()
+    dp = supply["total"]["decimals"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            # A phone, without JavaScript: everything is server-rendered.
+            ctx = await browser.new_context(
+                viewport={"width": 390, "height": 844}, java_script_enabled=False, device_scale_factor=2
+            )
+            page = await ctx.new_page()
+            external: list[str] = []
+            page.on("request", lambda req: None if req.url.startswith(site) else external.append(req.url))
+            resp = await page.goto(site + "/")
+            assert resp is not None and resp.status == 200
+            total = page.locator("#total-finalized")
+            assert await total.get_attribute("data-amount") == supply["total"]["finalized"]["amount"]
+            assert (await total.inner_text()).strip() == raw_to_display(
+                supply["total"]["finalized"]["raw"], dp
+            )
+            head = page.locator("#total-head")
+            assert (await head.inner_text()).strip() == raw_to_display(supply["total"]["head"]["raw"], dp)
+            for chain in supply["chains"]:
+                row = page.locator(f'tr[data-chain="{chain["chain"]}"]')
+                assert (
+                    await row.locator(".finalized").get_attribute("data-amount")
+                    == chain["finalized"]["amount"]
+                )
+                fin_block = chain["finalized"]["block"]
+                assert (await row.locator(".finalized-block").inner_text()).strip() == (
+                    "—" if fin_block is None else str(fin_block)
+                )
+                head_block = chain["head"]["block"]
+                pending = "—" if head_block is None else str(head_block - fin_block)
+                assert (await row.locator(".pending-blocks").inner_text()).strip() == pending
+            # The supply chart is an inline SVG with a drawn line; mints/burns for 3 windows.
+            assert await page.locator("svg.chart path.line").count() == 1
+            assert int(await page.locator("svg.chart").get_attribute("data-points") or 0) > 10
+            assert await page.locator("#flow-table tbody tr").count() == 3
+            assert "No attestation configured" in await page.locator("#no-attestation").inner_text()
+            # Fits a phone: no horizontal scrolling of the page itself (tables scroll in their box).
+            width = await page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, width
+            await page.screenshot(path=str(ARTIFACTS / "transparency-phone.png"), full_page=True)
+            assert external == [], f"external requests: {external}"
+            await ctx.close()
+
+            desktop = await browser.new_page(viewport={"width": 1280, "height": 900})
+            await desktop.goto(site + "/")
+            await desktop.screenshot(path=str(ARTIFACTS / "transparency-desktop.png"), full_page=True)
+        finally:
+            await browser.close()

@@ -1,0 +1,417 @@
+"""The API's contract on a live app over real PostgreSQL (synthetic history written through
+`Store.commit`): hostile inputs are 400s, the OpenAPI document matches the handlers (schemathesis),
+a SELECT-only role is enough, and the `query` CLI prints exactly what the API serves."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import csv
+import io
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import orjson
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
+
+from indexer.api.app import create_app
+from indexer.daemon import serve_http
+from indexer.metrics import Metrics
+from indexer.store.store import Store
+from tests.support import api_data
+from tests.support.api_data import Synthetic
+
+pytestmark = pytest.mark.integration
+CHAIN = "devnet"
+ADDR = "0x" + "01" * 20
+T0 = api_data.T0
+ISO0 = datetime.fromtimestamp(T0, UTC).isoformat()  # YYYY-MM-DDT00:00:00+00:00
+
+
+@dataclass
+class Live:
+    base: str
+    syn: Synthetic
+    dsn: str
+    pool: asyncpg.Pool
+    cfg_dict: dict[str, Any]
+
+
+@pytest.fixture
+async def live(pool: asyncpg.Pool, dsn: str, tmp_path: Path) -> AsyncIterator[Live]:
+    syn = await api_data.load(pool, CHAIN)
+    cfg = api_data.config(dsn, tmp_path)
+    app = create_app(cfg, Store(pool), Metrics())
+    async with serve_http(app, "127.0.0.1", 0) as port:
+        yield Live(f"http://127.0.0.1:{port}", syn, dsn, pool, api_data.config_dict(dsn, tmp_path))
+
+
+async def get(http: aiohttp.ClientSession, url: str, **params: str) -> tuple[int, Any]:
+    async with http.get(url, params=params or None) as r:
+        body = await r.read()
+        ctype = r.headers.get("Content-Type", "")
+        return r.status, orjson.loads(body) if ctype.startswith("application/json") else body
+
+
+def forged_cursor(*items: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(items)).encode()).decode().rstrip("=")
+
+
+HOSTILE = [
+    "' OR 1=1 --",
+    "1; DROP TABLE events; --",
+    "99999999999999999999999999999999999999",
+    "-1",
+    "1e9",
+    "0x",
+    "²",
+    "١٢٣",
+    "\uff11\uff12",
+    "\x00",
+    "%00",
+    "a\nb",
+    "😀" * 10,
+    "x" * 5000,
+    "NaN",
+    "Infinity",
+    "[]",
+    "{}",
+    " 5",
+]
+
+
+# Odd-looking but legitimate: 10^38 tokens is below 2^256 base units.
+VALID = {("min_amount", "99999999999999999999999999999999999999")}
+
+
+async def test_hostile_inputs_are_400(live: Live) -> None:
+    base = live.base
+    url = f"{base}/api/v1/transfers"
+    async with aiohttp.ClientSession() as http:
+        # Every parameter of every route, with every hostile value: 400 with {"error": ...}.
+        routes = {
+            "/api/v1/transfers": [
+                "chain",
+                "address",
+                "kind",
+                "from_block",
+                "to_block",
+                "since",
+                "until",
+                "min_amount",
+                "limit",
+                "order",
+                "cursor",
+            ],
+            "/api/v1/supply/history": ["chain", "since", "until", "interval"],
+            f"/api/v1/accounts/{CHAIN}/{ADDR}": ["block"],
+            "/api/v1/reorgs": ["chain", "limit"],
+        }
+        for path, names in routes.items():
+            for name in names:
+                for value in HOSTILE:
+                    params = {name: value}
+                    if path.endswith("transfers") and name != "chain":
+                        params["chain"] = CHAIN
+                    status, body = await get(http, base + path, **params)
+                    if (name, value) in VALID:
+                        assert status == 200, (path, name, value, body)
+                        continue
+                    assert status == 400, (path, name, value, body)
+                    assert isinstance(body, dict) and isinstance(body["error"], str)
+                    assert "Traceback" not in body["error"]
+        for path in [f"/api/v1/tx/{CHAIN}/", f"/api/v1/accounts/{CHAIN}/", "/api/v1/tx/nochain/"]:
+            for value in HOSTILE:
+                async with http.get(base + path + value.replace("/", "%2F")) as r:
+                    assert r.status in (400, 404), (path, value)
+                    assert "error" in await r.json()
+
+        # Specific refusals.
+        bad = [
+            ({"chain": CHAIN, "bogus": "1"}, "unknown query parameter"),
+            ({"chain": "nope"}, "unknown chain"),
+            ({}, "chain is required"),
+            ({"chain": CHAIN, "limit": "0"}, "limit"),
+            ({"chain": CHAIN, "limit": "1001"}, "limit"),
+            ({"chain": CHAIN, "kind": "mint,steal"}, "invalid kind"),
+            ({"chain": CHAIN, "from_block": "10", "to_block": "9"}, "from_block"),
+            ({"chain": CHAIN, "since": "2025-02-01", "until": "2025-01-01"}, "since"),
+            ({"chain": CHAIN, "since": "2025-13-01"}, "invalid since"),
+            ({"chain": CHAIN, "min_amount": "0.0000000000000000001"}, "decimal places"),
+            ({"chain": CHAIN, "min_amount": "9" * 78}, "uint256"),
+            ({"chain": CHAIN, "address": "0x" + "g" * 40}, "invalid address"),
+            ({"chain": CHAIN, "cursor": "!!!"}, "invalid cursor"),
+            ({"chain": CHAIN, "cursor": forged_cursor(1, "x", 1, 1, "0x1")}, "different filters"),
+            ({"chain": CHAIN, "cursor": forged_cursor(1, "x", -1, 1, "0x1")}, "invalid cursor"),
+            ({"chain": CHAIN, "cursor": forged_cursor(1, "x", 2**70, 1, "0x1")}, "invalid cursor"),
+            ({"chain": CHAIN, "cursor": forged_cursor(2, "x", 1, 1, "0x1")}, "invalid cursor"),
+            ({"chain": CHAIN, "cursor": forged_cursor("a", "b")}, "invalid cursor"),
+            ({"chain": CHAIN, "cursor": base64.urlsafe_b64encode(b"\xff\xfe").decode()}, "invalid cursor"),
+        ]
+        for params, fragment in bad:
+            status, body = await get(http, url, **params)
+            assert status == 400, (params, body)
+            assert fragment in body["error"], (params, body)
+        async with http.get(f"{url}?chain={CHAIN}&limit=1&limit=2") as r:
+            assert r.status == 400
+            assert "more than once" in (await r.json())["error"]
+        hist = f"{base}/api/v1/supply/history"
+        for params, fragment in [
+            ({"interval": "0m"}, "out of range"),
+            ({"interval": "1s"}, "invalid interval"),
+            ({"interval": "1m", "since": "2020-01-01", "until": "2021-01-01"}, "range too long"),
+            ({"since": "1700000000", "until": "1600000000"}, "since must be before"),
+            ({"since": "3000-01-01"}, "invalid since"),
+        ]:
+            status, body = await get(http, hist, **params)
+            assert status == 400 and fragment in body["error"], (params, body)
+        status, body = await get(http, f"{base}/api/v1/accounts/sol/{ADDR}")
+        assert status == 400 and "invalid address" in body["error"]
+        status, body = await get(http, f"{base}/api/v1/accounts/{CHAIN}/{ADDR}", block=str(10**9))
+        assert status == 400 and "above the indexed head" in body["error"]
+
+        # CORS: open for GETs of the API, nothing for other methods.
+        async with http.get(f"{base}/api/v1/supply") as r:
+            assert r.headers["Access-Control-Allow-Origin"] == "*"
+        async with http.post(f"{base}/api/v1/supply") as r:
+            assert r.status == 405
+            assert "Access-Control-Allow-Origin" not in r.headers
+
+
+async def test_fuzzed_query_strings_never_5xx(live: Live) -> None:
+    names = st.sampled_from(
+        [
+            "chain",
+            "address",
+            "kind",
+            "from_block",
+            "to_block",
+            "since",
+            "until",
+            "min_amount",
+            "limit",
+            "cursor",
+        ]
+    )
+    values = st.one_of(st.text(max_size=60), st.integers(-(2**80), 2**80).map(str), st.sampled_from(HOSTILE))
+    cases = st.dictionaries(names, values, max_size=4)
+    loop = asyncio.get_running_loop()
+    results: list[tuple[dict[str, str], int]] = []
+
+    async def fetch_all(batch: list[dict[str, str]]) -> None:
+        async with aiohttp.ClientSession() as http:
+            for params in batch:
+                q = {"chain": CHAIN, **params}
+                async with http.get(f"{live.base}/api/v1/transfers", params=q) as r:
+                    results.append((q, r.status))
+                    assert r.status in (200, 400), q
+                    if len(str(r.url)) > 8000:
+                        continue  # aiohttp's own request-line limit: a plain-text 400
+                    body = await r.json()
+                    assert (r.status == 400) == ("error" in body)
+
+    batch: list[dict[str, str]] = []
+
+    @settings(max_examples=150, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(cases)
+    def collect(params: dict[str, str]) -> None:
+        batch.append(params)
+
+    collect()
+    await fetch_all(batch)
+    assert len(results) == len(batch) and loop.is_running()
+
+
+async def test_openapi_schemathesis(live: Live) -> None:
+    import schemathesis
+    from schemathesis.checks import (
+        content_type_conformance,
+        not_a_server_error,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+
+    async with aiohttp.ClientSession() as http:
+        status, doc = await get(http, f"{live.base}/api/openapi.json")
+    assert status == 200 and doc["openapi"].startswith("3.0")
+    for path in (
+        "/api/v1/supply/history",
+        "/api/v1/transfers",
+        "/api/v1/tx/{chain}/{hash}",
+        "/api/openapi.json",
+    ):
+        assert path in doc["paths"]
+    checks = [
+        not_a_server_error,
+        status_code_conformance,
+        content_type_conformance,
+        response_schema_conformance,
+    ]
+    schema = schemathesis.openapi.from_dict(doc)
+    calls: list[int] = []
+
+    def run() -> None:
+        for result in schema.get_all_operations():
+            op = result.ok()
+            for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
+
+                @settings(
+                    max_examples=15, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+                )
+                @given(op.as_strategy(mode))
+                def check(case: Any) -> None:
+                    response = case.call_and_validate(base_url=live.base, checks=checks)
+                    calls.append(response.status_code)
+
+                try:
+                    check()
+                except Unsatisfiable:
+                    # No parameter to make invalid (e.g. /healthz): nothing negative to send.
+                    assert mode == schemathesis.GenerationMode.NEGATIVE
+
+    # The app serves on this event loop; schemathesis's blocking client runs in a thread.
+    await asyncio.to_thread(run)
+    assert len(calls) > 100
+    assert 200 in calls and 400 in calls
+
+
+async def test_read_only_role_serves_everything(live: Live, pg_dsn: str, tmp_path: Path) -> None:
+    """Create a SELECT-only role (as documented) and run the whole API on it."""
+    role = f"ro_{uuid.uuid4().hex[:10]}"
+    db = live.dsn.partition("?")[0].rsplit("/", 1)[1]
+    admin = await asyncpg.connect(live.dsn)
+    try:
+        await admin.execute(f'CREATE ROLE "{role}" LOGIN')
+        await admin.execute(f'GRANT CONNECT ON DATABASE "{db}" TO "{role}"')
+        await admin.execute(f'GRANT USAGE ON SCHEMA public TO "{role}"')
+        await admin.execute(f'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{role}"')
+        await admin.execute(f'ALTER ROLE "{role}" SET default_transaction_read_only = on')
+        scheme, _, rest = live.dsn.partition("://")
+        ro_dsn = f"{scheme}://{role}@{rest.partition('@')[2]}"
+        ro_pool = await asyncpg.create_pool(ro_dsn, min_size=1, max_size=2)
+        assert ro_pool is not None
+        try:
+            with pytest.raises(asyncpg.PostgresError):
+                await ro_pool.execute("DELETE FROM events")
+            cfg = api_data.config(ro_dsn, tmp_path)
+            app = create_app(cfg, Store(ro_pool), Metrics())
+            paths = [
+                "/api/v1/supply",
+                "/api/v1/status",
+                f"/api/v1/supply/history?interval=1h&since={T0}&until={T0 + 86400}",
+                f"/api/v1/transfers?chain={CHAIN}&limit=1000",
+                f"/api/v1/transfers?chain={CHAIN}&address={ADDR}&since={ISO0[:11]}05:00:00Z&until={T0 + 9 * 3600}",
+                f"/api/v1/tx/{CHAIN}/{live.syn.events[0].tx_hash}",
+                f"/api/v1/accounts/{CHAIN}/{ADDR}?block=50",
+                "/api/v1/reorgs",
+                "/api/openapi.json",
+            ]
+            async with serve_http(app, "127.0.0.1", 0) as port, aiohttp.ClientSession() as http:
+                for p in paths:
+                    ro_status, ro_body = await get(http, f"http://127.0.0.1:{port}{p}")
+                    status, body = await get(http, live.base + p)
+                    assert ro_status == status == 200, (p, ro_body)
+                    if p != "/api/v1/status":
+                        assert ro_body == body, p
+                async with http.get(f"http://127.0.0.1:{port}/") as r:
+                    assert r.status == 200
+                    assert "supply transparency" in await r.text()
+        finally:
+            await ro_pool.close()
+    finally:
+        await admin.execute(f'DROP OWNED BY "{role}"')
+        await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+        await admin.close()
+
+
+async def test_pages_and_answers_match_the_written_history(live: Live) -> None:
+    syn = live.syn
+    async with aiohttp.ClientSession() as http:
+        got: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            params = {"chain": CHAIN, "limit": "13", "order": "asc", **({"cursor": cursor} if cursor else {})}
+            status, body = await get(http, f"{live.base}/api/v1/transfers", **params)
+            assert status == 200
+            got += body["transfers"]
+            cursor = body["next_cursor"]
+            if cursor is None:
+                break
+        assert [(e["block_number"], e["log_index"], e["tx_hash"]) for e in got] == sorted(syn.keys())
+        status, body = await get(http, f"{live.base}/api/v1/supply")
+        assert int(body["chains"][0]["finalized"]["raw"]) == syn.supply_at(syn.finalized)
+        assert int(body["chains"][0]["head"]["raw"]) == syn.supply_at(syn.head)
+        assert body["chains"][1]["as_of"]["block"] is None  # the Solana chain is not indexed
+        # Daily and hourly history: the value at each bucket's end, carried forward.
+        status, hist = await get(
+            http,
+            f"{live.base}/api/v1/supply/history",
+            interval="1h",
+            since=ISO0[:10],
+            until=ISO0[:11] + "23:00Z",
+        )
+        assert status == 200
+        series = hist["chains"][0]["points"]
+        assert len(series) == 23 and hist["total"]["points"][0]["raw"] == series[0]["raw"]
+        for pt in series:
+            end = int(pt["end"][11:13]) * 3600 + T0
+            last = max((n for n, t in syn.block_times.items() if t < end), default=0)
+            assert int(pt["raw"]) == syn.supply_at(last)
+            assert pt["finalized"] == (pt["block"] is None or pt["block"] <= syn.finalized)
+        assert hist["chains"][1]["points"][0]["raw"] == "0"
+
+
+def test_query_cli_prints_what_the_api_serves(live: Live, tmp_path: Path) -> None:
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(yaml.safe_dump(live.cfg_dict))
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "indexer.cli_query", *args, "--config", str(cfg_path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    r = cli("transfers", "--chain", CHAIN, "--all", "--limit", "17", "--order", "asc", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    rows = orjson.loads(r.stdout)["transfers"]
+    assert [(e["block_number"], e["log_index"], e["tx_hash"]) for e in rows] == sorted(live.syn.keys())
+    r = cli("transfers", "--chain", CHAIN, "--address", ADDR, "--format", "csv", "--limit", "1000")
+    assert r.returncode == 0, r.stderr
+    parsed = list(csv.DictReader(io.StringIO(r.stdout)))
+    want = [e for e in live.syn.events if ADDR in (e.from_addr, e.to_addr)]
+    assert len(parsed) == len(want) and all(ADDR in (p["from"], p["to"]) for p in parsed)
+    r = cli("supply", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    cli_supply = orjson.loads(r.stdout)
+    assert int(cli_supply["total"]["finalized"]["raw"]) == live.syn.supply_at(live.syn.finalized)
+    r = cli("supply", "--history", "--interval", "6h", "--since", str(T0), "--until", str(T0 + 86400))
+    assert r.returncode == 0 and "supply per 6h" in r.stdout, r.stderr
+    r = cli("tx", CHAIN, live.syn.events[0].tx_hash)
+    assert r.returncode == 0 and live.syn.events[0].tx_hash[:10] in r.stdout, r.stderr
+    r = cli("account", CHAIN, ADDR, "--block", "50", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    assert int(orjson.loads(r.stdout)["at"]["raw"]) == live.syn.balance_at(ADDR, 50)
+    r = cli("reorgs", "--format", "csv")
+    assert r.returncode == 0 and r.stdout.startswith("detected_at,chain"), r.stderr
+    # Same validation as the API: exit 2 with the API's message.
+    r = cli("transfers", "--chain", CHAIN, "--address", "not-an-address")
+    assert r.returncode == 2 and "invalid address" in r.stderr
+    r = cli("transfers", "--chain", CHAIN, "--cursor", "garbage!")
+    assert r.returncode == 2 and "invalid cursor" in r.stderr
+    r = cli("tx", CHAIN, "0x" + "ab" * 32)
+    assert r.returncode == 1 and "no token events" in r.stderr
