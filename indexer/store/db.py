@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -31,6 +32,8 @@ class EmbeddedPostgres:
     async def start(self) -> str:
         import pgserver  # heavy import, only when embedded mode is used
 
+        # pgserver falls back to /tmp/runtime-<uid> without XDG_RUNTIME_DIR and warns; that is fine.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
         pgdata = self.data_dir / "pg"
         pgdata.parent.mkdir(parents=True, exist_ok=True)
         self._server = await asyncio.to_thread(pgserver.get_server, pgdata, cleanup_mode="stop")
