@@ -1,5 +1,8 @@
 """Local EVM chains for the demo and tests: one anvil per chain, the TestToken deployed at the
-deterministic address, seeded traffic and occasional shallow reorgs.
+deterministic address, seeded traffic and occasional shallow reorgs. A chain whose spec has
+`pool=True` (devnet-a in DEFAULT_DEVNET_CHAINS) also gets a real Uniswap V2 USD1/USDC pool at
+`indexer.devnet.pools.DEVNET_POOL_ADDRESS` (see config/devnet.yaml's venue), deployed before its
+traffic starts; `DevnetChain.pool` drives it (`depeg()` / `restore()`).
 
 `start_evm_devnet` returns once every chain is up (non-blocking; the caller owns the returned
 `EvmDevnet` and must `await devnet.stop()`); `run_evm_devnet` runs until `stop` is set.
@@ -17,6 +20,7 @@ from types import TracebackType
 import structlog
 
 from indexer.devnet.anvil import Anvil
+from indexer.devnet.pools import DevnetPool, deploy_v2_pool
 from indexer.devnet.solc import Artifact, compile_token
 from indexer.devnet.token import DETERMINISTIC_TOKEN_ADDRESS, TestToken
 from indexer.devnet.traffic import Traffic
@@ -34,10 +38,11 @@ class DevnetChainSpec:
     seed: int = 0
     holders: int = 20
     decimals: int = 18
+    pool: bool = False  # deploy the USD1/USDC Uniswap V2 pool (indexer.devnet.pools) at start
 
 
 DEFAULT_DEVNET_CHAINS: tuple[DevnetChainSpec, ...] = (
-    DevnetChainSpec(name="devnet-a", port=8545, chain_id=31337, seed=1),
+    DevnetChainSpec(name="devnet-a", port=8545, chain_id=31337, seed=1, pool=True),
     DevnetChainSpec(name="devnet-b", port=8546, chain_id=31338, seed=2),
 )
 
@@ -48,6 +53,7 @@ class DevnetChain:
     anvil: Anvil
     token: TestToken
     traffic: Traffic
+    pool: DevnetPool | None = None
     reorgs: int = 0
     errors: int = 0
 
@@ -145,16 +151,23 @@ async def start_evm_devnet(
     max_reorg_depth: int = 2,
     ops_per_second: float = 3.0,
     log_dir: Path | None = None,
+    pools: bool | None = None,
 ) -> EvmDevnet:
     """Start every chain, deploy the token on each (checked at DETERMINISTIC_TOKEN_ADDRESS), start
     traffic, and return once all are up. The caller must `await devnet.stop()`.
 
     `max_reorg_depth` should stay below the finality rule (finalized = head-4 with 2 slots/epoch).
+    `pools`: None deploys the Uniswap V2 pool on the chains whose spec says `pool=True`; True on
+    every chain, False on none. The pool is deployed before traffic (and reorgs) start.
     """
     artifact = await compile_token(cache_dir)
     devnet = EvmDevnet(chains=[])
     results = await asyncio.gather(
-        *(_start_chain(spec, artifact, log_dir) for spec in chains), return_exceptions=True
+        *(
+            _start_chain(spec, artifact, log_dir, spec.pool if pools is None else pools, cache_dir)
+            for spec in chains
+        ),
+        return_exceptions=True,
     )
     devnet.chains = [r for r in results if isinstance(r, DevnetChain)]
     failures = [r for r in results if isinstance(r, BaseException)]
@@ -171,7 +184,13 @@ async def start_evm_devnet(
     return devnet
 
 
-async def _start_chain(spec: DevnetChainSpec, artifact: Artifact, log_dir: Path | None) -> DevnetChain:
+async def _start_chain(
+    spec: DevnetChainSpec,
+    artifact: Artifact,
+    log_dir: Path | None,
+    with_pool: bool = False,
+    cache_dir: Path | None = None,
+) -> DevnetChain:
     node = Anvil(
         port=spec.port,
         chain_id=spec.chain_id,
@@ -184,6 +203,7 @@ async def _start_chain(spec: DevnetChainSpec, artifact: Artifact, log_dir: Path 
         token = await TestToken.deploy(
             node, artifact, decimals=spec.decimals, expect_address=DETERMINISTIC_TOKEN_ADDRESS
         )
+        pool = await deploy_v2_pool(node, token, cache_dir=cache_dir) if with_pool else None
     except BaseException:
         await node.stop()
         raise
@@ -196,9 +216,10 @@ async def _start_chain(spec: DevnetChainSpec, artifact: Artifact, log_dir: Path 
         url=node.url,
         chain_id=spec.chain_id,
         token=token.address,
+        pool=pool.address if pool is not None else None,
         block_time=spec.block_time,
     )
-    return DevnetChain(spec=spec, anvil=node, token=token, traffic=traffic)
+    return DevnetChain(spec=spec, anvil=node, token=token, traffic=traffic, pool=pool)
 
 
 async def run_evm_devnet(
@@ -210,6 +231,7 @@ async def run_evm_devnet(
     max_reorg_depth: int = 2,
     ops_per_second: float = 3.0,
     log_dir: Path | None = None,
+    pools: bool | None = None,
 ) -> None:
     """Run the devnet until `stop` is set (or the task is cancelled), then shut everything down."""
     devnet = await start_evm_devnet(
@@ -219,6 +241,7 @@ async def run_evm_devnet(
         max_reorg_depth=max_reorg_depth,
         ops_per_second=ops_per_second,
         log_dir=log_dir,
+        pools=pools,
     )
     log = structlog.get_logger("devnet")
     log.info(

@@ -216,6 +216,11 @@ def test_inhibition_rules() -> None:
         {"alertname": "USD1PegDeviationCritical", "venue": "v"},
         {"alertname": "USD1PegDeviationWarning", "venue": "v"},
     )
+    for peg in ("USD1PegDeviationCritical", "USD1PegDeviationWarning"):
+        assert _inhibits({"alertname": peg, "venue": "v"}, {"alertname": "USD1DepthCollapse", "venue": "v"})
+        assert not _inhibits(
+            {"alertname": peg, "venue": "v"}, {"alertname": "USD1DepthCollapse", "venue": "w"}
+        )
     # Finality violation is never muted and never mutes; a supply jump is never muted.
     every = [{"alertname": n, "chain": "ethereum", "venue": "v"} for n in names]
     fv = {"alertname": "USD1FinalityViolation", "chain": "ethereum", "venue": "v"}
