@@ -23,14 +23,15 @@ from indexer.logs import configure_logging
 log = structlog.get_logger(__name__)
 
 
-def _load(path: str) -> Config:
+def load_or_exit(path: str, log_level: str | None = None) -> Config:
+    """Load a config for a command, or print its `path.to.key: problem` lines and exit 2."""
     try:
         cfg = load_config(path)
     except ConfigError as exc:
         for p in exc.problems:
             click.echo(p, err=True)
         sys.exit(2)
-    configure_logging(cfg.log.level, cfg.log.format)
+    configure_logging(log_level or cfg.log.level, cfg.log.format)
     return cfg
 
 
@@ -69,7 +70,7 @@ def run(config_path: str, chains: str | None) -> None:
     """Run the daemon: index every configured chain and serve HTTP until SIGTERM/SIGINT."""
     from indexer.daemon import install_signal_handlers, run_daemon
 
-    cfg = _load(config_path)
+    cfg = load_or_exit(config_path)
     config_dir = Path(config_path).resolve().parent
 
     async def main_() -> None:
@@ -86,7 +87,7 @@ def serve(config_path: str) -> None:
     """Serve the HTTP API alone against `database.read_dsn` (or `dsn`); indexes nothing."""
     from indexer.daemon import install_signal_handlers, serve_api
 
-    cfg = _load(config_path)
+    cfg = load_or_exit(config_path)
 
     async def main_() -> None:
         stop = asyncio.Event()
@@ -108,7 +109,7 @@ def backfill(config_path: str, chain: str | None, to_block: int | None, progress
     from indexer.daemon import backfill as do_backfill
     from indexer.runtime import Runtime
 
-    cfg = _load(config_path)
+    cfg = load_or_exit(config_path)
 
     @contextlib.asynccontextmanager
     async def bar(rt: Runtime, targets: dict[str, int]) -> AsyncIterator[None]:
@@ -172,7 +173,7 @@ def migrate(config_path: str) -> None:
     """Apply pending database migrations and exit."""
     from indexer.runtime import database
 
-    cfg = _load(config_path)
+    cfg = load_or_exit(config_path)
 
     async def main_() -> None:
         async with database(cfg) as pool, pool.acquire() as conn:
@@ -270,7 +271,7 @@ def demo(config_path: str, reorg_every: float) -> None:
     reserves = Path(".usd1/devnet/reserves.json").resolve()
     write_devnet_attestation(reserves)
     os.environ.setdefault("USD1_DEVNET_RESERVES", reserves.as_uri())
-    cfg = _load(config_path)
+    cfg = load_or_exit(config_path)
     config_dir = Path(config_path).resolve().parent
     if not cfg.database.dsn:
         # The devnet chains are new on every start, so the demo's embedded database must be too.

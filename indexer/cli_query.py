@@ -25,9 +25,7 @@ import orjson
 
 from indexer.api import params as P
 from indexer.api import validate as v
-from indexer.config import Config, load_config
-from indexer.errors import ConfigError
-from indexer.logs import configure_logging
+from indexer.config import Config
 from indexer.store import queries as q
 from indexer.units import amount_json
 
@@ -37,14 +35,9 @@ MAX_ALL_ROWS = 1_000_000
 
 
 def _load(path: str) -> Config:
-    try:
-        cfg = load_config(path)
-    except ConfigError as exc:
-        for p in exc.problems:
-            click.echo(p, err=True)
-        sys.exit(2)
-    configure_logging("warning", cfg.log.format)
-    return cfg
+    from indexer.cli import load_or_exit  # the CLI entry module registers this group
+
+    return load_or_exit(path, log_level="warning")
 
 
 def _run(cfg: Config, fn: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:

@@ -37,6 +37,20 @@ class RpcCallError(AnvilError):
         super().__init__(f"{method}: rpc error {code}: {message}")
 
 
+async def stop_process(proc: asyncio.subprocess.Process, grace: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds; always reaps. Safe on an exited process."""
+    if proc.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.terminate()
+    try:
+        await asyncio.wait_for(proc.wait(), grace)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+
+
 def find_anvil(root: Path | None = None) -> Path:
     """The repo-local anvil binary; raises AnvilError naming `make install` when missing."""
     path = (root or REPO_ROOT) / ANVIL_RELPATH
@@ -228,15 +242,8 @@ class Anvil:
             await self._client.close()
             self._client = None
         proc, self._proc = self._proc, None
-        if proc is not None and proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 5.0)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
+        if proc is not None:
+            await stop_process(proc)
             self._log.info("anvil_stopped", url=f"http://{self.host}:{self.port}")
         if self._log_handle is not None:
             self._log_handle.close()

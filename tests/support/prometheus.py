@@ -26,7 +26,7 @@ from typing import IO, Any, TypeVar
 import aiohttp
 import yaml
 
-from indexer.devnet.anvil import free_port
+from indexer.devnet.anvil import free_port, stop_process
 
 T = TypeVar("T")
 
@@ -179,15 +179,8 @@ class Prometheus:
             await self._session.close()
             self._session = None
         proc, self._proc = self._proc, None
-        if proc is not None and proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 5.0)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
+        if proc is not None:
+            await stop_process(proc)
         if self._log is not None:
             self._log.close()
             self._log = None
