@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): workload chain, backfill, peers, live latency; `python -m bench.run`."""
