@@ -46,6 +46,7 @@ from indexer.chains.evm_decode import TRANSFER_TOPIC, decode_logs
 from indexer.model import BlockRef
 from indexer.store.db import migrate
 from indexer.store.store import Batch, Store
+from indexer.sync.follower import FollowerSettings
 
 CHAIN = "bench"
 DEFAULT_RANGE = (
@@ -242,12 +243,26 @@ async def run_insert_path(
         pg_before = pg.cpu()
         if prof is not None:
             prof.enable()
-        for logs, ref in batches:
+        fold_every = FollowerSettings.fold_balances_every  # as the follower's backfill does
+        unfolded = 0
+        for i, (logs, ref) in enumerate(batches):
             t0 = time.perf_counter()
             events = decode_logs(CHAIN, logs, info.token)
             t1 = time.perf_counter()
+            unfolded += len(events)
+            fold = i == len(batches) - 1 or unfolded >= fold_every
+            if fold:
+                unfolded = 0
             await store.commit(
-                Batch(CHAIN, expected=cursor, cursor=ref, finalized=fin, events=events, refs=(ref,))
+                Batch(
+                    CHAIN,
+                    expected=cursor,
+                    cursor=ref,
+                    finalized=fin,
+                    events=events,
+                    refs=(ref,),
+                    fold_balances=fold,
+                )
             )
             t2 = time.perf_counter()
             decode_s += t1 - t0

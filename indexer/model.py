@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class EventKind(StrEnum):
@@ -27,14 +28,16 @@ class BlockRef:
     timestamp: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class TokenEvent:
+class TokenEvent(NamedTuple):
     """One token movement. Identity: (chain, block_hash, tx_hash, log_index).
 
     `amount` is an exact integer in base units. `from_addr` is None for a Solana mint and
     `to_addr` is None for a Solana burn; on EVM chains they hold the zero address.
     `log_index` is the EVM log index, or for Solana the encoded instruction path
     (see `indexer.chains.solana_parse.encode_path`).
+
+    Immutable like the other model types, but a NamedTuple rather than a frozen dataclass: a
+    backfill builds millions of these, and a tuple is built several times faster.
     """
 
     chain: str

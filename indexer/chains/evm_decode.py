@@ -89,20 +89,83 @@ def decode_transfer(chain: str, log: Mapping[str, Any], timestamp: int = 0) -> T
     )
 
 
+# Five lowercase 32-byte words back to back (data, blockHash, transactionHash, from, to): one
+# regex call validates a whole log on the fast path.
+_FIVE_WORDS_RE = re.compile(r"(?:0x[0-9a-f]{64}){5}")
+_ZERO_PAD = "0x" + "0" * 24
+_MINT, _BURN, _TRANSFER = EventKind.MINT, EventKind.BURN, EventKind.TRANSFER
+
+
+def _quantity(value: Any) -> int | None:
+    """Fast path for a canonical hex quantity; None sends the log down the validated path."""
+    if type(value) is str and value[:2] == "0x":
+        digits = value[2:]
+        if digits and digits.isascii() and digits.isalnum():
+            try:
+                return int(digits, 16)
+            except ValueError:
+                return None
+    return None
+
+
+def _fast(chain: str, log: Mapping[str, Any]) -> TokenEvent | None:
+    """Decode a well-formed lowercase Transfer log with minimal checks that are still strict;
+    None when anything is unusual (the caller then runs the fully validated `decode_transfer`)."""
+    try:
+        topics = log["topics"]
+        data = log["data"]
+        block_hash = log["blockHash"]
+        tx_hash = log["transactionHash"]
+        t1, t2 = topics[1], topics[2]
+    except (KeyError, IndexError, TypeError):
+        return None
+    if (
+        type(topics) is not list
+        or len(topics) != 3
+        or topics[0] != TRANSFER_TOPIC
+        or log.get("removed") is True
+        or type(data) is not str
+        or type(block_hash) is not str
+        or type(tx_hash) is not str
+        or type(t1) is not str
+        or type(t2) is not str
+        or not t1.startswith(_ZERO_PAD)
+        or not t2.startswith(_ZERO_PAD)
+        or not _FIVE_WORDS_RE.fullmatch(data + block_hash + tx_hash + t1 + t2)
+    ):
+        return None
+    number = _quantity(log.get("blockNumber"))
+    index = _quantity(log.get("logIndex"))
+    raw_ts = log.get("blockTimestamp")
+    ts = 0 if raw_ts is None else _quantity(raw_ts)
+    if number is None or index is None or ts is None:
+        return None
+    frm = "0x" + t1[26:]
+    to = "0x" + t2[26:]
+    if frm == ZERO_ADDRESS:
+        kind = _TRANSFER if to == ZERO_ADDRESS else _MINT
+    else:
+        kind = _BURN if to == ZERO_ADDRESS else _TRANSFER
+    return TokenEvent(chain, number, block_hash, tx_hash, index, kind, frm, to, int(data[2:], 16), ts)
+
+
 def decode_logs(chain: str, logs: Iterable[Mapping[str, Any]], token: str | None = None) -> list[TokenEvent]:
     """Decode the Transfer logs among `logs` (optionally only those emitted by `token`),
     dropping exact duplicates of an event identity (a provider fault seen in the wild). Two
     different events with one identity are a malformed reply."""
     out: list[TokenEvent] = []
-    seen: dict[tuple[str, str, str, int], TokenEvent] = {}
+    seen: dict[tuple[str, str, int], TokenEvent] = {}
     want = token.lower() if token else None
     for log in logs:
-        if want is not None and str(log.get("address", "")).lower() != want:
-            continue
-        ev = decode_transfer(chain, log)
+        if want is not None:
+            address = log.get("address")
+            if address != want and str(address).lower() != want:
+                continue
+        ev = _fast(chain, log) or decode_transfer(chain, log)
         if ev is None:
             continue
-        first = seen.get(ev.identity)
+        key = (ev.block_hash, ev.tx_hash, ev.log_index)
+        first = seen.get(key)
         if first is not None:
             if first != ev:
                 raise MalformedReply(
@@ -110,6 +173,6 @@ def decode_logs(chain: str, logs: Iterable[Mapping[str, Any]], token: str | None
                     f"log index {ev.log_index}): {first} != {ev}"
                 )
             continue
-        seen[ev.identity] = ev
+        seen[key] = ev
         out.append(ev)
     return out

@@ -610,9 +610,21 @@ async def balance_at(conn: Conn, chain: str, address: str, block: int) -> int:
 
 
 async def head_balance(conn: Conn, chain: str, address: str) -> int:
-    return _int(
-        await conn.fetchval("SELECT raw FROM balances WHERE chain = $1 AND address = $2", chain, address)
+    """Balance at the indexed head: the `balances` row (complete up to the cursor's
+    balances_as_of) plus the events above that point, which backfill folds in later."""
+    row = await conn.fetchrow(
+        "WITH c AS (SELECT coalesce((SELECT balances_as_of FROM cursors WHERE chain = $1), -1) AS upto)"
+        " SELECT"
+        " (SELECT raw FROM balances WHERE chain = $1 AND address = $2) AS base,"
+        " (SELECT coalesce(sum(amount), 0) FROM events, c WHERE chain = $1 AND to_addr = $2"
+        "   AND block_number > c.upto AND kind <> 'burn') AS incoming,"
+        " (SELECT coalesce(sum(amount), 0) FROM events, c WHERE chain = $1 AND from_addr = $2"
+        "   AND block_number > c.upto AND kind <> 'mint') AS outgoing",
+        chain,
+        address,
     )
+    assert row is not None
+    return _int(row["base"]) + _int(row["incoming"]) - _int(row["outgoing"])
 
 
 @dataclass(frozen=True, slots=True)

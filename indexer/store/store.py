@@ -7,6 +7,7 @@ cumulative supply, store the window's block refs and move the cursor — all or 
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ import structlog
 
 from indexer.errors import DatabaseUnavailable, DataConsistencyError, FinalityViolation
 from indexer.model import BlockRef, EventKind, TokenEvent
+from indexer.store import queries
 from indexer.store.db import Conn
 
 log = structlog.get_logger(__name__)
@@ -50,6 +52,7 @@ CONNECTION_ERRORS = (
 )
 
 
+@functools.lru_cache(maxsize=4096)  # one datetime per block, not per event
 def _ts(seconds: int) -> datetime | None:
     return datetime.fromtimestamp(seconds, UTC) if seconds else None
 
@@ -92,6 +95,7 @@ class Batch:
     `expected` is the cursor the batch was planned on (None for the first batch); the commit fails
     with DataConsistencyError if the stored cursor differs (a second writer, or a lost update).
     With `rollback_to`, every block above it is removed first (a reorg), then `events` are added.
+    Without `fold_balances` (backfill), balances may trail the cursor (see migration 004).
     `refs` are block refs to keep for reorg detection; refs at or below `finalized` except the
     highest one (the anchor) are pruned.
     """
@@ -104,6 +108,7 @@ class Batch:
     refs: Sequence[BlockRef] = ()
     rollback_to: BlockRef | None = None
     orphaned: Sequence[BlockRef] = ()
+    fold_balances: bool = True  # fold every event up to the cursor into `balances`
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +185,8 @@ class Store:
     async def _commit(self, conn: Conn, b: Batch) -> CommitResult:
         chain = b.chain
         cur = await conn.fetchrow(
-            "SELECT indexed_number, indexed_hash, finalized_number FROM cursors WHERE chain = $1 FOR UPDATE",
+            "SELECT indexed_number, indexed_hash, finalized_number, balances_as_of FROM cursors"
+            " WHERE chain = $1 FOR UPDATE",
             chain,
         )
         stored = None if cur is None else (cur["indexed_number"], cur["indexed_hash"])
@@ -188,6 +194,7 @@ class Store:
         if stored != expected:
             raise DataConsistencyError(f"{chain}: cursor is {stored}, batch was planned on {expected}")
         stored_final = -1 if cur is None else cur["finalized_number"]
+        balances_as_of = -1 if cur is None else cur["balances_as_of"]
 
         deltas: dict[str, int] = defaultdict(int)
         rolled_back = 0
@@ -198,13 +205,16 @@ class Store:
                 )
             rows = await conn.fetch(
                 "DELETE FROM events WHERE chain = $1 AND block_number > $2"
-                " RETURNING kind, from_addr, to_addr, amount",
+                " RETURNING block_number, kind, from_addr, to_addr, amount",
                 chain,
                 b.rollback_to.number,
             )
             rolled_back = len(rows)
+            # Only rows already folded into `balances` are taken out of it.
             for r in rows:
-                _apply_delta(deltas, r["kind"], r["from_addr"], r["to_addr"], -int(r["amount"]))
+                if r["block_number"] <= balances_as_of:
+                    _apply_delta(deltas, r["kind"], r["from_addr"], r["to_addr"], -int(r["amount"]))
+            balances_as_of = min(balances_as_of, b.rollback_to.number)
             await conn.execute(
                 "DELETE FROM supply WHERE chain = $1 AND block_number > $2", chain, b.rollback_to.number
             )
@@ -258,7 +268,6 @@ class Store:
                 columns=EVENT_COLUMNS,
             )
             for e in events:
-                _apply_delta(deltas, e.kind.value, e.from_addr, e.to_addr, e.amount)
                 kinds[e.kind.value] += 1
 
         if deltas:
@@ -272,6 +281,10 @@ class Store:
                     addrs,
                     [deltas[a] for a in addrs],
                 )
+
+        if b.fold_balances and balances_as_of < b.cursor.number:
+            await _fold_balances(conn, chain, balances_as_of, b.cursor.number)
+            balances_as_of = b.cursor.number
 
         head = await self._last_supply(conn, chain, None)
         if events:
@@ -294,17 +307,18 @@ class Store:
         )
         await conn.execute(
             "INSERT INTO cursors (chain, indexed_number, indexed_hash, indexed_parent, indexed_time,"
-            " finalized_number, updated_at) VALUES ($1, $2, $3, $4, $5, $6, now())"
+            " finalized_number, balances_as_of, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, now())"
             " ON CONFLICT (chain) DO UPDATE SET indexed_number = excluded.indexed_number,"
             " indexed_hash = excluded.indexed_hash, indexed_parent = excluded.indexed_parent,"
             " indexed_time = excluded.indexed_time, finalized_number = excluded.finalized_number,"
-            " updated_at = now()",
+            " balances_as_of = excluded.balances_as_of, updated_at = now()",
             chain,
             b.cursor.number,
             b.cursor.hash,
             b.cursor.parent_hash,
             _ts(b.cursor.timestamp),
             finalized,
+            balances_as_of,
         )
         return CommitResult(
             head=head, rolled_back_events=rolled_back, inserted=len(events), kinds=dict(kinds)
@@ -402,25 +416,8 @@ class Store:
         """Balance of `address` at the indexed head (block None) or as of `block`."""
         async with self._acquire() as conn:
             if block is None:
-                raw = await conn.fetchval(
-                    "SELECT raw FROM balances WHERE chain = $1 AND address = $2", chain, address
-                )
-                return _int(raw)
-            incoming = await conn.fetchval(
-                "SELECT coalesce(sum(amount), 0) FROM events WHERE chain = $1 AND to_addr = $2"
-                " AND block_number <= $3 AND kind <> 'burn'",
-                chain,
-                address,
-                block,
-            )
-            outgoing = await conn.fetchval(
-                "SELECT coalesce(sum(amount), 0) FROM events WHERE chain = $1 AND from_addr = $2"
-                " AND block_number <= $3 AND kind <> 'mint'",
-                chain,
-                address,
-                block,
-            )
-            return _int(incoming) - _int(outgoing)
+                return await queries.head_balance(conn, chain, address)
+            return await queries.balance_at(conn, chain, address, block)
 
     async def count_events(self, chain: str) -> int:
         async with self._acquire() as conn:
@@ -434,6 +431,24 @@ class Store:
                 limit,
             )
         return [dict(r) for r in rows]
+
+
+async def _fold_balances(conn: Conn, chain: str, after: int, upto: int) -> None:
+    """Add every event in blocks (after, upto] to `balances`, one aggregate statement."""
+    await conn.execute(
+        "INSERT INTO balances (chain, address, raw)"
+        " SELECT $1, a, sum(d) FROM ("
+        "   SELECT to_addr AS a, amount AS d FROM events WHERE chain = $1 AND block_number > $2"
+        "     AND block_number <= $3 AND kind <> 'burn' AND to_addr IS NOT NULL"
+        "   UNION ALL"
+        "   SELECT from_addr, -amount FROM events WHERE chain = $1 AND block_number > $2"
+        "     AND block_number <= $3 AND kind <> 'mint' AND from_addr IS NOT NULL"
+        " ) AS t GROUP BY a HAVING sum(d) <> 0"
+        " ON CONFLICT (chain, address) DO UPDATE SET raw = balances.raw + excluded.raw",
+        chain,
+        after,
+        upto,
+    )
 
 
 def _apply_delta(

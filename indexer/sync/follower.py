@@ -39,6 +39,7 @@ class FollowerSettings:
     backfill_chunk: int  # heights per backfill fetch
     live_batch: int  # max heights per live step
     concurrency: int  # backfill fetches in flight
+    fold_balances_every: int = 250_000  # backfill folds balances in after this many events
     supply_check_interval: float = 5.0
     error_backoff_max: float = 30.0
     standby_poll: float = 1.0
@@ -169,6 +170,7 @@ class Follower:
     # ---- backfill ----------------------------------------------------------------------------
     async def _backfill(self, stop: asyncio.Event, target: int, fin: int) -> None:
         nxt = self._indexed() + 1
+        unfolded = 0
         pending: deque[tuple[int, asyncio.Task[RangeData]]] = deque()
         try:
             while (nxt <= target or pending) and not stop.is_set():
@@ -184,6 +186,10 @@ class Follower:
                     raise DataConsistencyError(
                         f"{self.chain}: asked for heights up to {asked}, the source read up to {data.end}"
                     )
+                unfolded += len(data.events)
+                fold = asked == target or unfolded >= self.s.fold_balances_every
+                if fold:
+                    unfolded = 0
                 await self._commit(
                     Batch(
                         self.chain,
@@ -192,6 +198,7 @@ class Follower:
                         finalized=fin,
                         events=data.events,
                         refs=(data.end_ref,),
+                        fold_balances=fold,
                     ),
                     new_window=reorg.Window((data.end_ref,), max(self.window.finalized, fin)),
                 )
