@@ -13,7 +13,6 @@ from aiohttp import web
 
 from indexer.api.app import create_app
 from indexer.config import Config, EvmChainConfig
-from indexer.market.service import MarketService
 from indexer.metrics import Metrics
 from indexer.reserves import ReservesService, TotalSupply
 from indexer.runtime import Runtime, database, open_runtime
@@ -80,6 +79,8 @@ async def run_daemon(
             services = [asyncio.create_task(supervisor.run(stop), name="supervisor")]
             # Market and reserves pollers run in their own tasks: a dead venue never blocks indexing.
             if cfg.venues:
+                from indexer.market.service import MarketService  # web3: only when venues exist
+
                 evm_rpc = {c.name: c.rpc[0] for c in cfg.chains if isinstance(c, EvmChainConfig)}
                 market = MarketService(cfg, rt.metrics, rt.session, evm_rpc)
                 services.append(asyncio.create_task(market.run(stop), name="market"))
