@@ -109,9 +109,6 @@ class Batch:
     rollback_to: BlockRef | None = None
     orphaned: Sequence[BlockRef] = ()
     fold_balances: bool = True  # fold every event up to the cursor into `balances`
-    # Backfill batches need not wait for the WAL flush: a PostgreSQL crash can only lose whole
-    # recent transactions, cursor included, and those finalized blocks are simply read again.
-    durable: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,8 +184,6 @@ class Store:
 
     async def _commit(self, conn: Conn, b: Batch) -> CommitResult:
         chain = b.chain
-        if not b.durable:
-            await conn.execute("SET LOCAL synchronous_commit = off")
         cur = await conn.fetchrow(
             "SELECT indexed_number, indexed_hash, finalized_number, balances_as_of FROM cursors"
             " WHERE chain = $1 FOR UPDATE",

@@ -199,7 +199,6 @@ class Follower:
                         events=data.events,
                         refs=(data.end_ref,),
                         fold_balances=fold,
-                        durable=False,
                     ),
                     new_window=reorg.Window((data.end_ref,), max(self.window.finalized, fin)),
                 )
