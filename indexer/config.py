@@ -342,6 +342,16 @@ _UNION_TAGS = {
 }
 
 
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _path_part(part: object) -> str:
+    """A path component as typed in the file; odd keys (dots, spaces, control characters) are
+    quoted so the `path.to.key` stays unambiguous."""
+    text = str(part)
+    return text if isinstance(part, int) or _PLAIN_KEY.match(text) else repr(text)
+
+
 def _format_validation_error(exc: ValidationError) -> list[str]:
     problems = []
     for err in exc.errors():
@@ -356,7 +366,7 @@ def _format_validation_error(exc: ValidationError) -> list[str]:
                 and part in _UNION_TAGS.get(str(raw_loc[i - 2]), ())
             ):
                 continue
-            loc.append(str(part))
+            loc.append(_path_part(part))
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"

@@ -119,7 +119,7 @@ class Metrics:
         # RPC
         self.rpc_requests = Counter(
             "usd1_rpc_requests_total",
-            "RPC requests by outcome (ok|error|timeout|rate_limited|malformed)",
+            "RPC requests by outcome (ok|error|timeout|rate_limited|malformed|contradiction)",
             ["chain", "endpoint", "outcome"],
             registry=r,
         )

@@ -15,6 +15,7 @@ import structlog
 from indexer import __version__
 from indexer.chains.base import ChainSource
 from indexer.chains.evm import EvmSource
+from indexer.chains.heads import HeadWatcher
 from indexer.chains.rpc import RpcPool
 from indexer.config import ChainConfig, Config, EvmChainConfig, SolanaChainConfig
 from indexer.errors import ConfigError
@@ -39,6 +40,7 @@ class Runtime:
     sources: dict[str, ChainSource] = field(default_factory=dict)
     statuses: dict[str, ChainStatus] = field(default_factory=dict)
     followers: dict[str, Follower] = field(default_factory=dict)
+    heads: list[HeadWatcher] = field(default_factory=list)
 
     def update_totals(self) -> None:
         """usd1_supply_total over every chain this process follows."""
@@ -146,6 +148,10 @@ async def open_runtime(cfg: Config, chain_names: Sequence[str] | None = None) ->
                     metrics.rpc_endpoint_up.labels(chain.name, ep.label).set(1)
                 rt.sources[chain.name] = src
                 rt.statuses[chain.name] = status
+                heads = None
+                if isinstance(chain, EvmChainConfig) and chain.ws:
+                    heads = await HeadWatcher(chain.name, chain.ws).start()
+                    rt.heads.append(heads)
                 rt.followers[chain.name] = Follower(
                     src,
                     store,
@@ -154,10 +160,13 @@ async def open_runtime(cfg: Config, chain_names: Sequence[str] | None = None) ->
                     follower_settings(chain),
                     on_update=rt.update_totals,
                     lease=ChainLease(pool, chain.name),
+                    heads=heads,
                 )
             metrics.db_up.set(1)
             yield rt
         finally:
+            for watcher in rt.heads:
+                await watcher.close()
             for src in rt.sources.values():
                 await src.close()
 

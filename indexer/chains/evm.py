@@ -3,16 +3,37 @@ block headers, finality by tag or confirmations, totalSupply at a block.
 
 Transport is the endpoint pool in `rpc.py` (aiohttp + orjson, batched requests); logs are decoded
 by slicing (`evm_decode`), not per-log ABI objects.
+
+Contradictions are faults of an endpoint, never data (`Contradiction`, the endpoint penalized, the
+read retried avoiding it):
+
+- Finalized hashes are sticky: a header at or below the finalized height whose hash differs from
+  the one seen before (or, when first seen and several endpoints exist, from another endpoint's)
+  is settled by asking every endpoint; the majority wins, the others are penalized. Without a
+  majority the first-seen hash stands. So one lying endpoint can neither halt the chain with a
+  false finality violation nor slip a block in.
+- Logs bloom, positive (always, live and backfill): every returned log's address and topics must be
+  in its block's `logsBloom` (a bloom has no false negatives), and the log's block hash must be the
+  header's. Headers of every block with events are fetched in both modes for this (batched).
+- Logs bloom, negative (live mode, where every header is fetched anyway): a block whose bloom may
+  hold a Transfer of the token but for which no log came back is re-read by block hash on another
+  endpoint (bloom false positives are common on busy chains, so this is a cross-check, not a
+  verdict); logs there mean the first endpoint dropped them. Backfill does not fetch headers of
+  blocks without events, so it cannot run this check; the supply reconciliation at the finalized
+  block (follower) is the backstop for logs omitted below finality.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections import OrderedDict
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import structlog
 
+from indexer.chains.bloom import may_contain_event, parse_bloom, transfer_in_bloom
 from indexer.chains.evm_decode import TRANSFER_TOPIC, decode_logs
 from indexer.chains.ranges import AdaptiveRange
 from indexer.chains.rpc import RpcPool
@@ -26,6 +47,30 @@ log = structlog.get_logger(__name__)
 TOTAL_SUPPLY_SELECTOR = "0x18160ddd"
 BALANCE_OF_SELECTOR = "0x70a08231"
 HEADER_BATCH = 50
+FINAL_HASH_CACHE = 20_000  # finalized (number -> hash) remembered per chain
+_QUANTITY_RE = re.compile(r"^0x[0-9a-fA-F]{1,64}$")
+_HASH_RE = re.compile(r"^0x[0-9a-fA-F]{64}$")
+
+
+class Contradiction(RpcError):
+    """A reply contradicts another endpoint or the chain's own commitments; `blamed` names the
+    endpoint(s) at fault (already penalized in the pool). Retryable: read again elsewhere."""
+
+    def __init__(self, message: str, blamed: frozenset[str]) -> None:
+        self.blamed = blamed
+        super().__init__(message, retryable=True)
+
+
+def _quantity(value: Any, what: str) -> int:
+    if not isinstance(value, str) or not _QUANTITY_RE.match(value):
+        raise MalformedReply(f"block header {what} is not a hex quantity: {value!r:.80}")
+    return int(value, 16)
+
+
+def _hash(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not _HASH_RE.match(value):
+        raise MalformedReply(f"block header {what} is not a 32-byte hash: {value!r:.80}")
+    return value.lower()
 
 
 def parse_header(raw: Any) -> BlockRef | None:
@@ -34,21 +79,37 @@ def parse_header(raw: Any) -> BlockRef | None:
         return None
     if not isinstance(raw, dict):
         raise MalformedReply(f"block header is not an object: {raw!r:.100}")
-    try:
-        return BlockRef(
-            number=int(raw["number"], 16),
-            hash=str(raw["hash"]).lower(),
-            parent_hash=str(raw["parentHash"]).lower(),
-            timestamp=int(raw["timestamp"], 16),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise MalformedReply(f"block header lacks a valid {exc}: {raw!r:.200}") from None
+    return BlockRef(
+        number=_quantity(raw.get("number"), "number"),
+        hash=_hash(raw.get("hash"), "hash"),
+        parent_hash=_hash(raw.get("parentHash"), "parentHash"),
+        timestamp=_quantity(raw.get("timestamp"), "timestamp"),
+    )
+
+
+def parse_header_bloom(raw: Any) -> tuple[BlockRef | None, int | None]:
+    """`parse_header` plus the block's logs bloom (None when the reply has none)."""
+    ref = parse_header(raw)
+    if ref is None:
+        return None, None
+    bloom = raw.get("logsBloom")
+    return ref, None if bloom is None else parse_bloom(bloom)
 
 
 def _hex_word(value: Any, what: str) -> int:
     if not isinstance(value, str) or not value.startswith("0x") or len(value) != 66:
         raise MalformedReply(f"{what} returned {value!r:.80}, expected one 32-byte word")
-    return int(value, 16)
+    try:
+        return int(value, 16)
+    except ValueError:
+        raise MalformedReply(f"{what} returned {value!r:.80}, not hex") from None
+
+
+@dataclass
+class _Header:
+    ref: BlockRef
+    bloom: int | None
+    endpoint: str
 
 
 @dataclass
@@ -56,6 +117,9 @@ class EvmSource:
     cfg: EvmChainConfig
     rpc: RpcPool
     ranges: AdaptiveRange = field(init=False)
+    contradictions: int = field(init=False, default=0)
+    _final: OrderedDict[int, tuple[str, str]] = field(init=False, default_factory=OrderedDict)
+    _fin_seen: int = field(init=False, default=-1)
 
     def __post_init__(self) -> None:
         self.ranges = AdaptiveRange(self.cfg.max_block_range)
@@ -70,49 +134,163 @@ class EvmSource:
 
     async def head(self) -> int:
         value = await self.rpc.call("eth_blockNumber", [])
-        if not isinstance(value, str) or not value.startswith("0x"):
+        if not isinstance(value, str) or not _QUANTITY_RE.match(value):
             raise MalformedReply(f"eth_blockNumber returned {value!r:.80}")
         return int(value, 16)
 
     async def finalized(self, head: int) -> int:
+        avoid: frozenset[str] = frozenset()
+        for _ in range(len(self.rpc.endpoints)):
+            try:
+                return await self._finalized_once(head, avoid)
+            except Contradiction as exc:
+                avoid = avoid | exc.blamed
+        return await self._finalized_once(head, avoid)
+
+    async def _finalized_once(self, head: int, avoid: frozenset[str]) -> int:
         rule = self.cfg.finality
         tagged: int | None = None
         if rule.tag is not None:
-            ref = parse_header(await self.rpc.call("eth_getBlockByNumber", [rule.tag, False]))
-            tagged = None if ref is None else ref.number
-        return evm_finalized_height(rule, head, tagged)
+            reply = await self.rpc.call_ex("eth_getBlockByNumber", [rule.tag, False], avoid=avoid)
+            ref = parse_header(reply.result)
+            if ref is not None:
+                tagged = ref.number
+                self._fin_seen = max(self._fin_seen, min(ref.number, head))
+                await self._check_final([_Header(ref, None, reply.endpoint)], verify=(ref.number,))
+        fin = evm_finalized_height(rule, head, tagged)
+        self._fin_seen = max(self._fin_seen, fin)
+        return fin
+
+    # ---- headers -----------------------------------------------------------------------------
 
     async def headers(self, numbers: Sequence[int]) -> list[BlockRef | None]:
-        out: list[BlockRef | None] = []
+        avoid: frozenset[str] = frozenset()
+        for _ in range(len(self.rpc.endpoints)):
+            try:
+                got = await self._headers(numbers, avoid=avoid, verify=numbers)
+                return [h.ref if h is not None else None for h in got]
+            except Contradiction as exc:
+                avoid = avoid | exc.blamed
+        got = await self._headers(numbers, avoid=avoid, verify=numbers)
+        return [h.ref if h is not None else None for h in got]
+
+    async def _headers(
+        self,
+        numbers: Sequence[int],
+        *,
+        prefer: str | None = None,
+        avoid: frozenset[str] = frozenset(),
+        verify: Collection[int] = (),
+    ) -> list[_Header | None]:
+        out: list[_Header | None] = []
         for i in range(0, len(numbers), HEADER_BATCH):
             chunk = numbers[i : i + HEADER_BATCH]
-            replies = await self.rpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n in chunk])
-            for n, raw in zip(chunk, replies, strict=True):
-                ref = parse_header(raw)
+            reply = await self.rpc.batch_ex(
+                [("eth_getBlockByNumber", [hex(n), False]) for n in chunk], prefer=prefer, avoid=avoid
+            )
+            if not isinstance(reply.result, list) or len(reply.result) != len(chunk):
+                raise MalformedReply(f"header batch of {len(chunk)} got {reply.result!r:.80}")
+            for n, raw in zip(chunk, reply.result, strict=True):
+                try:
+                    ref, bloom = parse_header_bloom(raw)
+                except MalformedReply as exc:
+                    self._blame({reply.endpoint}, f"block {n}: {exc}")
                 if ref is not None and ref.number != n:
-                    raise MalformedReply(f"asked for block {n}, got block {ref.number}")
-                out.append(ref)
+                    self._blame({reply.endpoint}, f"asked for block {n}, got block {ref.number}")
+                out.append(None if ref is None else _Header(ref, bloom, reply.endpoint))
+        await self._check_final([h for h in out if h is not None], verify)
         return out
 
-    async def _logs(self, start: int, end: int) -> list[dict[str, Any]]:
-        """All Transfer logs of the token in [start, end], splitting ranges a provider refuses."""
+    def _blame(self, endpoints: set[str] | frozenset[str], reason: str) -> NoReturn:
+        """Penalize and raise Contradiction (never returns)."""
+        self.contradictions += 1
+        for ep in endpoints:
+            self.rpc.penalize(ep, reason)
+        raise Contradiction(
+            f"{self.name}: {reason} (blamed: {', '.join(sorted(endpoints))})", frozenset(endpoints)
+        )
+
+    async def _check_final(self, hdrs: Sequence[_Header], verify: Collection[int] = ()) -> None:
+        """Finalized hashes are sticky across endpoints; see the module docstring. Heights in
+        `verify` are cross-checked with the other endpoints when first seen (the finalized tag,
+        a backfill range's end that becomes the cursor, headers the follower asks for); other
+        first sightings are remembered and checked against every later reply."""
+        limit = self._fin_seen
+        for h in hdrs:
+            n = h.ref.number
+            if n > limit:
+                continue
+            known = self._final.get(n)
+            if known is not None and known[0] == h.ref.hash:
+                self._final.move_to_end(n)
+                continue
+            if known is None and (len(self.rpc.endpoints) == 1 or n not in verify):
+                self._remember(n, h.ref.hash, h.endpoint)
+                continue
+            await self._settle(n, h, known)
+
+    def _remember(self, n: int, block_hash: str, endpoint: str) -> None:
+        self._final[n] = (block_hash, endpoint)
+        self._final.move_to_end(n)
+        while len(self._final) > FINAL_HASH_CACHE:
+            self._final.popitem(last=False)
+
+    async def _settle(self, n: int, h: _Header, known: tuple[str, str] | None) -> None:
+        """Ask every other endpoint for block `n`; the majority hash wins."""
+        votes: dict[str, set[str]] = {h.ref.hash: {h.endpoint}}
+        if known is not None:
+            votes.setdefault(known[0], set()).add(known[1])
+        for label in self.rpc.labels():
+            if any(label in v for v in votes.values()):
+                continue
+            try:
+                reply = await self.rpc.call_ex("eth_getBlockByNumber", [hex(n), False], only=label)
+                ref = parse_header(reply.result)
+            except RpcError:
+                continue
+            if ref is not None and ref.number == n:
+                votes.setdefault(ref.hash, set()).add(label)
+        ranked = sorted(votes.items(), key=lambda kv: len(kv[1]), reverse=True)
+        top, top_voters = ranked[0]
+        majority = len(ranked) == 1 or len(top_voters) > len(ranked[1][1])
+        if not majority:
+            if known is None:
+                # No majority and nothing seen before: nobody can be trusted with this block.
+                raise DataConsistencyError(
+                    f"{self.name}: endpoints disagree on finalized block {n} and no majority exists: "
+                    + "; ".join(f"{hsh} from {', '.join(sorted(eps))}" for hsh, eps in votes.items())
+                )
+            top = known[0]  # a tie: the first-seen hash stands
+        losers = {ep for hsh, eps in votes.items() if hsh != top for ep in eps}
+        self._remember(n, top, h.endpoint if top == h.ref.hash else (known or ("", h.endpoint))[1])
+        if known is not None and top != known[0]:
+            log.error("finalized_hash_replaced_by_majority", chain=self.name, block=n, old=known[0], new=top)
+        if losers:
+            for ep in losers:
+                self.rpc.penalize(ep, f"finalized block {n}: hash differs from the majority ({top})")
+            self.contradictions += 1
+            if h.ref.hash != top:
+                raise Contradiction(
+                    f"{self.name}: {h.endpoint} says finalized block {n} is {h.ref.hash}, "
+                    f"other endpoints say {top}",
+                    frozenset(losers),
+                )
+
+    # ---- logs --------------------------------------------------------------------------------
+
+    async def _logs(
+        self, start: int, end: int, avoid: frozenset[str] = frozenset()
+    ) -> tuple[list[dict[str, Any]], list[tuple[int, int, str]]]:
+        """All Transfer logs of the token in [start, end], splitting ranges a provider refuses;
+        also which endpoint answered for which sub-range."""
         logs: list[dict[str, Any]] = []
+        served: list[tuple[int, int, str]] = []
         s = start
         while s <= end:
             size = min(self.ranges.current, end - s + 1)
             e = s + size - 1
             try:
-                part = await self.rpc.call(
-                    "eth_getLogs",
-                    [
-                        {
-                            "fromBlock": hex(s),
-                            "toBlock": hex(e),
-                            "address": self.cfg.token,
-                            "topics": [TRANSFER_TOPIC],
-                        }
-                    ],
-                )
+                reply = await self.rpc.call_ex("eth_getLogs", [self._filter(hex(s), hex(e))], avoid=avoid)
             except RpcError as exc:
                 if not exc.range_too_large:
                     raise
@@ -121,39 +299,149 @@ class EvmSource:
                 new = self.ranges.refused(size)
                 log.info("logs_range_shrunk", chain=self.name, refused=size, now=new, error=str(exc))
                 continue
-            if not isinstance(part, list):
-                raise MalformedReply(f"eth_getLogs returned {type(part).__name__}, expected a list")
+            part = reply.result
+            if not isinstance(part, list) or not all(isinstance(x, dict) for x in part):
+                self.rpc.penalize(reply.endpoint, "eth_getLogs result is not a list of objects")
+                raise MalformedReply(f"eth_getLogs returned {part!r:.80}, expected a list of logs")
             logs.extend(part)
+            served.append((s, e, reply.endpoint))
             self.ranges.succeeded(size)
             s = e + 1
-        return logs
+        return logs, served
+
+    def _filter(self, lo: str, hi: str) -> dict[str, Any]:
+        return {"fromBlock": lo, "toBlock": hi, "address": self.cfg.token, "topics": [TRANSFER_TOPIC]}
 
     async def fetch_range(self, start: int, end: int, *, with_headers: bool) -> RangeData:
-        events = decode_logs(self.name, await self._logs(start, end), self.cfg.token)
+        """See `ChainSource.fetch_range`; a contradiction is retried avoiding the blamed
+        endpoints (once per endpoint), then raised (the follower backs off and retries)."""
+        avoid: frozenset[str] = frozenset()
+        last: Contradiction | None = None
+        for _ in range(len(self.rpc.endpoints) + 1):
+            try:
+                return await self._fetch_range_once(start, end, with_headers, avoid)
+            except Contradiction as exc:
+                last = exc
+                avoid = avoid | exc.blamed
+                if avoid >= set(self.rpc.labels()):
+                    avoid = exc.blamed
+        assert last is not None
+        raise last
+
+    async def _fetch_range_once(
+        self, start: int, end: int, with_headers: bool, avoid: frozenset[str]
+    ) -> RangeData:
+        raw_logs, served = await self._logs(start, end, avoid)
+
+        def log_endpoint(n: int) -> str:
+            return next((ep for s, e, ep in served if s <= n <= e), served[-1][2])
+
+        events = decode_logs(self.name, raw_logs, self.cfg.token)
         for ev in events:
             if not start <= ev.block_number <= end:
-                raise DataConsistencyError(
-                    f"{self.name}: eth_getLogs [{start}, {end}] returned a log of block {ev.block_number}"
+                self._blame(
+                    {log_endpoint(start)},
+                    f"eth_getLogs [{start}, {end}] returned a log of block {ev.block_number}",
                 )
-        if with_headers:
-            numbers = list(range(start, end + 1))
-        else:
-            numbers = sorted({e.block_number for e in events if not e.timestamp} | {end})
-        got = await self.headers(numbers)
-        by_number: dict[int, BlockRef] = {}
-        for n, ref in zip(numbers, got, strict=True):
-            if ref is None:
+        event_blocks = {e.block_number for e in events}
+        numbers = list(range(start, end + 1)) if with_headers else sorted(event_blocks | {end})
+        main = served[0][2] if len(served) == 1 else None
+        got = await self._headers(numbers, prefer=main, avoid=avoid, verify=(end,))
+        by_number: dict[int, _Header] = {}
+        for n, h in zip(numbers, got, strict=True):
+            if h is None:
                 raise DataConsistencyError(f"{self.name}: block {n} is missing (the head moved back?)")
-            by_number[n] = ref
-        fixed: list[TokenEvent] = []
+            by_number[n] = h
+        final = self._fin_seen
         for ev in events:
-            ref = by_number.get(ev.block_number)
-            if ref is not None and ref.hash != ev.block_hash:
+            h = by_number[ev.block_number]
+            if h.ref.hash != ev.block_hash:
+                if ev.block_number <= final:
+                    lep = log_endpoint(ev.block_number)
+                    self._blame(
+                        {lep},
+                        f"log of finalized block {ev.block_number} has hash {ev.block_hash}, "
+                        f"the header ({h.endpoint}) has {h.ref.hash}",
+                    )
                 raise DataConsistencyError(
                     f"{self.name}: log of block {ev.block_number} has hash {ev.block_hash}, "
-                    f"the canonical header has {ref.hash} (reorg while reading)"
+                    f"the canonical header has {h.ref.hash} (reorg while reading)"
                 )
-            if not ev.timestamp and ref is not None:
+        token = self.cfg.token.lower()
+        for ev in events:
+            h = by_number[ev.block_number]
+            assert ev.from_addr is not None and ev.to_addr is not None
+            if h.bloom is not None and not transfer_in_bloom(h.bloom, token, ev.from_addr, ev.to_addr):
+                lep = log_endpoint(ev.block_number)
+                self._blame(
+                    {lep},
+                    f"log {ev.tx_hash}#{ev.log_index} is not in block {ev.block_number}'s logs bloom"
+                    f" (header from {h.endpoint})",
+                )
+        if with_headers:
+            await self._check_missing_logs(by_number, event_blocks, log_endpoint)
+        return RangeData(
+            start,
+            end,
+            tuple(self._with_timestamps(events, by_number)),
+            tuple(by_number[n].ref for n in range(start, end + 1)) if with_headers else (),
+            by_number[end].ref,
+        )
+
+    async def _check_missing_logs(
+        self, by_number: dict[int, _Header], event_blocks: set[int], log_endpoint: Any
+    ) -> None:
+        """Blocks whose bloom may hold a Transfer of the token but that came back without logs:
+        re-read them by hash on another endpoint."""
+        suspects = [
+            h
+            for n, h in by_number.items()
+            if n not in event_blocks
+            and h.bloom is not None
+            and may_contain_event(h.bloom, self.cfg.token, TRANSFER_TOPIC)
+        ]
+        if not suspects:
+            return
+        for i in range(0, len(suspects), HEADER_BATCH):
+            chunk = suspects[i : i + HEADER_BATCH]
+            first = log_endpoint(chunk[0].ref.number)
+            calls = [
+                (
+                    "eth_getLogs",
+                    [{"blockHash": h.ref.hash, "address": self.cfg.token, "topics": [TRANSFER_TOPIC]}],
+                )
+                for h in chunk
+            ]
+            try:
+                reply = await self.rpc.batch_ex(calls, avoid={first})
+            except RpcError as exc:
+                if exc.code == -32000 and "not found" in str(exc).lower():
+                    raise DataConsistencyError(
+                        f"{self.name}: block vanished while checking its logs"
+                    ) from None
+                raise
+            for h, part in zip(chunk, reply.result, strict=True):
+                if not isinstance(part, list):
+                    continue
+                found = decode_logs(self.name, part, self.cfg.token)
+                if any(ev.block_hash == h.ref.hash for ev in found):
+                    lep = log_endpoint(h.ref.number)
+                    if lep == reply.endpoint:
+                        raise DataConsistencyError(
+                            f"{self.name}: {lep} now returns logs for block {h.ref.number} it omitted"
+                        )
+                    self._blame(
+                        {lep},
+                        f"block {h.ref.number}: no Transfer logs returned, {reply.endpoint} has "
+                        f"{len(found)} (bloom says they may exist)",
+                    )
+
+    @staticmethod
+    def _with_timestamps(events: list[TokenEvent], by_number: dict[int, _Header]) -> list[TokenEvent]:
+        fixed: list[TokenEvent] = []
+        for ev in events:
+            h = by_number.get(ev.block_number)
+            if not ev.timestamp and h is not None:
                 ev = TokenEvent(
                     ev.chain,
                     ev.block_number,
@@ -164,11 +452,12 @@ class EvmSource:
                     ev.from_addr,
                     ev.to_addr,
                     ev.amount,
-                    ref.timestamp,
+                    h.ref.timestamp,
                 )
             fixed.append(ev)
-        headers = tuple(by_number[n] for n in range(start, end + 1)) if with_headers else ()
-        return RangeData(start, end, tuple(fixed), headers, by_number[end])
+        return fixed
+
+    # ---- state reads -------------------------------------------------------------------------
 
     async def _call_word(self, data: str, block: BlockRef) -> int:
         result = await self.rpc.call(

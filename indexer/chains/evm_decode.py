@@ -157,6 +157,8 @@ def decode_logs(chain: str, logs: Iterable[Mapping[str, Any]], token: str | None
     seen: dict[tuple[str, str, int], TokenEvent] = {}
     want = token.lower() if token else None
     for log in logs:
+        if not isinstance(log, Mapping):
+            raise MalformedReply(f"log is not a JSON object: {log!r:.100}")
         if want is not None:
             address = log.get("address")
             if address != want and str(address).lower() != want:

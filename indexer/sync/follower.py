@@ -18,6 +18,7 @@ import structlog
 
 from indexer import reorg
 from indexer.chains.base import ChainSource
+from indexer.chains.heads import HeadWatcher
 from indexer.errors import DatabaseUnavailable, DataConsistencyError, FinalityViolation, RpcError
 from indexer.metrics import Metrics
 from indexer.model import BlockRef, RangeData
@@ -55,8 +56,10 @@ class Follower:
         settings: FollowerSettings,
         on_update: Callable[[], None] | None = None,
         lease: ChainLease | None = None,
+        heads: HeadWatcher | None = None,
     ) -> None:
         self.lease = lease
+        self.heads = heads
         self.src = source
         self.store = store
         self.metrics = metrics
@@ -164,8 +167,21 @@ class Follower:
         self._mark_success(head)
         await self._check_supply()
         if not moved:
-            await _sleep(stop, self.s.poll_interval)
+            await self._idle(stop)
         return False
+
+    async def _idle(self, stop: asyncio.Event) -> None:
+        """Wait for the next head: a ws newHeads notification when subscribed (data is still read
+        over HTTP), else (or while the socket is down) the poll interval."""
+        if self.heads is None or not self.heads.connected:
+            await _sleep(stop, self.s.poll_interval)
+            return
+        head = asyncio.create_task(self.heads.wait(max(self.s.poll_interval, 15.0)))
+        stopped = asyncio.create_task(stop.wait())
+        _, pending = await asyncio.wait({head, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        for t in pending:
+            t.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     # ---- backfill ----------------------------------------------------------------------------
     async def _backfill(self, stop: asyncio.Event, target: int, fin: int) -> None:

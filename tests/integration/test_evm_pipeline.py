@@ -137,3 +137,26 @@ async def _count(pool: Any, fin: int, kind: str) -> int:
 
 
 pytestmark = pytest.mark.integration
+
+
+async def test_ws_new_heads_wake_the_follower(
+    anvil: Anvil, token: TestToken, dsn: str, tmp_path: Any
+) -> None:
+    """With a 10 s poll interval, only the newHeads subscription can make a block show up fast."""
+    ws = anvil.url.replace("http://", "ws://")
+    cfg = make_config(anvil.url, token.address, dsn, tmp_path, poll_interval="10s", ws=ws)
+    async with open_runtime(cfg) as rt:
+        stop = asyncio.Event()
+        task = asyncio.create_task(Supervisor(list(rt.followers.values()), rt.metrics).run(stop))
+        status = rt.statuses[CHAIN]
+        try:
+            await wait_for(lambda: status.phase.value == "live" and rt.heads[0].connected, 15, "live + ws")
+            await asyncio.sleep(0.5)  # the follower is now idle, waiting for a head
+            tip = await anvil.block_number()
+            await token.mint("0x" + "ab" * 20, 10**18)
+            started = time.monotonic()
+            await wait_for(lambda: status.indexed > tip, 5, "the new block")
+            assert time.monotonic() - started < 2.0, "the block was found by polling, not by newHeads"
+        finally:
+            stop.set()
+            await task
