@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import itertools
 import socket
 from pathlib import Path
@@ -49,6 +50,11 @@ async def stop_process(proc: asyncio.subprocess.Process, grace: float = 5.0) -> 
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         await proc.wait()
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
 
 
 def find_anvil(root: Path | None = None) -> Path:
@@ -164,6 +170,34 @@ class Anvil:
         if self.code_size_limit is not None:
             args += ["--code-size-limit", str(self.code_size_limit)]
         return args + self.extra_args
+
+    async def restart(self, state_dir: Path, down_for: float = 0.0) -> None:
+        """Stop the node and start it again on the same port from its own state (blocks, logs,
+        hashes and balances survive, as on a real node restart). Clients keep this object."""
+        state = await self.rpc("anvil_dumpState")
+        if not isinstance(state, str) or not state.startswith("0x"):
+            raise AnvilError(f"anvil_dumpState returned {state!r:.80}")
+        raw = bytes.fromhex(state[2:])
+        if raw[:2] == b"\x1f\x8b":  # gzip
+            raw = gzip.decompress(raw)
+        path = state_dir / f"anvil-{self.port}-state.json"
+        await asyncio.to_thread(_write_file, path, raw)
+        await self.stop()
+        await asyncio.sleep(down_for)
+        self.extra_args = [*self._without_load_state(), "--load-state", str(path)]
+        await self._start_once()
+
+    def _without_load_state(self) -> list[str]:
+        out: list[str] = []
+        skip = False
+        for a in self.extra_args:
+            if skip:
+                skip = False
+            elif a == "--load-state":
+                skip = True
+            else:
+                out.append(a)
+        return out
 
     async def start(self) -> Anvil:
         """Start and wait until the RPC answers. With port 0 a free port is picked (and another

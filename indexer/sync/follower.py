@@ -70,6 +70,7 @@ class Follower:
         self.cursor: BlockRef | None = None
         self._final_point: SupplyPoint | None = None
         self._last_supply_check = 0.0
+        self._supply_check_failing = False
         self._on_update = on_update or (lambda: None)
         self._log = log.bind(chain=self.chain)
 
@@ -375,21 +376,33 @@ class Follower:
         if now - self._last_supply_check < self.s.supply_check_interval:
             return
         snapshot = getattr(self.src, "supply_snapshot", None)
-        if snapshot is not None:
-            self._last_supply_check = now
-            block, onchain = await snapshot()
-            if block > self._indexed() or block == self.status.mismatch_block:
-                return
-        else:
-            anchor = self.window.bottom
-            if (
-                anchor is None
-                or anchor.number > self.window.finalized
-                or anchor.number == self.status.mismatch_block
-            ):
-                return
-            self._last_supply_check = now
-            block, onchain = anchor.number, await self.src.total_supply(anchor)
+        try:
+            if snapshot is not None:
+                self._last_supply_check = now
+                block, onchain = await snapshot()
+                if block > self._indexed() or block == self.status.mismatch_block:
+                    return
+            else:
+                anchor = self.window.bottom
+                if (
+                    anchor is None
+                    or anchor.number > self.window.finalized
+                    or anchor.number == self.status.mismatch_block
+                ):
+                    return
+                self._last_supply_check = now
+                block, onchain = anchor.number, await self.src.total_supply(anchor)
+        except RpcError as exc:
+            # Reconciliation is a check, not indexing: a node that cannot answer it (e.g. no state
+            # at that block on a pruned node) must not hold the follower back. The mismatch metric
+            # keeps its last value and usd1_supply_check_block shows how old it is.
+            if not self._supply_check_failing:
+                self._log.warning("supply_check_failed", error=str(exc))
+                self._supply_check_failing = True
+            return
+        if self._supply_check_failing:
+            self._log.info("supply_check_recovered", block=block)
+            self._supply_check_failing = False
         indexed = (await self.store.supply_at(self.chain, block)).supply
         self.status.mismatch = indexed - onchain
         self.status.mismatch_block = block

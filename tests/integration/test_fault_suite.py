@@ -2,9 +2,9 @@
 FaultProxies into an embedded PostgreSQL, while random faults hit every layer:
 
 - SIGKILL of the daemon at random moments (during backfill and during live following), restarted;
-- the node going away: both proxies stop listening (connection refused) and come back. anvil
-  itself keeps running (its state, reorgs included, must survive; a refused port is what the
-  daemon sees when a node process dies);
+- the node going away: both proxies stop listening (connection refused) and come back;
+- the node process stopped and restarted (anvil killed, then started again on the same port from
+  its dumped state, so the chain's history survives as on a real node restart);
 - endpoints that time out, answer 429 + Retry-After, answer errors, truncated or garbage bodies;
 - a PostgreSQL restart (same data directory, same URI);
 - reorgs shallower than finality (anvil_reorg with different token events).
@@ -13,7 +13,7 @@ After each seed: the stored events equal the canonical chain's Transfer logs exa
 duplicates), and the finalized supply and sampled balances equal the chain's own at that block.
 
 Env: USD1_FAULT_SEED (one seed; default: seeds 1 and 2), USD1_FAULT_EPISODES (faults per seed,
-default 10: a kill mid-backfill, then each fault kind once). Each seed prints a report line.
+default 11: a kill mid-backfill, then each fault kind once). Each seed prints a report line.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ FAULTS = (
     "garbage",
     "pg_restart",
     "reorg",
+    "anvil_restart",
 )
 
 
@@ -61,7 +62,7 @@ def _seeds() -> list[int]:
     return [1, 2]
 
 
-EPISODES = int(os.environ.get("USD1_FAULT_EPISODES", "10"))
+EPISODES = int(os.environ.get("USD1_FAULT_EPISODES", "11"))
 
 
 @dataclass
@@ -206,6 +207,11 @@ async def test_fault_suite(anvil: Anvil, token: TestToken, tmp_path: Path, seed:
                     await asyncio.sleep(rng.uniform(0.5, 2.0))
                     await pa.accept()
                     await pb.accept()
+                elif fault == "anvil_restart":
+                    await anvil.restart(tmp_path / "anvil-state", down_for=rng.uniform(0.5, 2.0))
+                    token.forget_accounts()  # impersonation does not survive a node restart
+                    # anvil_reorg cannot reach below the restored state: keep later reorgs above it.
+                    await anvil.mine(4)
                 elif fault == "pg_restart":
                     await asyncio.to_thread(server.cleanup)
                     pg_down = True
