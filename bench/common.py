@@ -253,6 +253,7 @@ def write_config(
     live_batch_blocks: int = 100,
     chain: str = "bench",
     finality: dict[str, Any] | None = None,
+    ws: str | None = None,
 ) -> Path:
     cfg = {
         "token": {"symbol": "USD1", "peg_usd": 1.0},
@@ -270,6 +271,7 @@ def write_config(
                 "start_block": 0,
                 "finality": finality or {"tag": "finalized"},
                 "poll_interval": poll_interval,
+                "ws": ws,
                 "max_block_range": max_block_range,
                 "max_concurrency": max_concurrency,
                 "live_batch_blocks": live_batch_blocks,

@@ -54,6 +54,7 @@ HOLDER = "0x00000000000000000000000000000000000b0b01"
 class LiveResult:
     blocks: int
     poll_interval_ms: float
+    ws: bool
     metrics_p50_ms: float
     metrics_p99_ms: float
     api_p50_ms: float
@@ -99,7 +100,8 @@ async def _until(pred: Any, timeout: float) -> float:
         await asyncio.sleep(POLL_EVERY)
 
 
-async def measure(pg: BenchPostgres, blocks: int, poll_ms: float = 100) -> LiveResult:
+async def measure(pg: BenchPostgres, blocks: int, poll_ms: float = 100, ws: bool = False) -> LiveResult:
+    """With `ws`, the daemon subscribes to newHeads (polling stays as the fallback)."""
     workdir = CACHE / "runs" / "live"
     errors: list[str] = []
     async with Anvil(slots_in_an_epoch=2) as anvil:
@@ -118,6 +120,7 @@ async def measure(pg: BenchPostgres, blocks: int, poll_ms: float = 100) -> LiveR
             listen=f"127.0.0.1:{port}",
             poll_interval=f"{int(poll_ms)}ms",
             finality={"confirmations": 12},
+            ws=anvil.url.replace("http://", "ws://") if ws else None,
         )
         base = f"http://127.0.0.1:{port}"
         logf = (workdir / "daemon.log").open("wb")
@@ -184,6 +187,7 @@ async def measure(pg: BenchPostgres, blocks: int, poll_ms: float = 100) -> LiveR
     return LiveResult(
         blocks=blocks,
         poll_interval_ms=poll_ms,
+        ws=ws,
         metrics_p50_ms=round(percentile(metrics_lat, 50), 1),
         metrics_p99_ms=round(percentile(metrics_lat, 99), 1),
         api_p50_ms=round(percentile(api_lat, 50), 1),
@@ -256,6 +260,7 @@ def _proc_usage(pid: int) -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--blocks", type=int, default=200)
+    ap.add_argument("--ws", action="store_true", help="Subscribe to newHeads instead of polling only.")
     ap.add_argument("--snapshot", action="store_true", help="Measure the committed indexer (git HEAD).")
     args = ap.parse_args()
     if args.snapshot:
@@ -263,7 +268,7 @@ def main() -> None:
 
     async def go() -> None:
         with bench_postgres() as pg:
-            res = await measure(pg, args.blocks)
+            res = await measure(pg, args.blocks, ws=args.ws)
         print(json.dumps(asdict(res), indent=2))
 
     os.environ.setdefault("PYTHONUNBUFFERED", "1")

@@ -59,6 +59,7 @@ def render(
     insert: InsertPathResult | None,
     peers: list[PeerResult],
     live: LiveResult | None,
+    live_ws: LiveResult | None = None,
     profile: list[tuple[str, float, float]],
     insert_profile: str,
     elapsed: float,
@@ -177,6 +178,18 @@ def render(
             rows.append(
                 ("Live errors", "none", f"{len(live.errors)}", "**missed**", "; ".join(live.errors[:5]))
             )
+    if live_ws is not None:
+        rows.append(
+            (
+                "Live with `ws` newHeads: block mined -> /metrics head supply",
+                "p50 < 10 ms, p99 < 50 ms",
+                f"p50 {live_ws.metrics_p50_ms} ms, p99 {live_ws.metrics_p99_ms} ms",
+                _mark(live_ws.metrics_p50_ms < 10 and live_ws.metrics_p99_ms < 50),
+                f"API head block: p50 {live_ws.api_p50_ms} ms, p99 {live_ws.api_p99_ms} ms; reorg recovery "
+                f"p50 {live_ws.reorg_p50_ms} ms, max {live_ws.reorg_max_ms} ms; a step after the head "
+                "notification is eth_blockNumber + eth_getLogs + headers batch + one commit; bench polls every 5 ms",
+            )
+        )
 
     cpu = platform.processor() or platform.machine()
     out = [
@@ -224,6 +237,7 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
     insert: InsertPathResult | None = None
     peers: list[PeerResult] = []
     live: LiveResult | None = None
+    live_ws: LiveResult | None = None
     profile: list[tuple[str, float, float]] = []
     insert_profile = ""
     with bench_postgres() as pg:
@@ -267,6 +281,9 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
             log("live: latency and reorgs")
             live = await measure(pg, args.live_blocks)
             log(f"live: {asdict(live)}")
+            log("live: with ws newHeads")
+            live_ws = await measure(pg, args.live_blocks, ws=True)
+            log(f"live ws: {asdict(live_ws)}")
     elapsed = time.perf_counter() - started
     md = render(
         events=args.events,
@@ -275,6 +292,7 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
         insert=insert,
         peers=peers,
         live=live,
+        live_ws=live_ws,
         profile=profile,
         insert_profile=insert_profile,
         elapsed=elapsed,
