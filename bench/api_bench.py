@@ -29,7 +29,7 @@ from indexer.config import Config
 from indexer.daemon import serve_http
 from indexer.metrics import Metrics
 from indexer.store.db import create_pool, migrate
-from indexer.store.store import EVENT_COLUMNS, Store
+from indexer.store.store import EVENT_COLUMNS, SUPPLY_COLUMNS, Store
 
 CHAIN = "ethereum"
 TOKEN = "0x8d0D000Ee44948FC98c9B98A4FA4921476f08B0d"
@@ -37,17 +37,6 @@ ZERO = "0x" + "0" * 40
 HOT = "0x" + "ab" * 20
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 BLOCK_SECONDS = 12
-SUPPLY_COLUMNS = (
-    "chain",
-    "block_number",
-    "block_hash",
-    "block_time",
-    "minted",
-    "burned",
-    "mints",
-    "burns",
-    "transfers",
-)
 
 
 def addr(i: int) -> str:

@@ -23,8 +23,22 @@ from indexer.errors import DatabaseUnavailable, DataConsistencyError, FinalityVi
 from indexer.model import BlockRef, EventKind, TokenEvent
 from indexer.store import queries
 from indexer.store.db import Conn
+from indexer.store.queries import Totals
 
 log = structlog.get_logger(__name__)
+
+SUPPLY_COLUMNS = (
+    "chain",
+    "block_number",
+    "block_hash",
+    "block_time",
+    "minted",
+    "burned",
+    "mints",
+    "burns",
+    "transfers",
+)
+LATEST = 2**62  # "the highest block there is", for reads at the indexed head
 
 EVENT_COLUMNS = (
     "chain",
@@ -66,22 +80,6 @@ def _int(value: Decimal | int | None) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class SupplyPoint:
-    """Cumulative totals at a block (all zero before the first event)."""
-
-    block_number: int
-    minted: int = 0
-    burned: int = 0
-    mints: int = 0
-    burns: int = 0
-    transfers: int = 0
-
-    @property
-    def supply(self) -> int:
-        return self.minted - self.burned
-
-
-@dataclass(frozen=True, slots=True)
 class ChainCheckpoint:
     cursor: BlockRef | None
     finalized: int
@@ -113,7 +111,7 @@ class Batch:
 
 @dataclass(frozen=True, slots=True)
 class CommitResult:
-    head: SupplyPoint
+    head: Totals
     rolled_back_events: int = 0
     inserted: int = 0
     kinds: dict[str, int] = field(default_factory=dict)
@@ -286,7 +284,7 @@ class Store:
             await _fold_balances(conn, chain, balances_as_of, b.cursor.number)
             balances_as_of = b.cursor.number
 
-        head = await self._last_supply(conn, chain, None)
+        head = await queries.totals_at(conn, chain, LATEST)
         if events:
             head = await self._insert_supply(conn, chain, head, events)
 
@@ -325,8 +323,8 @@ class Store:
         )
 
     async def _insert_supply(
-        self, conn: Conn, chain: str, prev: SupplyPoint, events: Sequence[TokenEvent]
-    ) -> SupplyPoint:
+        self, conn: Conn, chain: str, prev: Totals, events: Sequence[TokenEvent]
+    ) -> Totals:
         rows: list[tuple[Any, ...]] = []
         minted, burned, mints, burns, transfers = (
             prev.minted,
@@ -361,51 +359,19 @@ class Store:
                         transfers,
                     )
                 )
-                point = SupplyPoint(e.block_number, minted, burned, mints, burns, transfers)
+                point = Totals(e.block_number, _ts(e.timestamp), minted, burned, mints, burns, transfers)
         await conn.copy_records_to_table(
             "supply",
             records=rows,
-            columns=(
-                "chain",
-                "block_number",
-                "block_hash",
-                "block_time",
-                "minted",
-                "burned",
-                "mints",
-                "burns",
-                "transfers",
-            ),
+            columns=SUPPLY_COLUMNS,
         )
         return point
 
     # ---- read path ---------------------------------------------------------------------------
-    @staticmethod
-    async def _last_supply(conn: Conn, chain: str, at_block: int | None) -> SupplyPoint:
-        if at_block is None:
-            row = await conn.fetchrow(
-                "SELECT * FROM supply WHERE chain = $1 ORDER BY block_number DESC LIMIT 1", chain
-            )
-        else:
-            row = await conn.fetchrow(
-                "SELECT * FROM supply WHERE chain = $1 AND block_number <= $2 ORDER BY block_number DESC LIMIT 1",
-                chain,
-                at_block,
-            )
-        if row is None:
-            return SupplyPoint(-1)
-        return SupplyPoint(
-            row["block_number"],
-            _int(row["minted"]),
-            _int(row["burned"]),
-            row["mints"],
-            row["burns"],
-            row["transfers"],
-        )
-
-    async def supply_at(self, chain: str, block: int | None = None) -> SupplyPoint:
+    async def supply_at(self, chain: str, block: int | None = None) -> Totals:
+        """Cumulative totals at `block` (None: the indexed head); all zero before any event."""
         async with self._acquire() as conn:
-            return await self._last_supply(conn, chain, block)
+            return await queries.totals_at(conn, chain, LATEST if block is None else block)
 
     async def cursors(self) -> dict[str, dict[str, Any]]:
         async with self._acquire() as conn:

@@ -22,7 +22,8 @@ from indexer.chains.heads import HeadWatcher
 from indexer.errors import DatabaseUnavailable, DataConsistencyError, FinalityViolation, RpcError
 from indexer.metrics import Metrics
 from indexer.model import BlockRef, RangeData
-from indexer.store.store import Batch, Store, SupplyPoint
+from indexer.store.queries import Totals
+from indexer.store.store import Batch, Store
 from indexer.sync.lease import ChainLease
 from indexer.sync.status import STATES, ChainStatus, State
 from indexer.units import to_float
@@ -68,7 +69,7 @@ class Follower:
         self.chain = source.name
         self.window = reorg.Window()
         self.cursor: BlockRef | None = None
-        self._final_point: SupplyPoint | None = None
+        self._final_point: Totals | None = None
         self._last_supply_check = 0.0
         self._supply_check_failing = False
         self._on_update = on_update or (lambda: None)
@@ -350,7 +351,7 @@ class Follower:
 
     async def _advance_finalized(self, fin: int) -> None:
         point = await self.store.supply_at(self.chain, fin)
-        prev = self._final_point or SupplyPoint(-1)
+        prev = self._final_point or Totals()
         m, c, d = self.metrics, self.chain, self.src.decimals
         if point.mints > prev.mints:
             m.events.labels(c, "mint").inc(point.mints - prev.mints)
