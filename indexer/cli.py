@@ -23,7 +23,7 @@ from indexer.logs import configure_logging
 log = structlog.get_logger(__name__)
 
 
-def load_or_exit(path: str, log_level: str | None = None) -> Config:
+def load_or_exit(path: str, log_level: str | None = None, *, configure: bool = True) -> Config:
     """Load a config for a command, or print its `path.to.key: problem` lines and exit 2."""
     try:
         cfg = load_config(path)
@@ -31,7 +31,8 @@ def load_or_exit(path: str, log_level: str | None = None) -> Config:
         for p in exc.problems:
             click.echo(p, err=True)
         sys.exit(2)
-    configure_logging(log_level or cfg.log.level, cfg.log.format)
+    if configure:
+        configure_logging(log_level or cfg.log.level, cfg.log.format)
     return cfg
 
 
@@ -54,12 +55,7 @@ def main() -> None:
 @click.argument("path", type=click.Path(dir_okay=False))
 def check_config(path: str) -> None:
     """Validate a config file: prints `path.to.key: problem` lines and exits 2 on error."""
-    try:
-        cfg = load_config(path)
-    except ConfigError as exc:
-        for p in exc.problems:
-            click.echo(p, err=True)
-        sys.exit(2)
+    cfg = load_or_exit(path, configure=False)
     click.echo(f"{path}: ok ({len(cfg.chains)} chains, {len(cfg.venues)} venues)")
 
 
