@@ -218,10 +218,6 @@ def _run_async(fn: Any) -> Any:
         return None
 
 
-def dump_json(data: Any) -> str:
-    return orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
-
-
 @main.command()
 @click.option(
     "--reorg-every",

@@ -58,11 +58,13 @@ class TokenEvent(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
-    """Where a chain's index stands: last indexed block and the finalized height."""
+    """Where a chain's index stands: the cursor (last indexed block, None before the first
+    batch), the finalized height the index holds, and the window of block refs kept for reorg
+    detection (ending at the cursor)."""
 
-    chain: str
-    indexed: BlockRef | None
+    cursor: BlockRef | None
     finalized: int
+    window: tuple[BlockRef, ...]
 
 
 @dataclass(frozen=True, slots=True)

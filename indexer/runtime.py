@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import aiohttp
 import asyncpg
@@ -169,7 +168,3 @@ async def open_runtime(cfg: Config, chain_names: Sequence[str] | None = None) ->
                 await watcher.close()
             for src in rt.sources.values():
                 await src.close()
-
-
-def describe(rt: Runtime) -> dict[str, Any]:
-    return {"chains": [c.name for c in rt.chains], "version": __version__}

@@ -10,7 +10,7 @@ import contextlib
 import functools
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -20,7 +20,7 @@ import orjson
 import structlog
 
 from indexer.errors import DatabaseUnavailable, DataConsistencyError, FinalityViolation
-from indexer.model import BlockRef, EventKind, TokenEvent
+from indexer.model import BlockRef, Checkpoint, EventKind, TokenEvent
 from indexer.store import queries
 from indexer.store.db import Conn
 from indexer.store.queries import Totals
@@ -80,13 +80,6 @@ def _int(value: Decimal | int | None) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class ChainCheckpoint:
-    cursor: BlockRef | None
-    finalized: int
-    window: tuple[BlockRef, ...]
-
-
-@dataclass(frozen=True, slots=True)
 class Batch:
     """One atomic step of a chain's index.
 
@@ -111,10 +104,7 @@ class Batch:
 
 @dataclass(frozen=True, slots=True)
 class CommitResult:
-    head: Totals
-    rolled_back_events: int = 0
-    inserted: int = 0
-    kinds: dict[str, int] = field(default_factory=dict)
+    head: Totals  # cumulative totals at the new cursor
 
 
 class Store:
@@ -154,7 +144,7 @@ class Store:
                 )
             await conn.execute("SELECT usd1_ensure_partition($1)", chain)
 
-    async def load_checkpoint(self, chain: str) -> ChainCheckpoint:
+    async def load_checkpoint(self, chain: str) -> Checkpoint:
         async with self._acquire() as conn:
             cur = await conn.fetchrow("SELECT * FROM cursors WHERE chain = $1", chain)
             rows = await conn.fetch(
@@ -165,7 +155,7 @@ class Store:
             BlockRef(r["number"], r["hash"], r["parent_hash"], _unix(r["block_time"])) for r in rows
         )
         if cur is None:
-            return ChainCheckpoint(None, -1, ())
+            return Checkpoint(None, -1, ())
         cursor = BlockRef(
             cur["indexed_number"], cur["indexed_hash"], cur["indexed_parent"], _unix(cur["indexed_time"])
         )
@@ -173,7 +163,7 @@ class Store:
             raise DataConsistencyError(
                 f"{chain}: stored window tip {window[-1] if window else None} != cursor {cursor}"
             )
-        return ChainCheckpoint(cursor, cur["finalized_number"], window)
+        return Checkpoint(cursor, cur["finalized_number"], window)
 
     # ---- write path --------------------------------------------------------------------------
     async def commit(self, batch: Batch) -> CommitResult:
@@ -244,7 +234,6 @@ class Store:
             raise DataConsistencyError(
                 f"{chain}: event at block {events[0].block_number} is not above the cursor {base}"
             )
-        kinds: dict[str, int] = defaultdict(int)
         if events:
             await conn.copy_records_to_table(
                 "events",
@@ -265,8 +254,6 @@ class Store:
                 ],
                 columns=EVENT_COLUMNS,
             )
-            for e in events:
-                kinds[e.kind.value] += 1
 
         if deltas:
             addrs = [a for a, d in deltas.items() if d != 0]
@@ -318,9 +305,7 @@ class Store:
             finalized,
             balances_as_of,
         )
-        return CommitResult(
-            head=head, rolled_back_events=rolled_back, inserted=len(events), kinds=dict(kinds)
-        )
+        return CommitResult(head=head)
 
     async def _insert_supply(
         self, conn: Conn, chain: str, prev: Totals, events: Sequence[TokenEvent]
@@ -384,10 +369,6 @@ class Store:
             if block is None:
                 return await queries.head_balance(conn, chain, address)
             return await queries.balance_at(conn, chain, address, block)
-
-    async def count_events(self, chain: str) -> int:
-        async with self._acquire() as conn:
-            return int(await conn.fetchval("SELECT count(*) FROM events WHERE chain = $1", chain))
 
     async def reorgs(self, chain: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         async with self._acquire() as conn:
