@@ -30,6 +30,7 @@ _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, 
 _EVM_ADDR_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _B58_RE = re.compile(r"^[1-9A-HJ-NP-Za-km-z]{32,44}$")
 _NAME_RE = re.compile(r"^[a-z0-9_-]+$")
+MAX_NAME_LENGTH = 40
 
 
 def parse_duration(value: Any) -> float:
@@ -75,6 +76,8 @@ def _url(value: str) -> str:
 def _name(value: str) -> str:
     if not _NAME_RE.match(value):
         raise ValueError(f"invalid name {value!r}: use lowercase letters, digits, '_' and '-'")
+    if len(value) > MAX_NAME_LENGTH:  # chain names become PostgreSQL partition and index names
+        raise ValueError(f"name {value!r} is longer than {MAX_NAME_LENGTH} characters")
     return value
 
 
@@ -147,6 +150,9 @@ class _ChainBase(_Strict):
     request_timeout: Duration = 10.0
     lag_budget: Duration = 120.0  # /readyz and the lag alert use this
     max_concurrency: int = Field(default=4, ge=1, le=64)
+    # A backfill that more than doubles the indexed range builds the chain's secondary event
+    # indexes once at its end instead of row by row (see migration 005).
+    defer_indexes: bool = True
 
 
 class EvmChainConfig(_ChainBase):

@@ -91,6 +91,12 @@ class Metrics:
             ["chain"],
             registry=r,
         )
+        self.indexes_deferred = Gauge(
+            "usd1_event_indexes_deferred",
+            "1 while a long backfill runs without the chain's secondary event indexes",
+            ["chain"],
+            registry=r,
+        )
         self.last_success = Gauge(
             "usd1_last_sync_timestamp_seconds",
             "Unix time of the follower's last successful sync step",

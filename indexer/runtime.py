@@ -73,6 +73,7 @@ def follower_settings(chain: ChainConfig) -> FollowerSettings:
             backfill_chunk=64,
             live_batch=64,
             concurrency=chain.max_concurrency,
+            defer_indexes=chain.defer_indexes,
         )
     return FollowerSettings(
         start=chain.start_block,
@@ -80,6 +81,7 @@ def follower_settings(chain: ChainConfig) -> FollowerSettings:
         backfill_chunk=chain.max_block_range,
         live_batch=chain.live_batch_blocks,
         concurrency=chain.max_concurrency,
+        defer_indexes=chain.defer_indexes,
     )
 
 

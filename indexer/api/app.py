@@ -220,6 +220,7 @@ async def status(request: web.Request) -> web.Response:
             item["supply_mismatch_raw"] = None if st.mismatch is None else str(st.mismatch)
             item["supply_check_block"] = st.mismatch_block
             item["restarts"] = st.restarts
+            item["indexes_deferred"] = st.indexes_deferred
         out.append(item)
     return json_response({"chains": out})
 

@@ -319,6 +319,11 @@ SCHEMAS: dict[str, Schema] = {
                         "finalized": _nullable({"type": "integer"}),
                         "lag_seconds": _nullable({"type": "number"}),
                         "state": {"type": "string"},
+                        "indexes_deferred": {
+                            "type": "boolean",
+                            "description": "true while a long first backfill runs without the"
+                            " chain's sender/receiver/tx indexes: address and tx queries scan",
+                        },
                     },
                 },
             }

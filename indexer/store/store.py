@@ -55,6 +55,8 @@ EVENT_COLUMNS = (
 
 
 REGISTRY_LOCK = 0x55534432  # advisory lock key serialising chain registration
+INDEX_BUILD_MEMORY = "256MB"  # maintenance_work_mem for building a chain's event indexes
+INDEX_BUILD_TIMEOUT = 24 * 3600.0  # an index build over a long history may take minutes
 
 CONNECTION_ERRORS = (
     OSError,
@@ -164,6 +166,27 @@ class Store:
                 f"{chain}: stored window tip {window[-1] if window else None} != cursor {cursor}"
             )
         return Checkpoint(cursor, cur["finalized_number"], window)
+
+    # ---- secondary event indexes (migration 005) ---------------------------------------------
+    async def missing_event_indexes(self, chain: str) -> int:
+        """How many of the chain's secondary event indexes (tx, sender, receiver) are missing."""
+        async with self._acquire() as conn:
+            return int(await conn.fetchval("SELECT usd1_missing_event_indexes($1)", chain))
+
+    async def drop_event_indexes(self, chain: str) -> int:
+        """Drop the chain's secondary event indexes for a long backfill; returns how many."""
+        async with self._acquire() as conn, conn.transaction():
+            return int(await conn.fetchval("SELECT usd1_drop_event_indexes($1)", chain))
+
+    async def build_event_indexes(self, chain: str) -> int:
+        """Build the chain's missing secondary event indexes (one sort each); returns how many."""
+        async with self._acquire() as conn, conn.transaction():
+            await conn.execute(f"SET LOCAL maintenance_work_mem = '{INDEX_BUILD_MEMORY}'")
+            await conn.execute("SET LOCAL statement_timeout = 0")
+            built = await conn.fetchval(
+                "SELECT usd1_build_event_indexes($1)", chain, timeout=INDEX_BUILD_TIMEOUT
+            )
+            return int(built)
 
     # ---- write path --------------------------------------------------------------------------
     async def commit(self, batch: Batch) -> CommitResult:

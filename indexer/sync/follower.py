@@ -42,6 +42,7 @@ class FollowerSettings:
     live_batch: int  # max heights per live step
     concurrency: int  # backfill fetches in flight
     fold_balances_every: int = 250_000  # backfill folds balances in after this many events
+    defer_indexes: bool = True  # a long backfill builds the secondary event indexes at its end
     supply_check_interval: float = 5.0
     error_backoff_max: float = 30.0
     standby_poll: float = 1.0
@@ -84,6 +85,7 @@ class Follower:
         # Counters carry absolute finalized totals, continuous across restarts of the follower.
         await self._advance_finalized(cp.finalized)
         self.status.supply_head = (await self.store.supply_at(self.chain)).supply
+        self.status.indexes_deferred = await self.store.missing_event_indexes(self.chain) > 0
         self.export()
 
     async def run(
@@ -161,6 +163,8 @@ class Follower:
             await self._backfill(stop, target, fin)
             self._mark_success(head)
             return to_block is not None and self._indexed() >= to_block
+        if self.status.indexes_deferred:  # nothing left to backfill: queries get their indexes back
+            await self._build_indexes()
         if to_block is not None and indexed >= to_block:
             self._mark_success(head)
             return True
@@ -187,6 +191,7 @@ class Follower:
 
     # ---- backfill ----------------------------------------------------------------------------
     async def _backfill(self, stop: asyncio.Event, target: int, fin: int) -> None:
+        await self._plan_indexes(target)
         nxt = self._indexed() + 1
         unfolded = 0
         pending: deque[tuple[int, asyncio.Task[RangeData]]] = deque()
@@ -225,6 +230,32 @@ class Follower:
             for _, t in pending:
                 t.cancel()
             await asyncio.gather(*(t for _, t in pending), return_exceptions=True)
+        if self._indexed() >= target and self.status.indexes_deferred:
+            await self._build_indexes()
+
+    async def _plan_indexes(self, target: int) -> None:
+        """Maintain the secondary event indexes row by row during this backfill, or build them
+        once at its end (`should_defer_indexes`): the build then sorts at most about twice the
+        new rows, several times cheaper than inserting into three random-order indexes."""
+        indexed = self._indexed()
+        span, gap = indexed - self.s.start + 1, target - indexed
+        if should_defer_indexes(self.s.defer_indexes, self.status.indexes_deferred, span, gap):
+            if not self.status.indexes_deferred:
+                dropped = await self.store.drop_event_indexes(self.chain)
+                self.status.indexes_deferred = True
+                self._log.info(
+                    "event_indexes_deferred", dropped=dropped, backfill_blocks=gap, indexed_blocks=span
+                )
+        elif self.status.indexes_deferred:
+            await self._build_indexes()
+
+    async def _build_indexes(self) -> None:
+        t0 = time.perf_counter()
+        self._log.info("event_indexes_building")
+        built = await self.store.build_event_indexes(self.chain)
+        self.status.indexes_deferred = False
+        self._log.info("event_indexes_built", built=built, seconds=round(time.perf_counter() - t0, 3))
+        self.export()
 
     # ---- live --------------------------------------------------------------------------------
     async def _live_step(self, head: int, fin: int) -> bool:
@@ -438,12 +469,20 @@ class Follower:
         m.supply.labels(c, "head").set(to_float(st.supply_head, self.src.decimals))
         m.supply.labels(c, "finalized").set(to_float(st.supply_finalized, self.src.decimals))
         m.lag_seconds.labels(c).set(st.lag_seconds())
+        m.indexes_deferred.labels(c).set(1 if st.indexes_deferred else 0)
         state = st.state()
         for s in STATES:
             m.chain_state.labels(c, s).set(1 if s == state else 0)
         if st.phase != State.HALTED:
             m.finality_violation.labels(c).set(0)
         self._on_update()
+
+
+def should_defer_indexes(enabled: bool, deferred: bool, indexed_blocks: int, backfill_blocks: int) -> bool:
+    """PURE: whether a backfill of `backfill_blocks` heights over `indexed_blocks` already
+    indexed runs without the secondary event indexes. Deferring pays when the backfill more than
+    doubles the indexed range; once deferred they stay so until a backfill reaches its target."""
+    return enabled and (deferred or backfill_blocks > indexed_blocks)
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:

@@ -41,6 +41,7 @@ class ChainStatus:
     mismatch: int | None = None
     mismatch_block: int | None = None
     restarts: int = 0
+    indexes_deferred: bool = False  # secondary event indexes dropped for a long backfill
 
     def lag_seconds(self, now: float | None = None) -> float:
         """Seconds since the follower last confirmed it had indexed the head it observed."""

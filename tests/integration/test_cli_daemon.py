@@ -94,11 +94,15 @@ async def test_sigkill_mid_backfill_then_resume(
         assert kills >= 1, "backfill finished before it could be killed"
         partial = await conn.fetchval("SELECT indexed_number FROM cursors WHERE chain = $1", CHAIN)
         assert partial < fin
+        # A first backfill runs without the secondary event indexes; a kill leaves them deferred.
+        assert await conn.fetchval("SELECT usd1_missing_event_indexes($1)", CHAIN) == 3
 
         done = subprocess.run(
             cli("backfill", "--config", str(cfg), "--no-progress"), capture_output=True, timeout=120
         )
         assert done.returncode == 0, done.stderr.decode()[-2000:]
+        # The resumed backfill kept them deferred and built them once it reached its target.
+        assert await conn.fetchval("SELECT usd1_missing_event_indexes($1)", CHAIN) == 0
     finally:
         await conn.close()
 

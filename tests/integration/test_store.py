@@ -135,3 +135,67 @@ async def test_partition_per_chain_and_commit_guards(pool: asyncpg.Pool) -> None
     assert (r["depth"], r["ancestor_number"], r["orphaned_events"]) == (1, 2, 1)
     cp = await store.load_checkpoint("c1")
     assert cp.cursor == b3y and cp.finalized == 2 and cp.window == (b2, b3y)
+
+
+async def test_copy_stores_every_field_exactly_even_with_special_characters(pool: asyncpg.Pool) -> None:
+    """Events go in by COPY. A field with COPY's text-format special characters (a hostile reply
+    that got past the decoders) is stored exactly, never split into other columns or rows."""
+    store = Store(pool)
+    await store.register_chain("c2", "solana", "mint", 6)
+    b1 = ref(1)
+    hostile = "sig\twith\ttabs\nand a newline\\N and \\\\ backslashes\r"
+    events = [
+        TokenEvent("c2", 1, b1.hash, hostile, 0, EventKind.MINT, None, "Acc1", 10**40 + 1, b1.timestamp),
+        TokenEvent("c2", 1, b1.hash, "5igAlnum", 1, EventKind.TRANSFER, "Acc1", "", 7, b1.timestamp),
+        TokenEvent("c2", 1, b1.hash, "\\N", 2, EventKind.BURN, "Acc1", None, 3, 0),
+    ]
+    await store.commit(Batch("c2", expected=None, cursor=b1, finalized=0, events=events, refs=[b1]))
+    rows = await pool.fetch(
+        "SELECT tx_hash, log_index, kind, from_addr, to_addr, amount, block_time FROM events"
+        " WHERE chain = 'c2' ORDER BY log_index"
+    )
+    assert [(r["tx_hash"], r["kind"], r["from_addr"], r["to_addr"], int(r["amount"])) for r in rows] == [
+        (hostile, "mint", None, "Acc1", 10**40 + 1),
+        ("5igAlnum", "transfer", "Acc1", "", 7),
+        ("\\N", "burn", "Acc1", None, 3),
+    ]
+    assert rows[0]["block_time"].timestamp() == b1.timestamp and rows[2]["block_time"] is None
+
+
+async def test_secondary_event_indexes_drop_and_build_per_chain(pool: asyncpg.Pool) -> None:
+    store = Store(pool)
+    await store.register_chain("c3", "evm", A, 18)
+    await store.register_chain("c4", "evm", B, 18)
+
+    async def names(chain: str) -> set[str]:
+        rows = await pool.fetch("SELECT indexname FROM pg_indexes WHERE tablename = $1", f"events_{chain}")
+        return {r["indexname"] for r in rows}
+
+    secondary = {"events_c3_tx", "events_c3_from", "events_c3_to"}
+    assert secondary <= await names("c3")
+    assert await store.missing_event_indexes("c3") == 0
+    assert await store.drop_event_indexes("c3") == 3
+    assert await store.missing_event_indexes("c3") == 3
+    assert not secondary & await names("c3")
+    assert await store.missing_event_indexes("c4") == 0  # other chains keep theirs
+
+    # Reads stay exact without the indexes, and the build restores all three.
+    b1 = ref(1)
+    await store.commit(
+        Batch(
+            "c3",
+            expected=None,
+            cursor=b1,
+            finalized=0,
+            events=[ev(b1, 0, EventKind.MINT, Z, A, 5, "c3")],
+            refs=[b1],
+        )
+    )
+    assert await store.balance("c3", A) == 5
+    assert await store.build_event_indexes("c3") == 3
+    assert await store.build_event_indexes("c3") == 0
+    assert secondary <= await names("c3")
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL enable_seqscan = off")  # the table is tiny
+        plan = await conn.fetchval("EXPLAIN SELECT * FROM events WHERE chain = 'c3' AND from_addr = $1", A)
+    assert "events_c3_from" in plan

@@ -307,6 +307,14 @@ def with_chain_line(line: str) -> str:
             "chains.0.name: invalid name 'Ethereum Main': use lowercase letters, digits, '_' and '-'",
         ),
         (
+            MINIMAL.replace("name: ethereum", "name: " + "e" * 41),
+            f"chains.0.name: name '{'e' * 41}' is longer than 40 characters",
+        ),
+        (
+            with_chain_line("defer_indexes: sometimes"),
+            "chains.0.defer_indexes: Input should be a valid boolean, unable to interpret input",
+        ),
+        (
             MINIMAL.replace("kind: evm", "kind: tron"),
             "chains.0.kind: unknown kind 'tron'; expected evm or solana",
         ),

@@ -103,3 +103,21 @@ def test_confirmations_behind() -> None:
     assert confirmations_behind(100, 100) == 0
     assert confirmations_behind(100, -1) == 101
     assert confirmations_behind(5, 9) == 0
+
+
+@pytest.mark.parametrize(
+    ("enabled", "deferred", "indexed", "backfill", "want"),
+    [
+        (True, False, 0, 1, True),  # a first backfill, however short
+        (True, False, 1_000_000, 1_000_001, True),  # more than doubles the indexed range
+        (True, False, 1_000_000, 1_000_000, False),  # doubles it exactly: keep indexing per row
+        (True, False, 1_000_000, 5_000, False),  # catching up after a restart
+        (True, True, 1_000_000, 5_000, True),  # an interrupted deferral finishes deferred
+        (False, False, 0, 10**9, False),  # disabled in config
+        (False, True, 0, 10**9, False),  # disabled: a left-over deferral is built now
+    ],
+)
+def test_should_defer_indexes(enabled: bool, deferred: bool, indexed: int, backfill: int, want: bool) -> None:
+    from indexer.sync.follower import should_defer_indexes
+
+    assert should_defer_indexes(enabled, deferred, indexed, backfill) is want
