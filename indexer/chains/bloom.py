@@ -68,22 +68,54 @@ def log_in_bloom(bloom: int, log: Mapping[str, Any]) -> bool:
     return all(contains_hex(bloom, t, "log topic") for t in topics)
 
 
-@functools.lru_cache(maxsize=65536)
-def _address_bits(address: str) -> int:
-    return bloom_bits(bytes.fromhex(address[2:]))
+# ---- fast path for decoded Transfers ------------------------------------------------------------
+# A bloom as text: `format(bloom, "02048b")` puts bit i at index 2047 - i. Testing a decoded
+# Transfer's bits by index in that text is ~3x cheaper in Python than OR-ing 2048-bit masks.
 
 
-@functools.lru_cache(maxsize=65536)
-def _address_topic_bits(address: str) -> int:
-    return bloom_bits(bytes(12) + bytes.fromhex(address[2:]))
+def bloom_text(bloom: int) -> bytes:
+    """The filter as 2048 ASCII '0'/'1' bytes, bit i at index 2047 - i."""
+    return format(bloom, "02048b").encode()
+
+
+def _text_positions(item: bytes) -> tuple[int, int, int]:
+    h = sha3.keccak_256(item).digest()
+    a, b, c = (2047 - (((h[i] << 8) | h[i + 1]) & 2047) for i in (0, 2, 4))
+    return a, b, c
+
+
+@functools.lru_cache(maxsize=1 << 17)  # holders recur across blocks; ~20 MB at the bound
+def _topic_positions(address: str) -> tuple[int, int, int]:
+    return _text_positions(bytes(12) + bytes.fromhex(address[2:]))
+
+
+@functools.lru_cache(maxsize=64)
+def _address_positions(address: str) -> tuple[int, int, int]:
+    return _text_positions(bytes.fromhex(address[2:]))
+
+
+_ONE = ord("1")
+
+
+def emitter_in_bloom(text: bytes, token: str) -> bool:
+    """Whether the token address and the Transfer topic are in a block's `bloom_text`."""
+    a, b, c = _address_positions(token)
+    t1, t2, t3 = _TRANSFER_POSITIONS
+    return text[a] == text[b] == text[c] == text[t1] == text[t2] == text[t3] == _ONE
+
+
+def transfer_in_bloom_text(text: bytes, from_addr: str, to_addr: str) -> bool:
+    """Whether a decoded Transfer's from and to topics are in a block's `bloom_text` (check the
+    emitter once per block with `emitter_in_bloom`)."""
+    a, b, c = _topic_positions(from_addr)
+    d, e, f = _topic_positions(to_addr)
+    return text[a] == text[b] == text[c] == text[d] == text[e] == text[f] == _ONE
 
 
 def transfer_in_bloom(bloom: int, token: str, from_addr: str, to_addr: str) -> bool:
     """`log_in_bloom` for an already decoded ERC-20 Transfer (address, topic0, from, to words)."""
-    mask = (
-        _address_bits(token) | _TRANSFER_BITS | _address_topic_bits(from_addr) | _address_topic_bits(to_addr)
-    )
-    return bloom & mask == mask
+    text = bloom_text(bloom)
+    return emitter_in_bloom(text, token) and transfer_in_bloom_text(text, from_addr, to_addr)
 
 
 def bloom_of(logs: Iterable[Mapping[str, Any]]) -> int:
@@ -105,4 +137,4 @@ def may_contain_event(bloom: int, address: str, topic0: str) -> bool:
     return contains_hex(bloom, address, "address") and contains_hex(bloom, topic0, "topic")
 
 
-_TRANSFER_BITS = bloom_bits(bytes.fromhex(_TRANSFER_TOPIC))
+_TRANSFER_POSITIONS = _text_positions(bytes.fromhex(_TRANSFER_TOPIC))

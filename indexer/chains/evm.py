@@ -33,7 +33,13 @@ from typing import Any, NoReturn
 
 import structlog
 
-from indexer.chains.bloom import may_contain_event, parse_bloom, transfer_in_bloom
+from indexer.chains.bloom import (
+    bloom_text,
+    emitter_in_bloom,
+    may_contain_event,
+    parse_bloom,
+    transfer_in_bloom_text,
+)
 from indexer.chains.evm_decode import TRANSFER_TOPIC, decode_logs
 from indexer.chains.ranges import AdaptiveRange
 from indexer.chains.rpc import RpcPool
@@ -353,29 +359,35 @@ class EvmSource:
                 raise DataConsistencyError(f"{self.name}: block {n} is missing (the head moved back?)")
             by_number[n] = h
         final = self._fin_seen
+        token = self.cfg.token.lower()
+        texts: dict[int, bytes] = {}  # each block's bloom as text, once it passed the emitter check
         for ev in events:
-            h = by_number[ev.block_number]
+            n = ev.block_number
+            h = by_number[n]
             if h.ref.hash != ev.block_hash:
-                if ev.block_number <= final:
-                    lep = log_endpoint(ev.block_number)
+                if n <= final:
                     self._blame(
-                        {lep},
-                        f"log of finalized block {ev.block_number} has hash {ev.block_hash}, "
+                        {log_endpoint(n)},
+                        f"log of finalized block {n} has hash {ev.block_hash}, "
                         f"the header ({h.endpoint}) has {h.ref.hash}",
                     )
                 raise DataConsistencyError(
-                    f"{self.name}: log of block {ev.block_number} has hash {ev.block_hash}, "
+                    f"{self.name}: log of block {n} has hash {ev.block_hash}, "
                     f"the canonical header has {h.ref.hash} (reorg while reading)"
                 )
-        token = self.cfg.token.lower()
-        for ev in events:
-            h = by_number[ev.block_number]
+            if h.bloom is None:
+                continue
+            text = texts.get(n)
+            if text is None:
+                text = texts[n] = bloom_text(h.bloom)
+                in_bloom = emitter_in_bloom(text, token)
+            else:
+                in_bloom = True
             assert ev.from_addr is not None and ev.to_addr is not None
-            if h.bloom is not None and not transfer_in_bloom(h.bloom, token, ev.from_addr, ev.to_addr):
-                lep = log_endpoint(ev.block_number)
+            if not (in_bloom and transfer_in_bloom_text(text, ev.from_addr, ev.to_addr)):
                 self._blame(
-                    {lep},
-                    f"log {ev.tx_hash}#{ev.log_index} is not in block {ev.block_number}'s logs bloom"
+                    {log_endpoint(n)},
+                    f"log {ev.tx_hash}#{ev.log_index} is not in block {n}'s logs bloom"
                     f" (header from {h.endpoint})",
                 )
         if with_headers:

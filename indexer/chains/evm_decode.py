@@ -89,23 +89,13 @@ def decode_transfer(chain: str, log: Mapping[str, Any], timestamp: int = 0) -> T
     )
 
 
-# Five lowercase 32-byte words back to back (data, blockHash, transactionHash, from, to): one
-# regex call validates a whole log on the fast path.
-_FIVE_WORDS_RE = re.compile(r"(?:0x[0-9a-f]{64}){5}")
-_ZERO_PAD = "0x" + "0" * 24
+# One regex call validates a whole canonical log on the fast path: data, blockHash and
+# transactionHash as lowercase 32-byte words, from/to as address words, then blockNumber,
+# logIndex and (when given) blockTimestamp as lowercase hex quantities of at most 64 bits.
+_FAST_LOG_RE = re.compile(
+    r"(?:0x[0-9a-f]{64}\|){3}(?:0x0{24}[0-9a-f]{40}\|){2}0x[0-9a-f]{1,16}\|0x[0-9a-f]{1,16}(?:\|0x[0-9a-f]{1,16})?"
+)
 _MINT, _BURN, _TRANSFER = EventKind.MINT, EventKind.BURN, EventKind.TRANSFER
-
-
-def _quantity(value: Any) -> int | None:
-    """Fast path for a canonical hex quantity; None sends the log down the validated path."""
-    if type(value) is str and value[:2] == "0x":
-        digits = value[2:]
-        if digits and digits.isascii() and digits.isalnum():
-            try:
-                return int(digits, 16)
-            except ValueError:
-                return None
-    return None
 
 
 def _fast(chain: str, log: Mapping[str, Any]) -> TokenEvent | None:
@@ -113,32 +103,28 @@ def _fast(chain: str, log: Mapping[str, Any]) -> TokenEvent | None:
     None when anything is unusual (the caller then runs the fully validated `decode_transfer`)."""
     try:
         topics = log["topics"]
+        t0, t1, t2 = topics
         data = log["data"]
         block_hash = log["blockHash"]
         tx_hash = log["transactionHash"]
-        t1, t2 = topics[1], topics[2]
-    except (KeyError, IndexError, TypeError):
+        number = log["blockNumber"]
+        index = log["logIndex"]
+        ts = log.get("blockTimestamp")
+        # join raises TypeError for anything that is not a string
+        fields = (
+            (data, block_hash, tx_hash, t1, t2, number, index)
+            if ts is None
+            else (data, block_hash, tx_hash, t1, t2, number, index, ts)
+        )
+        joined = "|".join(fields)
+    except (KeyError, TypeError, ValueError):
         return None
     if (
         type(topics) is not list
-        or len(topics) != 3
-        or topics[0] != TRANSFER_TOPIC
+        or t0 != TRANSFER_TOPIC
         or log.get("removed") is True
-        or type(data) is not str
-        or type(block_hash) is not str
-        or type(tx_hash) is not str
-        or type(t1) is not str
-        or type(t2) is not str
-        or not t1.startswith(_ZERO_PAD)
-        or not t2.startswith(_ZERO_PAD)
-        or not _FIVE_WORDS_RE.fullmatch(data + block_hash + tx_hash + t1 + t2)
+        or _FAST_LOG_RE.fullmatch(joined) is None
     ):
-        return None
-    number = _quantity(log.get("blockNumber"))
-    index = _quantity(log.get("logIndex"))
-    raw_ts = log.get("blockTimestamp")
-    ts = 0 if raw_ts is None else _quantity(raw_ts)
-    if number is None or index is None or ts is None:
         return None
     frm = "0x" + t1[26:]
     to = "0x" + t2[26:]
@@ -146,7 +132,18 @@ def _fast(chain: str, log: Mapping[str, Any]) -> TokenEvent | None:
         kind = _TRANSFER if to == ZERO_ADDRESS else _MINT
     else:
         kind = _BURN if to == ZERO_ADDRESS else _TRANSFER
-    return TokenEvent(chain, number, block_hash, tx_hash, index, kind, frm, to, int(data[2:], 16), ts)
+    return TokenEvent(
+        chain,
+        int(number, 16),
+        block_hash,
+        tx_hash,
+        int(index, 16),
+        kind,
+        frm,
+        to,
+        int(data, 16),
+        0 if ts is None else int(ts, 16),
+    )
 
 
 def decode_logs(chain: str, logs: Iterable[Mapping[str, Any]], token: str | None = None) -> list[TokenEvent]:
@@ -157,7 +154,7 @@ def decode_logs(chain: str, logs: Iterable[Mapping[str, Any]], token: str | None
     seen: dict[tuple[str, str, int], TokenEvent] = {}
     want = token.lower() if token else None
     for log in logs:
-        if not isinstance(log, Mapping):
+        if type(log) is not dict and not isinstance(log, Mapping):
             raise MalformedReply(f"log is not a JSON object: {log!r:.100}")
         if want is not None:
             address = log.get("address")

@@ -13,10 +13,14 @@ from hypothesis import strategies as st
 from indexer.chains.bloom import (
     bloom_bits,
     bloom_of,
+    bloom_text,
     contains_hex,
+    emitter_in_bloom,
     log_in_bloom,
     may_contain_event,
     parse_bloom,
+    transfer_in_bloom,
+    transfer_in_bloom_text,
 )
 from indexer.chains.evm_decode import TRANSFER_TOPIC
 from indexer.errors import MalformedReply
@@ -127,3 +131,35 @@ def test_every_added_item_is_contained(items: list[bytes]) -> None:
     bloom = bloom_of([{"address": a, "topics": []} for a in addrs])
     assert all(contains_hex(bloom, a) for a in addrs)
     assert bin(bloom).count("1") <= 3 * len(items)
+
+
+def _transfer_log(token: str, frm: str, to: str) -> dict[str, Any]:
+    pad = "0x" + "0" * 24
+    return {"address": token, "topics": [TRANSFER_TOPIC, pad + frm[2:], pad + to[2:]]}
+
+
+@pytest.mark.parametrize("header", [HEADER_16M, HEADER_16M1], ids=["16000000", "16000001"])
+def test_decoded_transfer_check_agrees_with_the_full_log_check(header: dict[str, Any]) -> None:
+    """The fast check on decoded Transfers (bit positions in the bloom's text) answers exactly
+    as `log_in_bloom` does, for the block's own Transfers and for forged ones."""
+    bloom = parse_bloom(header["logsBloom"])
+    own = [lg for lg in TRANSFERS_16M if lg["blockNumber"] == header["number"] and len(lg["topics"]) == 3]
+    cases = [(lg["address"], "0x" + lg["topics"][1][26:], "0x" + lg["topics"][2][26:]) for lg in own]
+    cases += [(tok, frm, f"0x{n:040x}") for n, (tok, frm, _) in enumerate(cases[:40], start=1)]
+    cases += [(USD1, frm, to) for _, frm, to in cases[:5]]
+    results = []
+    for token, frm, to in cases:
+        want = log_in_bloom(bloom, _transfer_log(token, frm, to))
+        assert transfer_in_bloom(bloom, token, frm, to) is want
+        text = bloom_text(bloom)
+        assert (emitter_in_bloom(text, token) and transfer_in_bloom_text(text, frm, to)) is want
+        results.append(want)
+    assert True in results and False in results
+
+
+@given(st.integers(min_value=0, max_value=(1 << 2048) - 1), st.binary(min_size=20, max_size=20))
+def test_decoded_transfer_check_matches_on_any_bloom(bloom: int, raw: bytes) -> None:
+    frm, to = "0x" + raw.hex(), "0x" + raw[::-1].hex()
+    assert transfer_in_bloom(bloom, USDC, frm, to) is log_in_bloom(bloom, _transfer_log(USDC, frm, to))
+    full = bloom_of([_transfer_log(USDC, frm, to)])
+    assert transfer_in_bloom(full, USDC, frm, to)
