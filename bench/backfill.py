@@ -81,7 +81,7 @@ class InsertPathResult:
     commit_events_per_s: float
     cpu_postgres_s: float
     statements: dict[str, float] = dataclasses.field(default_factory=dict)  # seconds per SQL, summed
-    index_build_s: float = 0.0  # building the deferred secondary indexes at the end (in commit_s)
+    index_build_s: float = 0.0  # deferred index build + balance fold at the end (in commit_s)
     variant: str = ""
 
 
@@ -210,8 +210,9 @@ async def run_insert_path(
 
     `statements`: sum asyncpg's per-query elapsed time by SQL text (COPY is not a logged query:
     it is in the remainder). `defer_indexes`: as the follower does on a first backfill, drop the
-    chain's secondary event indexes first and build them at the end (timed, in commit_s); False
-    maintains them row by row, to show what deferring saves."""
+    chain's secondary event indexes first, then at the end build them and fold balances
+    concurrently (timed, in commit_s); False maintains them row by row and folds every 250k
+    events, to show what deferring saves."""
     if batches is None:
         batches = await prefetch(anvil_url, info, max_block_range)
     dsn = pg.fresh_database("bench_insert_path")
@@ -249,7 +250,7 @@ async def run_insert_path(
             events = decode_logs(CHAIN, logs, info.token)
             t1 = time.perf_counter()
             unfolded += len(events)
-            fold = i == len(batches) - 1 or unfolded >= fold_every
+            fold = not defer_indexes and (i == len(batches) - 1 or unfolded >= fold_every)
             if fold:
                 unfolded = 0
             await store.commit(
@@ -271,7 +272,7 @@ async def run_insert_path(
         index_build_s = 0.0
         if defer_indexes:
             t0 = time.perf_counter()
-            await store.build_event_indexes(CHAIN)
+            await asyncio.gather(store.build_event_indexes(CHAIN), store.fold_balances(CHAIN))
             index_build_s = time.perf_counter() - t0
             commit_s += index_build_s
         if prof is not None:

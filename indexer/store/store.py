@@ -188,6 +188,21 @@ class Store:
             )
             return int(built)
 
+    async def fold_balances(self, chain: str) -> int:
+        """Fold every event up to the cursor into `balances` in a transaction of its own (a
+        deferred backfill's end, alongside `build_event_indexes`); returns how many heights."""
+        async with self._acquire() as conn, conn.transaction():
+            cur = await conn.fetchrow(
+                "SELECT indexed_number, balances_as_of FROM cursors WHERE chain = $1 FOR UPDATE", chain
+            )
+            if cur is None or cur["balances_as_of"] >= cur["indexed_number"]:
+                return 0
+            await _fold_balances(conn, chain, cur["balances_as_of"], cur["indexed_number"])
+            await conn.execute(
+                "UPDATE cursors SET balances_as_of = $2 WHERE chain = $1", chain, cur["indexed_number"]
+            )
+            return int(cur["indexed_number"] - cur["balances_as_of"])
+
     # ---- write path --------------------------------------------------------------------------
     async def commit(self, batch: Batch) -> CommitResult:
         async with self._acquire() as conn, conn.transaction():

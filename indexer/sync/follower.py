@@ -210,7 +210,11 @@ class Follower:
                         f"{self.chain}: asked for heights up to {asked}, the source read up to {data.end}"
                     )
                 unfolded += len(data.events)
-                fold = asked == target or unfolded >= self.s.fold_balances_every
+                # Without the sender/receiver indexes, account reads scan the chain's events
+                # anyway: a deferred backfill folds balances once, at its end.
+                fold = not self.status.indexes_deferred and (
+                    asked == target or unfolded >= self.s.fold_balances_every
+                )
                 if fold:
                     unfolded = 0
                 await self._commit(
@@ -250,11 +254,20 @@ class Follower:
             await self._build_indexes()
 
     async def _build_indexes(self) -> None:
+        """End a deferral: build the indexes and fold the backfill into balances, concurrently
+        (two connections: the build sorts while the fold aggregates)."""
         t0 = time.perf_counter()
         self._log.info("event_indexes_building")
-        built = await self.store.build_event_indexes(self.chain)
+        built, folded = await asyncio.gather(
+            self.store.build_event_indexes(self.chain), self.store.fold_balances(self.chain)
+        )
         self.status.indexes_deferred = False
-        self._log.info("event_indexes_built", built=built, seconds=round(time.perf_counter() - t0, 3))
+        self._log.info(
+            "event_indexes_built",
+            built=built,
+            balances_folded_blocks=folded,
+            seconds=round(time.perf_counter() - t0, 3),
+        )
         self.export()
 
     # ---- live --------------------------------------------------------------------------------
