@@ -44,6 +44,7 @@ from bench.common import (
 from bench.workload import ChainInfo, Spec, serve
 from indexer.chains.evm_decode import TRANSFER_TOPIC, decode_logs
 from indexer.model import BlockRef
+from indexer.runtime import tune_gc
 from indexer.store.db import migrate
 from indexer.store.store import Batch, Store
 from indexer.sync.follower import FollowerSettings
@@ -237,6 +238,7 @@ async def run_insert_path(
         await store.register_chain(CHAIN, "evm", info.token.lower(), 18)
         if defer_indexes:
             await store.drop_event_indexes(CHAIN)
+        tune_gc()  # as the daemon does once it has started
         prof = cProfile.Profile() if profile_out is not None else None
         decode_s = commit_s = 0.0
         cursor: BlockRef | None = None

