@@ -142,7 +142,7 @@ def render(
                 f"p50 < {budget:.0f} ms (poll/2 + 20)",
                 f"p50 {live.metrics_p50_ms} ms, p99 {live.metrics_p99_ms} ms",
                 _mark(live.metrics_p50_ms < budget),
-                f"{live.blocks} blocks, one mint each; poll_interval {live.poll_interval_ms:.0f} ms; bench polls every 5 ms",
+                f"{live.blocks} blocks, one mint each; poll_interval {live.poll_interval_ms:.0f} ms; bench polls every 2 ms (`/metrics?name[]=usd1_supply`)",
             )
         )
         rows.append(
@@ -188,7 +188,7 @@ def render(
                 _mark(live_ws.metrics_p50_ms < 10 and live_ws.metrics_p99_ms < 50),
                 f"API head block: p50 {live_ws.api_p50_ms} ms, p99 {live_ws.api_p99_ms} ms; reorg recovery "
                 f"p50 {live_ws.reorg_p50_ms} ms, max {live_ws.reorg_max_ms} ms; a step after the head "
-                "notification is eth_blockNumber + eth_getLogs + headers batch + one commit; bench polls every 5 ms",
+                "notification is eth_blockNumber + eth_getLogs + headers batch + one commit; bench polls every 2 ms (`/metrics?name[]=usd1_supply`)",
             )
         )
 

@@ -415,3 +415,18 @@ def test_query_cli_prints_what_the_api_serves(live: Live, tmp_path: Path) -> Non
     assert r.returncode == 2 and "invalid cursor" in r.stderr
     r = cli("tx", CHAIN, "0x" + "ab" * 32)
     assert r.returncode == 1 and "no token events" in r.stderr
+
+
+async def test_metrics_name_filter(live: Live) -> None:
+    """`/metrics?name[]=...` renders only the named families (the exposition convention), so a
+    tight poller of one series does not pay for the whole registry; unknown names give nothing."""
+    async with aiohttp.ClientSession() as http:
+        status, full = await get(http, f"{live.base}/metrics")
+        assert status == 200 and b"usd1_database_up" in full and b"usd1_build_info" in full
+        async with http.get(f"{live.base}/metrics", params=[("name[]", "usd1_database_up")]) as r:
+            only = await r.read()
+        assert r.status == 200
+        families = {line.split()[2] for line in only.decode().splitlines() if line.startswith("# TYPE")}
+        assert families == {"usd1_database_up"}
+        async with http.get(f"{live.base}/metrics", params=[("name[]", "no_such_metric")]) as r:
+            assert r.status == 200 and await r.read() == b""
