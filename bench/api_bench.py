@@ -57,6 +57,7 @@ def generate(
     while done < n_events:
         block += 1
         ts = T0 + timedelta(seconds=block * BLOCK_SECONDS)
+        unix = int(ts.timestamp())
         bhash = f"0x{block:064x}"
         for li in range(rng.randint(0, 6)):
             r = rng.random()
@@ -75,7 +76,7 @@ def generate(
             else:
                 kind = "transfer"
                 transfers += 1
-            events.append((CHAIN, block, bhash, f"0x{done:064x}", li, kind, a, b, Decimal(amount), ts))
+            events.append((CHAIN, block, bhash, f"0x{done:064x}", li, kind, a, b, Decimal(amount), unix))
             done += 1
         if events and events[-1][1] == block:
             supply.append(

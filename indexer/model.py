@@ -37,7 +37,8 @@ class TokenEvent(NamedTuple):
     (see `indexer.chains.solana_parse.encode_path`).
 
     Immutable like the other model types, but a NamedTuple rather than a frozen dataclass: a
-    backfill builds millions of these, and a tuple is built several times faster.
+    backfill builds millions of these, and a tuple is built several times faster. The store
+    COPYs these tuples as they are, so the field order is the `events` column order.
     """
 
     chain: str

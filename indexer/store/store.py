@@ -40,18 +40,8 @@ SUPPLY_COLUMNS = (
 )
 LATEST = 2**62  # "the highest block there is", for reads at the indexed head
 
-EVENT_COLUMNS = (
-    "chain",
-    "block_number",
-    "block_hash",
-    "tx_hash",
-    "log_index",
-    "kind",
-    "from_addr",
-    "to_addr",
-    "amount",
-    "block_time",
-)
+# COPY takes `TokenEvent` tuples as they are: the columns follow its fields (migration 007).
+EVENT_COLUMNS = tuple("block_unix" if f == "timestamp" else f for f in TokenEvent._fields)
 
 
 REGISTRY_LOCK = 0x55534432  # advisory lock key serialising chain registration
@@ -273,25 +263,7 @@ class Store:
                 f"{chain}: event at block {events[0].block_number} is not above the cursor {base}"
             )
         if events:
-            await conn.copy_records_to_table(
-                "events",
-                records=[
-                    (
-                        e.chain,
-                        e.block_number,
-                        e.block_hash,
-                        e.tx_hash,
-                        e.log_index,
-                        e.kind.value,
-                        e.from_addr,
-                        e.to_addr,
-                        e.amount,
-                        _ts(e.timestamp),
-                    )
-                    for e in events
-                ],
-                columns=EVENT_COLUMNS,
-            )
+            await conn.copy_records_to_table("events", records=events, columns=EVENT_COLUMNS)
 
         if deltas:
             addrs = [a for a, d in deltas.items() if d != 0]
