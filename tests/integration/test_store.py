@@ -161,6 +161,20 @@ async def test_copy_stores_every_field_exactly_even_with_special_characters(pool
     ]
     assert rows[0]["block_time"].timestamp() == b1.timestamp and rows[2]["block_time"] is None
 
+    # The same without NULLs, as EVM events always are.
+    b2 = ref(2)
+    plain = [
+        TokenEvent("c2", 2, b2.hash, "0xok", 0, EventKind.TRANSFER, "Acc1", "Acc2", 1, b2.timestamp),
+        TokenEvent("c2", 2, b2.hash, "tab\there", 1, EventKind.TRANSFER, "Acc\\1", "Acc\r2", 2, 0),
+        TokenEvent("c2", 2, b2.hash, "two\nlines\n", 2, EventKind.TRANSFER, "", "Acc2", 3, 0),
+    ]
+    await store.commit(Batch("c2", expected=b1, cursor=b2, finalized=0, events=plain, refs=[b2]))
+    rows = await pool.fetch(
+        "SELECT tx_hash, from_addr, to_addr, amount FROM events WHERE chain = 'c2' AND block_number = 2"
+        " ORDER BY log_index"
+    )
+    assert [tuple(r) for r in rows] == [(e.tx_hash, e.from_addr, e.to_addr, e.amount) for e in plain]
+
 
 async def test_secondary_event_indexes_drop_and_build_per_chain(pool: asyncpg.Pool) -> None:
     store = Store(pool)
