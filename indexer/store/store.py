@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import operator
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -61,6 +62,15 @@ CONNECTION_ERRORS = (
 @functools.lru_cache(maxsize=4096)  # one datetime per block, not per event
 def _ts(seconds: int) -> datetime | None:
     return datetime.fromtimestamp(seconds, UTC) if seconds else None
+
+
+_EVENT_ORDER = operator.attrgetter("block_number", "log_index")
+
+
+def _supply_row(
+    chain: str, e: TokenEvent, minted: int, burned: int, mints: int, burns: int, transfers: int
+) -> tuple[Any, ...]:
+    return (chain, e.block_number, e.block_hash, _ts(e.timestamp), minted, burned, mints, burns, transfers)
 
 
 def _unix(value: datetime | None) -> int:
@@ -256,7 +266,7 @@ class Store:
                 orjson.dumps([{"number": o.number, "hash": o.hash} for o in b.orphaned]).decode(),
             )
 
-        events = sorted(b.events, key=lambda e: (e.block_number, e.log_index))
+        events = sorted(b.events, key=_EVENT_ORDER)
         base = b.rollback_to.number if b.rollback_to is not None else (stored[0] if stored else -1)
         if events and events[0].block_number <= base:
             raise DataConsistencyError(
@@ -328,33 +338,25 @@ class Store:
             prev.burns,
             prev.transfers,
         )
-        point = prev
-        for i, e in enumerate(events):
-            match e.kind:
-                case EventKind.MINT:
-                    minted += e.amount
-                    mints += 1
-                case EventKind.BURN:
-                    burned += e.amount
-                    burns += 1
-                case EventKind.TRANSFER:
-                    transfers += 1
-            last_in_block = i + 1 == len(events) or events[i + 1].block_number != e.block_number
-            if last_in_block:
-                rows.append(
-                    (
-                        chain,
-                        e.block_number,
-                        e.block_hash,
-                        _ts(e.timestamp),
-                        minted,
-                        burned,
-                        mints,
-                        burns,
-                        transfers,
-                    )
-                )
-                point = Totals(e.block_number, _ts(e.timestamp), minted, burned, mints, burns, transfers)
+        rows_for = functools.partial(_supply_row, chain)
+        last: TokenEvent | None = None
+        for e in events:  # sorted by block: a row per block, with the totals after its last event
+            if last is not None and e.block_number != last.block_number:
+                rows.append(rows_for(last, minted, burned, mints, burns, transfers))
+            kind = e.kind
+            if kind == "mint":
+                minted += e.amount
+                mints += 1
+            elif kind == "burn":
+                burned += e.amount
+                burns += 1
+            else:
+                transfers += 1
+            last = e
+        if last is None:
+            return prev
+        rows.append(rows_for(last, minted, burned, mints, burns, transfers))
+        point = Totals(last.block_number, _ts(last.timestamp), minted, burned, mints, burns, transfers)
         await conn.copy_records_to_table(
             "supply",
             records=rows,
