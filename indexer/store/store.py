@@ -338,11 +338,10 @@ class Store:
             prev.burns,
             prev.transfers,
         )
-        rows_for = functools.partial(_supply_row, chain)
         last: TokenEvent | None = None
         for e in events:  # sorted by block: a row per block, with the totals after its last event
             if last is not None and e.block_number != last.block_number:
-                rows.append(rows_for(last, minted, burned, mints, burns, transfers))
+                rows.append(_supply_row(chain, last, minted, burned, mints, burns, transfers))
             kind = e.kind
             if kind == "mint":
                 minted += e.amount
@@ -355,7 +354,7 @@ class Store:
             last = e
         if last is None:
             return prev
-        rows.append(rows_for(last, minted, burned, mints, burns, transfers))
+        rows.append(_supply_row(chain, last, minted, burned, mints, burns, transfers))
         point = Totals(last.block_number, _ts(last.timestamp), minted, burned, mints, burns, transfers)
         await conn.copy_records_to_table(
             "supply",
