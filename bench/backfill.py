@@ -251,30 +251,24 @@ async def run_insert_path(
         unfolded = 0
         # As in the daemon, the next batch is decoded while the current commit waits on
         # PostgreSQL (a bounded queue of decoded batches); `sequential` decodes only between commits.
-        decoded: asyncio.Queue[tuple[int, list[Any], BlockRef] | None] = asyncio.Queue(maxsize=2)
+        decoded: asyncio.Queue[list[Any]] = asyncio.Queue(maxsize=2)
+
+        def decode(logs: list[Any]) -> list[Any]:
+            nonlocal decode_s
+            t0 = time.perf_counter()
+            events = decode_logs(CHAIN, logs, info.token)
+            decode_s += time.perf_counter() - t0
+            return events
 
         async def produce() -> None:
-            nonlocal decode_s
-            for i, (logs, ref) in enumerate(batches):
-                t0 = time.perf_counter()
-                events = decode_logs(CHAIN, logs, info.token)
-                decode_s += time.perf_counter() - t0
-                await decoded.put((i, events, ref))
+            for logs, _ in batches:
+                await decoded.put(decode(logs))
                 await asyncio.sleep(0)  # let the commit's replies in between batches
-            await decoded.put(None)
 
         started = time.perf_counter()
         producer = asyncio.create_task(produce()) if not sequential else None
-        for j, (_, ref) in enumerate(batches):
-            if producer is None:
-                t0 = time.perf_counter()
-                events = decode_logs(CHAIN, batches[j][0], info.token)
-                decode_s += time.perf_counter() - t0
-                i = j
-            else:
-                item = await decoded.get()
-                assert item is not None
-                i, events, ref = item
+        for i, (logs, ref) in enumerate(batches):
+            events = decode(logs) if producer is None else await decoded.get()
             t1 = time.perf_counter()
             unfolded += len(events)
             fold = not defer_indexes and (i == len(batches) - 1 or unfolded >= fold_every)

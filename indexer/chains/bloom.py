@@ -112,12 +112,6 @@ def transfer_in_bloom_text(text: bytes, from_addr: str, to_addr: str) -> bool:
     return text[a] == text[b] == text[c] == text[d] == text[e] == text[f] == _ONE
 
 
-def transfer_in_bloom(bloom: int, token: str, from_addr: str, to_addr: str) -> bool:
-    """`log_in_bloom` for an already decoded ERC-20 Transfer (address, topic0, from, to words)."""
-    text = bloom_text(bloom)
-    return emitter_in_bloom(text, token) and transfer_in_bloom_text(text, from_addr, to_addr)
-
-
 def bloom_of(logs: Iterable[Mapping[str, Any]]) -> int:
     """The bloom of a set of logs (a block's bloom is the bloom of all its receipts' logs)."""
     out = 0

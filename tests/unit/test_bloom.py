@@ -19,7 +19,6 @@ from indexer.chains.bloom import (
     log_in_bloom,
     may_contain_event,
     parse_bloom,
-    transfer_in_bloom,
     transfer_in_bloom_text,
 )
 from indexer.chains.evm_decode import TRANSFER_TOPIC
@@ -131,6 +130,12 @@ def test_every_added_item_is_contained(items: list[bytes]) -> None:
     bloom = bloom_of([{"address": a, "topics": []} for a in addrs])
     assert all(contains_hex(bloom, a) for a in addrs)
     assert bin(bloom).count("1") <= 3 * len(items)
+
+
+def transfer_in_bloom(bloom: int, token: str, frm: str, to: str) -> bool:
+    """The follower's per-block check (emitter once, then the Transfer's topics) on one log."""
+    text = bloom_text(bloom)
+    return emitter_in_bloom(text, token) and transfer_in_bloom_text(text, frm, to)
 
 
 def _transfer_log(token: str, frm: str, to: str) -> dict[str, Any]:
