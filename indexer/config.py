@@ -253,6 +253,9 @@ class Config(_Strict):
     data_dir: Path = Path("./.usd1")
     http: HttpConfig = HttpConfig()
     log: LogConfig = LogConfig()
+    # Worker processes that parse and decode large eth_getLogs replies (backfill), shared by the
+    # EVM chains; 0 decodes in the daemon's own process (see indexer/chains/decode_pool.py).
+    decode_processes: int = Field(default=1, ge=0, le=16)
     chains: list[ChainConfig] = Field(min_length=1)
     market: MarketConfig = MarketConfig()
     venues: list[VenueConfig] = Field(default_factory=list)

@@ -74,7 +74,8 @@ class RangeData:
 
     `headers` holds the canonical header of every existing block in the range when the caller
     asked for them (live following), else only `end_ref`. `end_ref` is the header of the last
-    existing block at or below `end` (the new cursor).
+    existing block at or below `end` (the new cursor). `copy_rows`, when given, is `events`
+    already encoded for the store's binary COPY (`indexer.store.copy_binary`).
     """
 
     start: int
@@ -82,3 +83,4 @@ class RangeData:
     events: tuple[TokenEvent, ...]
     headers: tuple[BlockRef, ...]
     end_ref: BlockRef
+    copy_rows: bytes | None = None

@@ -14,6 +14,7 @@ import structlog
 
 from indexer import __version__
 from indexer.chains.base import ChainSource
+from indexer.chains.decode_pool import DecodePool
 from indexer.chains.evm import EvmSource
 from indexer.chains.heads import HeadWatcher
 from indexer.chains.rpc import RpcPool
@@ -50,7 +51,12 @@ class Runtime:
         self.metrics.supply_total.labels("finalized").set(fin / 1e18)
 
 
-def build_source(chain: ChainConfig, session: aiohttp.ClientSession, metrics: Metrics) -> ChainSource:
+def build_source(
+    chain: ChainConfig,
+    session: aiohttp.ClientSession,
+    metrics: Metrics,
+    decoder: DecodePool | None = None,
+) -> ChainSource:
     pool = RpcPool(
         chain.name,
         chain.rpc,
@@ -60,7 +66,7 @@ def build_source(chain: ChainConfig, session: aiohttp.ClientSession, metrics: Me
         max_in_flight=max(4, chain.max_concurrency * 2),
     )
     if isinstance(chain, EvmChainConfig):
-        return EvmSource(chain, pool)
+        return EvmSource(chain, pool, decoder=decoder)
     from indexer.chains.solana import SolanaSource
 
     return SolanaSource(chain, pool)
@@ -147,10 +153,12 @@ async def open_runtime(cfg: Config, chain_names: Sequence[str] | None = None) ->
     async with database(cfg) as pool, aiohttp.ClientSession() as session:
         store = Store(pool)
         rt = Runtime(cfg, metrics, store, pool, session, chains)
+        any_evm = any(isinstance(c, EvmChainConfig) for c in chains)
+        decoder = DecodePool(cfg.decode_processes) if cfg.decode_processes and any_evm else None
         try:
             for chain in chains:
                 await store.register_chain(chain.name, chain.kind, chain_token(chain), chain.decimals)
-                src = build_source(chain, session, metrics)
+                src = build_source(chain, session, metrics, decoder)
                 status = ChainStatus(
                     chain.name,
                     chain.kind,
@@ -185,3 +193,5 @@ async def open_runtime(cfg: Config, chain_names: Sequence[str] | None = None) ->
                 await watcher.close()
             for src in rt.sources.values():
                 await src.close()
+            if decoder is not None:
+                await decoder.close()

@@ -2,7 +2,8 @@
 block headers, finality by tag or confirmations, totalSupply at a block.
 
 Transport is the endpoint pool in `rpc.py` (aiohttp + orjson, batched requests); logs are decoded
-by slicing (`evm_decode`), not per-log ABI objects.
+by slicing (`evm_decode`), not per-log ABI objects, large replies in a worker process
+(`decode_pool`).
 
 Contradictions are faults of an endpoint, never data (`Contradiction`, the endpoint penalized, the
 read retried avoiding it):
@@ -40,6 +41,7 @@ from indexer.chains.bloom import (
     parse_bloom,
     transfer_in_bloom_text,
 )
+from indexer.chains.decode_pool import DecodedLogs, DecodePool, decode_reply
 from indexer.chains.evm_decode import TRANSFER_TOPIC, decode_logs
 from indexer.chains.ranges import AdaptiveRange
 from indexer.chains.rpc import RpcPool
@@ -126,6 +128,8 @@ class EvmSource:
     contradictions: int = field(init=False, default=0)
     _final: OrderedDict[int, tuple[str, str]] = field(init=False, default_factory=OrderedDict)
     _fin_seen: int = field(init=False, default=-1)
+    # Parses and decodes large eth_getLogs replies in a worker process (None: in this process).
+    decoder: DecodePool | None = None
 
     def __post_init__(self) -> None:
         self.ranges = AdaptiveRange(self.cfg.max_block_range)
@@ -284,19 +288,28 @@ class EvmSource:
 
     # ---- logs --------------------------------------------------------------------------------
 
+    async def _decode_reply(self, raw: bytes) -> Any:
+        if self.decoder is not None:
+            return await self.decoder.decode(raw, self.name, self.cfg.token)
+        return decode_reply(raw, self.name, self.cfg.token)
+
     async def _logs(
         self, start: int, end: int, avoid: frozenset[str] = frozenset()
-    ) -> tuple[list[dict[str, Any]], list[tuple[int, int, str]]]:
-        """All Transfer logs of the token in [start, end], splitting ranges a provider refuses;
-        also which endpoint answered for which sub-range."""
-        logs: list[dict[str, Any]] = []
+    ) -> tuple[list[TokenEvent], list[tuple[int, int, str]], bytes | None]:
+        """The token's Transfer events in [start, end], splitting ranges a provider refuses;
+        also which endpoint answered for which sub-range, and the events encoded for COPY
+        (None unless every sub-range came with its encoding)."""
+        events: list[TokenEvent] = []
         served: list[tuple[int, int, str]] = []
+        copies: list[bytes] | None = []
         s = start
         while s <= end:
             size = min(self.ranges.current, end - s + 1)
             e = s + size - 1
             try:
-                reply = await self.rpc.call_ex("eth_getLogs", [self._filter(hex(s), hex(e))], avoid=avoid)
+                reply = await self.rpc.call_ex(
+                    "eth_getLogs", [self._filter(hex(s), hex(e))], avoid=avoid, loads=self._decode_reply
+                )
             except RpcError as exc:
                 if not exc.range_too_large:
                     raise
@@ -306,14 +319,22 @@ class EvmSource:
                 log.info("logs_range_shrunk", chain=self.name, refused=size, now=new, error=str(exc))
                 continue
             part = reply.result
-            if not isinstance(part, list) or not all(isinstance(x, dict) for x in part):
+            if not isinstance(part, DecodedLogs):  # the result was not a list of log objects
                 self.rpc.penalize(reply.endpoint, "eth_getLogs result is not a list of objects")
                 raise MalformedReply(f"eth_getLogs returned {part!r:.80}, expected a list of logs")
-            logs.extend(part)
+            decoded = part.events()
+            for ev in decoded:
+                if not s <= ev.block_number <= e:
+                    self._blame(
+                        {reply.endpoint}, f"eth_getLogs [{s}, {e}] returned a log of block {ev.block_number}"
+                    )
+            events.extend(decoded)
+            if copies is not None:
+                copies = None if part.copy is None else [*copies, part.copy]
             served.append((s, e, reply.endpoint))
             self.ranges.succeeded(size)
             s = e + 1
-        return logs, served
+        return events, served, None if copies is None else b"".join(copies)
 
     def _filter(self, lo: str, hi: str) -> dict[str, Any]:
         return {"fromBlock": lo, "toBlock": hi, "address": self.cfg.token, "topics": [TRANSFER_TOPIC]}
@@ -337,18 +358,11 @@ class EvmSource:
     async def _fetch_range_once(
         self, start: int, end: int, with_headers: bool, avoid: frozenset[str]
     ) -> RangeData:
-        raw_logs, served = await self._logs(start, end, avoid)
+        events, served, copy_rows = await self._logs(start, end, avoid)
 
         def log_endpoint(n: int) -> str:
             return next((ep for s, e, ep in served if s <= n <= e), served[-1][2])
 
-        events = decode_logs(self.name, raw_logs, self.cfg.token)
-        for ev in events:
-            if not start <= ev.block_number <= end:
-                self._blame(
-                    {log_endpoint(start)},
-                    f"eth_getLogs [{start}, {end}] returned a log of block {ev.block_number}",
-                )
         event_blocks = {e.block_number for e in events}
         numbers = list(range(start, end + 1)) if with_headers else sorted(event_blocks | {end})
         main = served[0][2] if len(served) == 1 else None
@@ -398,6 +412,7 @@ class EvmSource:
             tuple(self._with_timestamps(events, by_number)),
             tuple(by_number[n].ref for n in range(start, end + 1)) if with_headers else (),
             by_number[end].ref,
+            copy_rows,  # only when every log had its timestamp: `_with_timestamps` changed nothing
         )
 
     async def _check_missing_logs(

@@ -20,7 +20,7 @@ import asyncio
 import random
 import re
 import time
-from collections.abc import Collection, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,6 +33,8 @@ from indexer.errors import MalformedReply, RpcError
 from indexer.metrics import Metrics
 
 log = structlog.get_logger(__name__)
+
+Loads = Callable[[bytes], Awaitable[Any]]
 
 # Answers, not faults: Solana's "slot skipped" / "block not available" (retrying cannot help and
 # the endpoint is healthy).
@@ -162,11 +164,14 @@ class RpcPool:
         avoid: Collection[str] = (),
         only: str | None = None,
         prefer: str | None = None,
+        loads: Loads | None = None,
     ) -> Reply:
         """`call`, also naming the endpoint that answered. `avoid`: endpoints to use only when no
-        other is left; `only`: that endpoint alone (no failover); `prefer`: try it first."""
+        other is left; `only`: that endpoint alone (no failover); `prefer`: try it first;
+        `loads`: parses the reply body in place of `orjson.loads` (raising `ValueError` for a body
+        that is not JSON), e.g. to decode a large result in a worker process."""
         ep, results = await self._with_retries(
-            method, [(method, params)], single=True, avoid=avoid, only=only, prefer=prefer
+            method, [(method, params)], single=True, avoid=avoid, only=only, prefer=prefer, loads=loads
         )
         return Reply(results[0], ep.label)
 
@@ -226,6 +231,7 @@ class RpcPool:
         avoid: Collection[str] = (),
         only: str | None = None,
         prefer: str | None = None,
+        loads: Loads | None = None,
     ) -> tuple[Endpoint, list[Any]]:
         last: RpcError | None = None
         tried: set[str] = set()
@@ -239,7 +245,7 @@ class RpcPool:
                 # Every candidate is cooling down (or rate limited): wait for this one, bounded.
                 await asyncio.sleep(min(wait, MAX_RETRY_AFTER))
             try:
-                return ep, await self._send(ep, calls, single)
+                return ep, await self._send(ep, calls, single, loads)
             except RpcError as exc:
                 if exc.range_too_large or not exc.retryable:
                     raise
@@ -259,7 +265,9 @@ class RpcPool:
         assert last is not None
         raise last
 
-    async def _send(self, ep: Endpoint, calls: list[tuple[str, list[Any]]], single: bool) -> list[Any]:
+    async def _send(
+        self, ep: Endpoint, calls: list[tuple[str, list[Any]]], single: bool, loads: Loads | None = None
+    ) -> list[Any]:
         payload: Any
         ids = []
         body = []
@@ -271,6 +279,7 @@ class RpcPool:
         data = orjson.dumps(payload)
         async with self._sem:
             started = time.perf_counter()
+            answered = 0.0  # when the body was read: parsing is not the endpoint's latency
             outcome = "error"
             ep.requests += 1
             try:
@@ -284,6 +293,7 @@ class RpcPool:
                             timeout=aiohttp.ClientTimeout(total=self.timeout),
                         ) as resp:
                             raw = await resp.read()
+                            answered = time.perf_counter()
                             status = resp.status
                             retry_after_header = resp.headers.get("Retry-After")
                 except TimeoutError:
@@ -299,8 +309,8 @@ class RpcPool:
                 if status >= 400 and not raw.lstrip().startswith((b"{", b"[")):
                     raise RpcError(f"{ep.label}: HTTP {status}")
                 try:
-                    decoded = orjson.loads(raw)
-                except orjson.JSONDecodeError:
+                    decoded = orjson.loads(raw) if loads is None else await loads(raw)
+                except ValueError:  # orjson.JSONDecodeError is one
                     raise MalformedReply(
                         f"{ep.label}: reply is not JSON ({len(raw)} bytes: {raw[:80]!r})"
                     ) from None
@@ -315,7 +325,7 @@ class RpcPool:
                     outcome = "ok"  # the endpoint is healthy; the request was too big / the slot empty
                 raise
             finally:
-                elapsed = time.perf_counter() - started
+                elapsed = (answered or time.perf_counter()) - started
                 self.metrics.rpc_requests.labels(self.chain, ep.label, outcome).inc()
                 self.metrics.rpc_seconds.labels(self.chain, ep.label).observe(elapsed)
                 self._record(ep, outcome, elapsed)

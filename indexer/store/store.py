@@ -23,6 +23,7 @@ import structlog
 from indexer.errors import DatabaseUnavailable, DataConsistencyError, FinalityViolation
 from indexer.model import BlockRef, Checkpoint, EventKind, TokenEvent
 from indexer.store import queries
+from indexer.store.copy_binary import COPY_HEADER, COPY_TRAILER
 from indexer.store.db import Conn
 from indexer.store.queries import Totals
 
@@ -67,6 +68,11 @@ def _ts(seconds: int) -> datetime | None:
 _EVENT_ORDER = operator.attrgetter("block_number", "log_index")
 
 
+async def _chunks(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
 def _supply_row(
     chain: str, e: TokenEvent, minted: int, burned: int, mints: int, burns: int, transfers: int
 ) -> tuple[Any, ...]:
@@ -102,6 +108,9 @@ class Batch:
     rollback_to: BlockRef | None = None
     orphaned: Sequence[BlockRef] = ()
     fold_balances: bool = True  # fold every event up to the cursor into `balances`
+    # `events` already encoded for binary COPY (`copy_binary.encode_event_rows`); the commit
+    # checks that PostgreSQL counted as many rows as there are events.
+    copy_rows: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,7 +281,18 @@ class Store:
             raise DataConsistencyError(
                 f"{chain}: event at block {events[0].block_number} is not above the cursor {base}"
             )
-        if events:
+        if events and b.copy_rows is not None:
+            status = await conn.copy_to_table(
+                "events",
+                source=_chunks(COPY_HEADER, b.copy_rows, COPY_TRAILER),
+                columns=EVENT_COLUMNS,
+                format="binary",
+            )
+            if status != f"COPY {len(events)}":
+                raise DataConsistencyError(
+                    f"{chain}: the encoded batch holds {status.removeprefix('COPY ')} rows, not {len(events)}"
+                )
+        elif events:
             await conn.copy_records_to_table("events", records=events, columns=EVENT_COLUMNS)
 
         if deltas:

@@ -224,6 +224,7 @@ class Follower:
                         cursor=data.end_ref,
                         finalized=fin,
                         events=data.events,
+                        copy_rows=data.copy_rows,
                         refs=(data.end_ref,),
                         fold_balances=fold,
                     ),

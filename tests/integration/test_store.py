@@ -213,3 +213,75 @@ async def test_secondary_event_indexes_drop_and_build_per_chain(pool: asyncpg.Po
         await conn.execute("SET LOCAL enable_seqscan = off")  # the table is tiny
         plan = await conn.fetchval("EXPLAIN SELECT * FROM events WHERE chain = 'c3' AND from_addr = $1", A)
     assert "events_c3_from" in plan
+
+
+async def test_pre_encoded_copy_stores_exactly_what_asyncpg_stores(pool: asyncpg.Pool) -> None:
+    """A batch whose events come already encoded for binary COPY (`copy_binary`, from the decode
+    worker) stores every column exactly as asyncpg's own encoding of the same events does."""
+    import random
+
+    from indexer.store.copy_binary import encode_event_rows
+
+    rng = random.Random(8)
+    store = Store(pool)
+    amounts = [0, 1, 9_999, 10_000, 10_001, 10**8, 10**20, 10**40 + 1, 2**256 - 1]
+    amounts += [rng.getrandbits(rng.choice([16, 64, 80, 128, 256])) for _ in range(200)]
+    blocks = [ref(n) for n in range(1, 6)]
+
+    def generate() -> list[TokenEvent]:
+        out = []
+        for i, amount in enumerate(amounts):
+            b = blocks[i * len(blocks) // len(amounts)]
+            frm = None if i % 50 == 7 else Z if i % 9 == 0 else f"0x{rng.getrandbits(160):040x}"
+            to = None if i % 50 == 8 else Z if i % 11 == 0 else "Acc\t\\N\n" if i == 3 else f"0x{i:040x}"
+            kind = (
+                EventKind.MINT
+                if frm in (None, Z)
+                else EventKind.BURN
+                if to in (None, Z)
+                else EventKind.TRANSFER
+            )
+            out.append(TokenEvent("", b.number, b.hash, f"0x{i:064x}", i, kind, frm, to, amount, b.timestamp))
+        return out
+
+    generated = generate()
+
+    def events(chain: str) -> list[TokenEvent]:
+        return [e._replace(chain=chain) for e in generated]
+
+    cols = "block_number, block_hash, tx_hash, log_index, kind, from_addr, to_addr, amount, block_unix, block_time"
+    stored = []
+    for chain, encoded in (("enc1", True), ("enc2", False)):
+        await store.register_chain(chain, "evm", A, 18)
+        evs = events(chain)
+        copy_rows = encode_event_rows(evs) if encoded else None
+        last = blocks[-1]
+        await store.commit(
+            Batch(
+                chain, expected=None, cursor=last, finalized=0, events=evs, refs=[last], copy_rows=copy_rows
+            )
+        )
+        stored.append(
+            await pool.fetch(f"SELECT {cols} FROM events WHERE chain = $1 ORDER BY log_index", chain)
+        )
+    assert len(stored[0]) == len(amounts)
+    assert [tuple(r) for r in stored[0]] == [tuple(r) for r in stored[1]]
+    assert [int(r["amount"]) for r in stored[0]] == amounts
+
+    # An encoding that does not hold the batch's events is refused whole.
+    await store.register_chain("enc3", "evm", A, 18)
+    evs = events("enc3")
+    with pytest.raises(DataConsistencyError, match="holds 10 rows, not"):
+        await store.commit(
+            Batch(
+                "enc3",
+                expected=None,
+                cursor=blocks[-1],
+                finalized=0,
+                events=evs,
+                refs=[blocks[-1]],
+                copy_rows=encode_event_rows(evs[:10]),
+            )
+        )
+    assert await pool.fetchval("SELECT count(*) FROM events WHERE chain = 'enc3'") == 0
+    assert (await store.load_checkpoint("enc3")).cursor is None

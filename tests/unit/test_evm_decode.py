@@ -448,3 +448,74 @@ def test_missing_block_timestamp_uses_the_given_one() -> None:
     del log["blockTimestamp"]
     ev = decode_transfer("ethereum", log, timestamp=1234)
     assert ev is not None and ev.timestamp == 1234
+
+
+# --------------------------------------------------------------------------------------------
+# A whole eth_getLogs reply, as the decode worker sees it (indexer.chains.decode_pool)
+
+
+def test_decode_reply_gives_the_same_events_as_decode_logs() -> None:
+    import orjson
+
+    from indexer.chains.decode_pool import DecodedLogs, decode_reply
+
+    logs = logs_16m()
+    raw = orjson.dumps({"jsonrpc": "2.0", "id": 7, "result": logs})
+    reply = decode_reply(raw, "ethereum", TOKENS["USDC"])
+    assert reply["id"] == 7
+    part = reply["result"]
+    assert isinstance(part, DecodedLogs) and part.error is None
+    events = part.events()
+    assert events == decode_logs("ethereum", logs, TOKENS["USDC"])
+    assert len(events) > 0 and all(type(e) is TokenEvent for e in events)
+
+
+def test_decode_reply_passes_other_replies_through() -> None:
+    import orjson
+
+    from indexer.chains.decode_pool import NotJson, decode_reply
+
+    error = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "error": {"code": -32005, "message": "query returned more than 10000 results"},
+    }
+    assert decode_reply(orjson.dumps(error), "ethereum", TOKENS["USDC"]) == error
+    odd = {"jsonrpc": "2.0", "id": 1, "result": [1, 2]}
+    assert decode_reply(orjson.dumps(odd), "ethereum", TOKENS["USDC"]) == odd
+    with pytest.raises(NotJson) as exc:
+        decode_reply(b'{"jsonrpc": "2.0", "id": 1, "result": [', "ethereum", TOKENS["USDC"])
+    assert isinstance(exc.value, ValueError)  # what RpcPool treats as a body that is not JSON
+
+
+def test_decode_reply_reports_a_malformed_log() -> None:
+    import orjson
+
+    from indexer.chains.decode_pool import DecodedLogs, decode_reply
+
+    logs = copy.deepcopy(logs_16m())
+    usdc = [
+        lg for lg in logs if lg["address"].lower() == TOKENS["USDC"] and lg["topics"][0] == TRANSFER_TOPIC
+    ]
+    usdc[0]["data"] = "0x12"
+    reply = decode_reply(
+        orjson.dumps({"jsonrpc": "2.0", "id": 1, "result": logs}), "ethereum", TOKENS["USDC"]
+    )
+    part = reply["result"]
+    assert isinstance(part, DecodedLogs) and part.error is not None and "data" in part.error
+    with pytest.raises(MalformedReply, match="not one 32-byte hex word"):
+        part.events()
+
+
+def test_numeric_digits_for_copy() -> None:
+    from indexer.store.copy_binary import numeric_digits
+
+    assert numeric_digits(0) == []
+    assert numeric_digits(9_999) == [9_999]
+    assert numeric_digits(10_000) == [1, 0]
+    assert numeric_digits(123_456_789) == [1, 2345, 6789]
+    n = 2**256 - 1
+    assert int("".join(f"{d:04d}" for d in numeric_digits(n))) == n
+    for bad in (-1, True, 1.0, "5"):
+        with pytest.raises(ValueError, match="non-negative integer"):
+            numeric_digits(bad)  # type: ignore[arg-type]
