@@ -45,6 +45,7 @@ from bench.workload import ChainInfo, Spec, serve
 from indexer.chains.evm_decode import TRANSFER_TOPIC, decode_logs
 from indexer.model import BlockRef
 from indexer.runtime import tune_gc
+from indexer.store.copy_binary import encode_event_rows
 from indexer.store.db import migrate
 from indexer.store.store import Batch, Store
 from indexer.sync.follower import FollowerSettings
@@ -161,7 +162,7 @@ async def run_daemon_backfill(
         cpu_indexer_s=round(usage.cpu, 2),
         cpu_postgres_s=round(pg_cpu, 2),
         cpu_anvil_s=round(anvil_cpu, 2),
-        peak_rss_mb=round(usage.max_rss_mb, 1),
+        peak_rss_mb=round(usage.peak_tree_rss_mb, 1),
         max_block_range=max_block_range,
         concurrency=concurrency,
         verified=ok,
@@ -207,6 +208,7 @@ async def run_insert_path(
     statements: bool = False,
     defer_indexes: bool = True,
     sequential: bool = False,
+    encode_rows: bool = True,
     batches: list[tuple[list[Any], BlockRef]] | None = None,
 ) -> InsertPathResult:
     """Decode + Store.commit only, on pre-fetched logs, in follower-sized batches.
@@ -215,7 +217,9 @@ async def run_insert_path(
     it is in the remainder). `defer_indexes`: as the follower does on a first backfill, drop the
     chain's secondary event indexes first, then at the end build them and fold balances
     concurrently (timed, in commit_s); False maintains them row by row and folds every 250k
-    events, to show what deferring saves."""
+    events, to show what deferring saves. `encode_rows`: the decode step also encodes the rows
+    for binary COPY (`copy_binary`), as the daemon's decode does; False leaves it to asyncpg.
+    Everything runs in this one process: the daemon's decode worker is not used here."""
     if batches is None:
         batches = await prefetch(anvil_url, info, max_block_range)
     dsn = pg.fresh_database("bench_insert_path")
@@ -251,14 +255,15 @@ async def run_insert_path(
         unfolded = 0
         # As in the daemon, the next batch is decoded while the current commit waits on
         # PostgreSQL (a bounded queue of decoded batches); `sequential` decodes only between commits.
-        decoded: asyncio.Queue[list[Any]] = asyncio.Queue(maxsize=2)
+        decoded: asyncio.Queue[tuple[list[Any], bytes | None]] = asyncio.Queue(maxsize=2)
 
-        def decode(logs: list[Any]) -> list[Any]:
+        def decode(logs: list[Any]) -> tuple[list[Any], bytes | None]:
             nonlocal decode_s
             t0 = time.perf_counter()
             events = decode_logs(CHAIN, logs, info.token)
+            rows = encode_event_rows(events) if encode_rows else None
             decode_s += time.perf_counter() - t0
-            return events
+            return events, rows
 
         async def produce() -> None:
             for logs, _ in batches:
@@ -268,7 +273,7 @@ async def run_insert_path(
         started = time.perf_counter()
         producer = asyncio.create_task(produce()) if not sequential else None
         for i, (logs, ref) in enumerate(batches):
-            events = decode(logs) if producer is None else await decoded.get()
+            events, rows = decode(logs) if producer is None else await decoded.get()
             t1 = time.perf_counter()
             unfolded += len(events)
             fold = not defer_indexes and (i == len(batches) - 1 or unfolded >= fold_every)
@@ -281,6 +286,7 @@ async def run_insert_path(
                     cursor=ref,
                     finalized=fin,
                     events=events,
+                    copy_rows=rows,
                     refs=(ref,),
                     fold_balances=fold,
                 )
@@ -327,6 +333,7 @@ async def run_insert_path(
             for v in (
                 "" if defer_indexes else "secondary indexes maintained per row",
                 "decode and commit in turn" if sequential else "",
+                "" if encode_rows else "asyncpg encodes the rows",
             )
             if v
         ),
@@ -397,7 +404,13 @@ def main() -> None:
                     print(json.dumps(asdict(res), indent=2))
                 if args.experiments:
                     pre = await prefetch(anvil.url, info, args.max_block_range)
-                    for kw in ({"statements": True}, {"defer_indexes": False}, {"sequential": True}):
+                    variants = (
+                        {"statements": True},
+                        {"defer_indexes": False},
+                        {"sequential": True},
+                        {"encode_rows": False},
+                    )
+                    for kw in variants:
                         r = await run_insert_path(anvil.url, info, pg, batches=pre, **kw)  # type: ignore[arg-type]
                         print(json.dumps(asdict(r), indent=2))
                 if not args.skip_insert_path:

@@ -11,6 +11,7 @@ import itertools
 import os
 import re
 import subprocess
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
@@ -104,15 +105,35 @@ def tree_cpu(pid: int) -> float:
         return 0.0
 
 
+def tree_usage(proc: psutil.Process) -> tuple[float, float]:
+    """CPU seconds and RSS (MB) of a process and its descendants, now."""
+    cpu = rss = 0.0
+    try:
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return 0.0, 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            cpu += t.user + t.system + t.children_user + t.children_system
+            rss += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return cpu, rss / 2**20
+
+
 @dataclass
 class ChildUsage:
-    """What a finished child process used, from wait4()."""
+    """What a finished child process used, from wait4(); `peak_tree_rss_mb` is the highest sum
+    of RSS over the child and its descendants (e.g. the indexer's decode worker), sampled every
+    100 ms (ru_maxrss is the largest single process, not the sum)."""
 
     wall: float
     cpu_user: float
     cpu_sys: float
     max_rss_mb: float
     returncode: int
+    peak_tree_rss_mb: float = 0.0
 
     @property
     def cpu(self) -> float:
@@ -130,7 +151,20 @@ def run_measured(
         proc = subprocess.Popen(
             list(cmd), env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
         )
+        peak = [0.0]
+        done = threading.Event()
+
+        def sample() -> None:
+            with contextlib.suppress(psutil.Error):
+                ps = psutil.Process(proc.pid)
+                while not done.wait(0.1):
+                    peak[0] = max(peak[0], tree_usage(ps)[1])
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         _, status, ru = os.wait4(proc.pid, 0)
+        done.set()
+        sampler.join()
         proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - started
     return ChildUsage(
@@ -139,6 +173,7 @@ def run_measured(
         cpu_sys=ru.ru_stime,
         max_rss_mb=ru.ru_maxrss / 1024.0,
         returncode=proc.returncode,
+        peak_tree_rss_mb=max(peak[0], ru.ru_maxrss / 1024.0),
     )
 
 

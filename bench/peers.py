@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 import asyncpg
 import psutil
 
-from bench.common import BENCH_DIR, CACHE, BenchPostgres, bench_postgres, log, run_measured
+from bench.common import BENCH_DIR, CACHE, BenchPostgres, bench_postgres, log, run_measured, tree_usage
 from bench.workload import ChainInfo, Spec, serve
 from indexer.devnet.anvil import free_port
 
@@ -123,30 +123,13 @@ def run_etl(anvil_url: str, info: ChainInfo, *, batch_size: int = 20, workers: i
         wall_s=round(usage.wall, 2),
         events_per_s=round(rows / usage.wall),
         cpu_s=round(usage.cpu, 2),
-        peak_rss_mb=round(usage.max_rss_mb, 1),
+        peak_rss_mb=round(usage.peak_tree_rss_mb, 1),
         settings=settings + " (CSV output, no database)",
         error="" if rows == info.events else f"exported {rows} rows, expected {info.events}",
     )
 
 
 # ---- Ponder --------------------------------------------------------------------------------------
-def _tree_usage(proc: psutil.Process) -> tuple[float, float]:
-    """CPU seconds and RSS (MB) of a process and its descendants, now."""
-    cpu = rss = 0.0
-    try:
-        procs = [proc, *proc.children(recursive=True)]
-    except psutil.Error:
-        return 0.0, 0.0
-    for p in procs:
-        try:
-            t = p.cpu_times()
-            cpu += t.user + t.system + t.children_user + t.children_system
-            rss += p.memory_info().rss
-        except psutil.Error:
-            pass
-    return cpu, rss / 2**20
-
-
 async def run_ponder(
     anvil_url: str, info: ChainInfo, pg: BenchPostgres, *, db: str = "postgres", timeout: float = 3600
 ) -> PeerResult:
@@ -190,7 +173,7 @@ async def run_ponder(
     try:
         deadline = started + timeout
         while time.perf_counter() < deadline and proc.poll() is None:
-            c, r = _tree_usage(ps)
+            c, r = tree_usage(ps)
             cpu, peak_rss = max(cpu, c), max(peak_rss, r)
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as resp:
@@ -201,7 +184,7 @@ async def run_ponder(
                 pass
             await asyncio.sleep(0.2)
         wall = time.perf_counter() - started
-        c, r = _tree_usage(ps)
+        c, r = tree_usage(ps)
         cpu, peak_rss = max(cpu, c), max(peak_rss, r)
     finally:
         if proc.poll() is None:

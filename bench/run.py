@@ -69,11 +69,11 @@ def render(
     if insert is not None:
         rows.append(
             (
-                "Backfill, insert path only (decode + Store.commit, logs pre-fetched)",
+                "Backfill, insert path only (decode + COPY encoding + Store.commit, logs pre-fetched, one process)",
                 ">= 60k events/s (stretch 90k)",
                 f"{_fmt(insert.events_per_s)} events/s",
                 _mark(insert.events_per_s >= 60_000),
-                f"{insert.batches} commits in {insert.wall_s}s; decode {insert.decode_s}s, overlapping the "
+                f"{insert.batches} commits in {insert.wall_s}s; decode + encode {insert.decode_s}s, overlapping the "
                 f"commits' {insert.commit_s}s (incl. the deferred index build + balance fold "
                 f"{insert.index_build_s}s); PostgreSQL CPU {insert.cpu_postgres_s}s",
             )
@@ -100,7 +100,7 @@ def render(
                 _mark(rss_ok)
                 if rss_ok is not None
                 else ("met at this size" if backfill.peak_rss_mb < 200 else "**over** at this size"),
-                "ru_maxrss of the child (wait4)"
+                "sum over the indexer process and its decode worker, sampled every 100 ms"
                 + ("" if events >= 1_000_000 else "; run with --events 1000000 for the target size"),
             )
         )
