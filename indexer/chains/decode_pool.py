@@ -1,105 +1,146 @@
-"""Parse and decode large eth_getLogs replies in a worker process.
+"""Parse and decode large eth_getLogs replies in worker processes.
 
 During a backfill the daemon's one Python thread is the bottleneck: it receives each reply,
 parses the JSON (orjson), decodes every log, checks each against its block's bloom and encodes
-the rows for COPY, while PostgreSQL and the node have CPU to spare. JSON parsing, log
-decoding and encoding the rows for COPY (`indexer.store.copy_binary`) are pure and together cost
-about 7 + 2.7 us per log, so a reply of at least
-`OFFLOAD_MIN_BYTES` (about 500 logs) is sent, as bytes, to a worker process, which returns the
-decoded events; this process then spends about 2.8 us per log on moving the bytes and rebuilding
-the events. Smaller replies (the live path, where latency counts) are decoded in place.
+the rows for COPY, while PostgreSQL and the node have CPU to spare. Parsing, decoding and encoding
+the rows for COPY (`indexer.store.copy_binary`) are pure and cost about 10 us per log, so a reply
+of at least `OFFLOAD_MIN_BYTES` (about 500 logs) goes, as bytes, to a worker process
+(`decode_worker`), which returns the decoded events and their COPY encoding; this process then
+spends about 3 us per log on moving the bytes and rebuilding the events. Smaller replies (the
+live path, where latency counts) are decoded in place, by the same `decode_reply`.
 
-The worker runs exactly `decode_reply`, the function this process runs when no worker is
-configured or the worker died, so either path yields the same events or the same error.
+Workers are plain child processes speaking length-prefixed pickles over stdin/stdout (no
+multiprocessing machinery: no re-import of the daemon's main module, no helper processes or
+threads), started on first use. Requests are pipelined. A worker that dies, or whose request is
+cancelled while being written, is killed and replaced on the next request; the replies it held are
+decoded in this process, so nothing is lost.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import gc
-import multiprocessing
-import operator
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+import collections
+import contextlib
+import os
+import pickle
+import sys
+from pathlib import Path
 from typing import Any
 
-import orjson
 import structlog
 
-from indexer.chains.evm_decode import decode_logs
-from indexer.errors import MalformedReply
-from indexer.model import TokenEvent
-from indexer.store.copy_binary import encode_event_rows
+import indexer
+from indexer.chains.decode_worker import DecodedLogs, NotJson, decode_reply
+
+__all__ = ["OFFLOAD_MIN_BYTES", "DecodePool", "DecodedLogs", "NotJson", "decode_reply"]
 
 log = structlog.get_logger(__name__)
 
 OFFLOAD_MIN_BYTES = 256 * 1024
-_timestamp = operator.itemgetter(len(TokenEvent._fields) - 1)
-_as_event: Callable[[tuple[Any, ...]], TokenEvent] = functools.partial(tuple.__new__, TokenEvent)
+READ_BUFFER = 32 * 2**20
+STOP_GRACE = 5.0  # seconds a worker gets to exit after its input closes
+_SOURCE_ROOT = str(Path(indexer.__file__).resolve().parents[1])  # so the child imports this code
 
 
-@dataclass(frozen=True, slots=True)
-class DecodedLogs:
-    """An eth_getLogs `result` decoded: the token's Transfer events as plain tuples in
-    `TokenEvent` field order (cheap to pickle), or why the logs are malformed. `copy` is the rows
-    encoded for the store's binary COPY, when every log carried its block's timestamp (else the
-    timestamps come from headers later, and the store encodes the rows itself)."""
-
-    rows: list[tuple[Any, ...]]
-    error: str | None = None
-    copy: bytes | None = None
-
-    def events(self) -> list[TokenEvent]:
-        """The events; raises `MalformedReply` for a reply whose logs did not decode."""
-        if self.error is not None:
-            raise MalformedReply(self.error)
-        return list(map(_as_event, self.rows))
+class _WorkerGone(Exception):
+    pass
 
 
-class NotJson(ValueError):
-    """The reply body is not JSON."""
+class _Worker:
+    """One worker process. Requests are pipelined: several may be written before the first reply
+    is read (the worker answers in order), so the worker always has its next request at hand
+    while this process moves bytes."""
 
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.pending: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self._write = asyncio.Lock()
+        self._reader = asyncio.create_task(self._read_replies())
 
-def decode_reply(raw: bytes, chain: str, token: str) -> Any:
-    """PURE: a JSON-RPC reply with its `result`, when that is a list of log objects, replaced by
-    `DecodedLogs`; any other reply (an error, a malformed result) is returned as parsed, for the
-    RPC layer to judge. Raises `NotJson` when `raw` does not parse."""
-    try:
-        reply = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise NotJson(str(exc)) from None
-    if type(reply) is dict:
-        result = reply.get("result")
-        if type(result) is list and all(type(x) is dict for x in result):
+    @classmethod
+    async def start(cls) -> _Worker:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_SOURCE_ROOT, env.get("PYTHONPATH")) if p)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "indexer.chains.decode_worker",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env=env,
+            limit=READ_BUFFER,  # read whole replies ahead: a worker never waits on a full pipe
+        )
+        return cls(proc)
+
+    @property
+    def alive(self) -> bool:
+        return not self._reader.done()
+
+    async def _read_replies(self) -> None:
+        stdout = self.proc.stdout
+        assert stdout is not None
+        error: BaseException = _WorkerGone(f"decode worker {self.proc.pid} exited")
+        try:
+            while True:
+                size = int.from_bytes(await stdout.readexactly(4), "big")
+                reply = await stdout.readexactly(size)
+                fut = self.pending.popleft()
+                if not fut.done():  # its caller may have been cancelled: the reply is dropped
+                    fut.set_result(pickle.loads(reply))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        except BaseException as exc:  # cancelled by kill(), or a reply that does not unpickle
+            error = _WorkerGone(f"decode worker {self.proc.pid}: {type(exc).__name__}: {exc}")
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+        finally:
+            while self.pending:
+                fut = self.pending.popleft()
+                if not fut.done():
+                    fut.set_exception(error)
+
+    async def ask(self, request: bytes) -> Any:
+        stdin = self.proc.stdin
+        assert stdin is not None
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        async with self._write:
+            if not self.alive:
+                raise _WorkerGone(f"decode worker {self.proc.pid} exited")
+            self.pending.append(fut)
             try:
-                rows = list(map(tuple, decode_logs(chain, result, token)))
-            except MalformedReply as exc:
-                reply["result"] = DecodedLogs([], str(exc))
-            else:
-                timed = all(map(_timestamp, rows))
-                reply["result"] = DecodedLogs(rows, copy=encode_event_rows(rows) if timed else None)
-    return reply
+                stdin.write(len(request).to_bytes(4, "big"))
+                stdin.write(request)
+                await stdin.drain()
+            except (ConnectionError, BrokenPipeError):
+                fut.cancel()
+                raise _WorkerGone(f"decode worker {self.proc.pid} exited") from None
+            except BaseException:
+                fut.cancel()
+                self.kill()  # cancelled mid-frame: the pipe holds half a request
+                raise
+        return await fut
 
+    def kill(self) -> None:
+        self._reader.cancel()
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
 
-def _worker_decode(raw: bytes, chain: str, token: str) -> tuple[str, Any]:
-    try:
-        return ("reply", decode_reply(raw, chain, token))
-    except NotJson as exc:
-        return ("not_json", str(exc))
-
-
-def _worker_init() -> None:
-    # Same reasoning as `indexer.runtime.tune_gc`: the worker allocates only acyclic parse trees.
-    gc.set_threshold(50_000, 50, 100)
+    async def stop(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()  # the worker exits at the end of its input
+        try:
+            async with asyncio.timeout(STOP_GRACE):
+                await self.proc.wait()
+        except TimeoutError:
+            self.kill()
+            await self.proc.wait()
+        self._reader.cancel()
+        await asyncio.gather(self._reader, return_exceptions=True)
 
 
 class DecodePool:
-    """Owns the worker processes (started on first use, `spawn`ed: a fresh interpreter, nothing
-    inherited from the event loop). A worker that dies is replaced on the next reply; the reply it
-    held is decoded in this process, so nothing is lost."""
+    """`processes` decode workers shared by the EVM sources of one daemon; a request goes to the
+    worker with the fewest requests in flight."""
 
     def __init__(self, processes: int, min_bytes: int | None = None) -> None:
         if processes < 1:
@@ -107,44 +148,40 @@ class DecodePool:
         self.processes = processes
         self.min_bytes = OFFLOAD_MIN_BYTES if min_bytes is None else min_bytes
         self.offloaded = 0  # replies decoded by a worker
-        self._executor: ProcessPoolExecutor | None = None
+        self._workers: list[_Worker] = []
+        self._starting = asyncio.Lock()
+        self._closed = False
 
-    def _pool(self) -> ProcessPoolExecutor:
-        if self._executor is None:
-            self._executor = ProcessPoolExecutor(
-                self.processes,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_worker_init,
-            )
-        return self._executor
+    def worker_pids(self) -> list[int]:
+        """The running workers' process ids (none before the first offloaded reply)."""
+        return sorted(w.proc.pid for w in self._workers if w.alive)
+
+    async def _worker(self) -> _Worker:
+        async with self._starting:
+            for w in [w for w in self._workers if not w.alive]:
+                w.kill()
+                self._workers.remove(w)
+            if len(self._workers) < self.processes:
+                self._workers.append(await _Worker.start())
+            return min(self._workers, key=lambda w: len(w.pending))
 
     async def decode(self, raw: bytes, chain: str, token: str) -> Any:
         """`decode_reply(raw, chain, token)`, in a worker when the reply is large."""
-        if len(raw) < self.min_bytes:
+        if len(raw) < self.min_bytes or self._closed:
             return decode_reply(raw, chain, token)
-        loop = asyncio.get_running_loop()
+        worker = await self._worker()
         try:
-            tag, value = await loop.run_in_executor(self._pool(), _worker_decode, raw, chain, token)
-        except BrokenProcessPool as exc:
-            log.warning("decode_worker_died", chain=chain, error=str(exc) or type(exc).__name__)
-            self._discard()
+            tag, value = await worker.ask(pickle.dumps((raw, chain, token), protocol=pickle.HIGHEST_PROTOCOL))
+        except _WorkerGone as exc:
+            log.warning("decode_worker_died", chain=chain, error=str(exc))
+            worker.kill()
             return decode_reply(raw, chain, token)
         self.offloaded += 1
         if tag == "not_json":
             raise NotJson(value)
         return value
 
-    def worker_pids(self) -> list[int]:
-        """The running workers' process ids (none before the first offloaded reply)."""
-        procs = getattr(self._executor, "_processes", None) or {}
-        return sorted(procs)
-
-    def _discard(self) -> None:
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
-
     async def close(self) -> None:
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+        self._closed = True
+        workers, self._workers = self._workers, []
+        await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)

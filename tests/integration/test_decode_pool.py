@@ -136,3 +136,59 @@ async def test_daemon_backfill_through_the_worker(
         got = await indexed_events(rt.pool, CHAIN)
         assert len(got) == len(set(got)) and set(got) == truth
         assert (await rt.store.supply_at(CHAIN, fin)).supply == await token.total_supply(fin)
+
+
+def _synthetic_reply(n: int, token: str) -> bytes:
+    import orjson
+
+    from indexer.chains.evm_decode import TRANSFER_TOPIC
+
+    logs = [
+        {
+            "address": token,
+            "topics": [TRANSFER_TOPIC, "0x" + "0" * 24 + f"{i + 1:040x}", "0x" + "0" * 24 + f"{i + 2:040x}"],
+            "data": f"0x{i * 10**12:064x}",
+            "blockHash": f"0x{i // 100 + 1:064x}",
+            "blockNumber": hex(i // 100 + 1),
+            "blockTimestamp": hex(1_700_000_000 + i // 100),
+            "transactionHash": f"0x{i // 10 + 1:064x}",
+            "transactionIndex": hex(i % 100 // 10),
+            "logIndex": hex(i % 100),
+            "removed": False,
+        }
+        for i in range(n)
+    ]
+    return orjson.dumps({"jsonrpc": "2.0", "id": 1, "result": logs})
+
+
+async def test_cancelled_requests_leave_the_pipe_in_step() -> None:
+    """Requests cancelled half-way (a follower stopping) never leave a half-read reply to be taken
+    for the next request's: a reply whose caller is gone is dropped, a request cancelled while
+    being written kills its worker. Later requests get exactly their own answers, and close()
+    leaves no process."""
+    import asyncio
+
+    token = "0x" + "ab" * 20
+    raws = [_synthetic_reply(n, token) for n in (20_000, 3_000)]
+    decoder = DecodePool(1, min_bytes=0)
+    try:
+        want = [(await decoder.decode(raw, "devnet", token))["result"] for raw in raws]
+        for delay in (0.0, 0.002, 0.005, 0.02, 0.05):
+            tasks = [asyncio.create_task(decoder.decode(raw, "devnet", token)) for raw in raws]
+            await asyncio.sleep(delay)
+            tasks[0].cancel()
+            done = await asyncio.gather(*tasks, return_exceptions=True)
+            assert isinstance(done[0], asyncio.CancelledError) or done[0]["result"] == want[0]
+            assert done[1]["result"] == want[1]
+            got = [(await decoder.decode(raw, "devnet", token))["result"] for raw in raws]
+            assert got == want
+        assert len(want[0].events()) == 20_000 and want[0].copy == encode_event_rows(want[0].events())
+        assert decoder.offloaded >= 12
+    finally:
+        pids = decoder.worker_pids()
+        await decoder.close()
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    # After close, replies are decoded in this process.
+    assert (await decoder.decode(raws[1], "devnet", token))["result"] == want[1]
