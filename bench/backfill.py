@@ -208,7 +208,7 @@ async def run_insert_path(
     statements: bool = False,
     defer_indexes: bool = True,
     sequential: bool = False,
-    encode_rows: bool = True,
+    encode_rows: bool = False,
     batches: list[tuple[list[Any], BlockRef]] | None = None,
 ) -> InsertPathResult:
     """Decode + Store.commit only, on pre-fetched logs, in follower-sized batches.
@@ -218,8 +218,10 @@ async def run_insert_path(
     chain's secondary event indexes first, then at the end build them and fold balances
     concurrently (timed, in commit_s); False maintains them row by row and folds every 250k
     events, to show what deferring saves. `encode_rows`: the decode step also encodes the rows
-    for binary COPY (`copy_binary`), as the daemon's decode does; False leaves it to asyncpg.
-    Everything runs in this one process: the daemon's decode worker is not used here."""
+    for binary COPY (`copy_binary`), as the daemon's decode worker does; by default asyncpg does,
+    as in the daemon's own process. Everything runs in this one process (no decode worker): in
+    one process asyncpg's encoder is the faster (measured at 1M: 47.6k events/s with
+    `copy_binary` vs 61k with asyncpg)."""
     if batches is None:
         batches = await prefetch(anvil_url, info, max_block_range)
     dsn = pg.fresh_database("bench_insert_path")
@@ -333,7 +335,7 @@ async def run_insert_path(
             for v in (
                 "" if defer_indexes else "secondary indexes maintained per row",
                 "decode and commit in turn" if sequential else "",
-                "" if encode_rows else "asyncpg encodes the rows",
+                "rows encoded by copy_binary in this process" if encode_rows else "",
             )
             if v
         ),
@@ -408,7 +410,7 @@ def main() -> None:
                         {"statements": True},
                         {"defer_indexes": False},
                         {"sequential": True},
-                        {"encode_rows": False},
+                        {"encode_rows": True},
                     )
                     for kw in variants:
                         r = await run_insert_path(anvil.url, info, pg, batches=pre, **kw)  # type: ignore[arg-type]

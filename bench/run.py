@@ -69,11 +69,11 @@ def render(
     if insert is not None:
         rows.append(
             (
-                "Backfill, insert path only (decode + COPY encoding + Store.commit, logs pre-fetched, one process)",
+                "Backfill, insert path only (decode + Store.commit, logs pre-fetched, one process)",
                 ">= 60k events/s (stretch 90k)",
                 f"{_fmt(insert.events_per_s)} events/s",
                 _mark(insert.events_per_s >= 60_000),
-                f"{insert.batches} commits in {insert.wall_s}s; decode + encode {insert.decode_s}s, overlapping the "
+                f"{insert.batches} commits in {insert.wall_s}s; decode {insert.decode_s}s, overlapping the "
                 f"commits' {insert.commit_s}s (incl. the deferred index build + balance fold "
                 f"{insert.index_build_s}s); PostgreSQL CPU {insert.cpu_postgres_s}s",
             )
