@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from indexer.chains.decode_pool import DecodePool
+from indexer.chains.decode_pool import DecodedLogs, DecodePool
 from indexer.chains.evm import EvmSource
 from indexer.chains.rpc import RpcPool
 from indexer.daemon import backfill
@@ -171,6 +171,10 @@ async def test_cancelled_requests_leave_the_pipe_in_step() -> None:
     token = "0x" + "ab" * 20
     raws = [_synthetic_reply(n, token) for n in (20_000, 3_000)]
     decoder = DecodePool(1, min_bytes=0)
+
+    def same(a: DecodedLogs, b: DecodedLogs) -> bool:
+        return a.rows == b.rows and a.error == b.error and a.copy in (None, b.copy)
+
     try:
         want = [(await decoder.decode(raw, "devnet", token))["result"] for raw in raws]
         for delay in (0.0, 0.002, 0.005, 0.02, 0.05):
@@ -178,8 +182,9 @@ async def test_cancelled_requests_leave_the_pipe_in_step() -> None:
             await asyncio.sleep(delay)
             tasks[0].cancel()
             done = await asyncio.gather(*tasks, return_exceptions=True)
-            assert isinstance(done[0], asyncio.CancelledError) or done[0]["result"] == want[0]
-            assert done[1]["result"] == want[1]
+            # A request whose worker was killed under it is decoded here (rows only, no COPY bytes).
+            assert isinstance(done[0], asyncio.CancelledError) or same(done[0]["result"], want[0])
+            assert same(done[1]["result"], want[1])
             got = [(await decoder.decode(raw, "devnet", token))["result"] for raw in raws]
             assert got == want
         assert len(want[0].events()) == 20_000 and want[0].copy == encode_event_rows(want[0].events())
@@ -191,4 +196,5 @@ async def test_cancelled_requests_leave_the_pipe_in_step() -> None:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
     # After close, replies are decoded in this process.
-    assert (await decoder.decode(raws[1], "devnet", token))["result"] == want[1]
+    after = (await decoder.decode(raws[1], "devnet", token))["result"]
+    assert same(after, want[1]) and after.copy is None
