@@ -153,8 +153,8 @@ async def open_runtime(cfg: Config, chain_names: Sequence[str] | None = None) ->
     async with database(cfg) as pool, aiohttp.ClientSession() as session:
         store = Store(pool)
         rt = Runtime(cfg, metrics, store, pool, session, chains)
-        any_evm = any(isinstance(c, EvmChainConfig) for c in chains)
-        decoder = DecodePool(cfg.decode_processes) if cfg.decode_processes and any_evm else None
+        # Workers start on the first large reply: none for a process without EVM backfill.
+        decoder = DecodePool(cfg.decode_processes) if cfg.decode_processes else None
         try:
             for chain in chains:
                 await store.register_chain(chain.name, chain.kind, chain_token(chain), chain.decimals)

@@ -329,8 +329,10 @@ class EvmSource:
                         {reply.endpoint}, f"eth_getLogs [{s}, {e}] returned a log of block {ev.block_number}"
                     )
             events.extend(decoded)
-            if copies is not None:
-                copies = None if part.copy is None else [*copies, part.copy]
+            if part.copy is None:
+                copies = None
+            elif copies is not None:
+                copies.append(part.copy)
             served.append((s, e, reply.endpoint))
             self.ranges.succeeded(size)
             s = e + 1
