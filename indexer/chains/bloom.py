@@ -84,9 +84,19 @@ def _text_positions(item: bytes) -> tuple[int, int, int]:
     return a, b, c
 
 
-@functools.lru_cache(maxsize=1 << 17)  # holders recur across blocks; ~20 MB at the bound
-def _topic_positions(address: str) -> tuple[int, int, int]:
-    return _text_positions(bytes(12) + bytes.fromhex(address[2:]))
+# Holders' bit positions, packed as a | b << 11 | c << 22. A plain dict, emptied when full, rather
+# than an lru_cache of tuples: per 1M Transfers among 100k random holders, 2.0 s and 18 MB against
+# 3.1 s and 35 MB (the LRU list and the tuples cost memory and cache misses on every hit).
+TOPIC_CACHE_MAX = 1 << 17
+_topic_bits: dict[str, int] = {}
+
+
+def _topic_packed(address: str) -> int:
+    a, b, c = _text_positions(bytes(12) + bytes.fromhex(address[2:]))
+    if len(_topic_bits) >= TOPIC_CACHE_MAX:
+        _topic_bits.clear()
+    packed = _topic_bits[address] = a | b << 11 | c << 22
+    return packed
 
 
 @functools.lru_cache(maxsize=64)
@@ -107,9 +117,21 @@ def emitter_in_bloom(text: bytes, token: str) -> bool:
 def transfer_in_bloom_text(text: bytes, from_addr: str, to_addr: str) -> bool:
     """Whether a decoded Transfer's from and to topics are in a block's `bloom_text` (check the
     emitter once per block with `emitter_in_bloom`)."""
-    a, b, c = _topic_positions(from_addr)
-    d, e, f = _topic_positions(to_addr)
-    return text[a] == text[b] == text[c] == text[d] == text[e] == text[f] == _ONE
+    p = _topic_bits.get(from_addr)
+    if p is None:
+        p = _topic_packed(from_addr)
+    q = _topic_bits.get(to_addr)
+    if q is None:
+        q = _topic_packed(to_addr)
+    return (
+        text[p & 2047]
+        == text[p >> 11 & 2047]
+        == text[p >> 22]
+        == text[q & 2047]
+        == text[q >> 11 & 2047]
+        == text[q >> 22]
+        == _ONE
+    )
 
 
 def bloom_of(logs: Iterable[Mapping[str, Any]]) -> int:

@@ -26,6 +26,7 @@ read retried avoiding it):
 
 from __future__ import annotations
 
+import operator
 import re
 from collections import OrderedDict
 from collections.abc import Collection, Sequence
@@ -58,6 +59,7 @@ HEADER_BATCH = 50
 FINAL_HASH_CACHE = 20_000  # finalized (number -> hash) remembered per chain
 _QUANTITY_RE = re.compile(r"^0x[0-9a-fA-F]{1,64}$")
 _HASH_RE = re.compile(r"^0x[0-9a-fA-F]{64}$")
+_EVENT_TIMESTAMP = operator.attrgetter("timestamp")
 
 
 class Contradiction(RpcError):
@@ -467,6 +469,8 @@ class EvmSource:
 
     @staticmethod
     def _with_timestamps(events: list[TokenEvent], by_number: dict[int, _Header]) -> list[TokenEvent]:
+        if all(map(_EVENT_TIMESTAMP, events)):  # the logs carried blockTimestamp: nothing to fill
+            return events
         fixed: list[TokenEvent] = []
         for ev in events:
             h = by_number.get(ev.block_number)

@@ -168,3 +168,24 @@ def test_decoded_transfer_check_matches_on_any_bloom(bloom: int, raw: bytes) -> 
     assert transfer_in_bloom(bloom, USDC, frm, to) is log_in_bloom(bloom, _transfer_log(USDC, frm, to))
     full = bloom_of([_transfer_log(USDC, frm, to)])
     assert transfer_in_bloom(full, USDC, frm, to)
+
+
+def test_holder_position_cache_is_bounded_and_stays_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    """More holders than the cache holds: it is emptied when full, and every answer still
+    agrees with the full log check (a stale or mixed-up entry would flip some of them)."""
+    import indexer.chains.bloom as bloom_mod
+
+    monkeypatch.setattr(bloom_mod, "TOPIC_CACHE_MAX", 16)
+    monkeypatch.setattr(bloom_mod, "_topic_bits", {})
+    holders = [f"0x{n * 7919:040x}" for n in range(1, 60)]
+    bloom = bloom_of([_transfer_log(USDC, a, b) for a, b in zip(holders[::2], holders[1::2], strict=False)])
+    text = bloom_text(bloom)
+    answers = []
+    for rnd in range(3):
+        for i, frm in enumerate(holders):
+            to = holders[(i * 3 + rnd) % len(holders)]
+            want = log_in_bloom(bloom, _transfer_log(USDC, frm, to))
+            assert transfer_in_bloom_text(text, frm, to) is want
+            answers.append(want)
+            assert len(bloom_mod._topic_bits) <= 16
+    assert True in answers and False in answers
