@@ -237,7 +237,9 @@ def devnet(reorg_every: float, cache_dir: str) -> None:
     async def main_() -> None:
         stop = asyncio.Event()
         install_signal_handlers(stop)
-        await run_evm_devnet(list(DEFAULT_DEVNET_CHAINS), stop, Path(cache_dir), reorg_every or None)
+        await run_evm_devnet(
+            list(DEFAULT_DEVNET_CHAINS), stop, Path(cache_dir), reorg_every or None, own_process_group=True
+        )
 
     _run_async(main_)
 
@@ -287,13 +289,26 @@ def demo(config_path: str, reorg_every: float) -> None:
         stop = asyncio.Event()
         install_signal_handlers(stop)
         chains = await start_evm_devnet(
-            list(DEFAULT_DEVNET_CHAINS), cache_dir=cfg.data_dir / "cache", reorg_every=reorg_every or None
+            list(DEFAULT_DEVNET_CHAINS),
+            cache_dir=cfg.data_dir / "cache",
+            reorg_every=reorg_every or None,
+            own_process_group=True,  # Ctrl-C stops the daemon first, then the nodes
         )
         sol_stop = asyncio.Event()
+        sol_ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         solana = asyncio.create_task(
-            run_solana_devnet(sol_stop, port=8899, fork_every=50), name="solana-devnet"
+            run_solana_devnet(
+                sol_stop, port=8899, fork_every=50, ready=lambda _devnet: sol_ready.set_result(None)
+            ),
+            name="solana-devnet",
         )
         try:
+            # The daemon starts once every devnet chain serves (else its first reads of the Solana
+            # devnet fail and mark the endpoint unhealthy for a moment).
+            await asyncio.wait({solana, sol_ready}, return_when=asyncio.FIRST_COMPLETED)
+            if solana.done():
+                solana.result()  # the devnet failed to start: raise its error
+                raise click.ClickException("the Solana devnet stopped before it was ready")
             await run_daemon(cfg, stop, on_ready=ready, config_dir=config_dir)
         finally:
             sol_stop.set()

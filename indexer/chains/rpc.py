@@ -39,6 +39,11 @@ Loads = Callable[[bytes], Awaitable[Any]]
 # Answers, not faults: Solana's "slot skipped" / "block not available" (retrying cannot help and
 # the endpoint is healthy).
 NON_RETRYABLE_CODES = frozenset({-32004, -32007, -32009})
+# Error replies that still show a working endpoint, so they do not count against its health:
+# the above, and "invalid params" (-32602: e.g. Solana's "not a Token mint" for a mint younger
+# than the asked commitment). Unlike the above, an invalid-params reply is still retried on the
+# other endpoints, in case this one lags behind them.
+ANSWERED_CODES = NON_RETRYABLE_CODES | {-32602}
 
 # Messages real providers use when an eth_getLogs range or result set is too large.
 _RANGE_PATTERNS = re.compile(
@@ -280,7 +285,7 @@ class RpcPool:
         async with self._sem:
             started = time.perf_counter()
             answered = 0.0  # when the body was read: parsing is not the endpoint's latency
-            outcome = "error"
+            outcome, error = "error", ""
             ep.requests += 1
             try:
                 try:
@@ -317,20 +322,25 @@ class RpcPool:
                 results = _unpack(ep.label, decoded, ids, single)
                 outcome = "ok"
                 return results
-            except MalformedReply:
-                outcome = "malformed"
+            except MalformedReply as exc:
+                outcome, error = "malformed", str(exc)
                 raise
             except RpcError as exc:
-                if exc.range_too_large or exc.code in NON_RETRYABLE_CODES:
-                    outcome = "ok"  # the endpoint is healthy; the request was too big / the slot empty
+                error = str(exc)
+                if exc.range_too_large or exc.code in ANSWERED_CODES:
+                    outcome = "ok"  # the endpoint is healthy; the request was too big / did not fit
+                raise
+            except BaseException as exc:
+                error = f"{type(exc).__name__}: {exc}"
                 raise
             finally:
                 elapsed = (answered or time.perf_counter()) - started
                 self.metrics.rpc_requests.labels(self.chain, ep.label, outcome).inc()
                 self.metrics.rpc_seconds.labels(self.chain, ep.label).observe(elapsed)
-                self._record(ep, outcome, elapsed)
+                method = calls[0][0] if single else f"batch of {len(calls)} ({calls[0][0]}, ...)"
+                self._record(ep, outcome, elapsed, f"{method}: {error}" if error else "")
 
-    def _record(self, ep: Endpoint, outcome: str, elapsed: float | None) -> None:
+    def _record(self, ep: Endpoint, outcome: str, elapsed: float | None, error: str = "") -> None:
         ok = outcome == "ok"
         now = time.monotonic()
         if elapsed is not None:
@@ -347,7 +357,13 @@ class RpcPool:
             ep.failures += 1
             if ep.healthy and ep.failures >= UNHEALTHY_AFTER:
                 ep.healthy = False
-                log.warning("rpc_endpoint_unhealthy", chain=self.chain, endpoint=ep.label, outcome=outcome)
+                log.warning(
+                    "rpc_endpoint_unhealthy",
+                    chain=self.chain,
+                    endpoint=ep.label,
+                    outcome=outcome,
+                    error=error[:300],
+                )
             if outcome != "rate_limited":  # a 429 sets its own window (Retry-After)
                 backoff = min(MAX_COOLDOWN, 0.25 * 2 ** min(ep.failures, 8))
                 ep.cooldown_until = max(ep.cooldown_until, now + backoff * (0.5 + self.rng.random() / 2))

@@ -126,7 +126,10 @@ class Anvil:
         log_file: Path | None = None,
         binary: Path | None = None,
         start_timeout: float = 20.0,
+        own_process_group: bool = False,
     ) -> None:
+        """`own_process_group`: start anvil in a process group of its own, so a terminal's Ctrl-C
+        reaches only its owner, which then stops it in order (interactive devnets)."""
         self.host = host
         self.port = port
         self.chain_id = chain_id
@@ -137,6 +140,7 @@ class Anvil:
         self.log_file = log_file
         self.binary = binary
         self.start_timeout = start_timeout
+        self.own_process_group = own_process_group
         self._proc: asyncio.subprocess.Process | None = None
         self._log_handle: IO[bytes] | None = None
         self._client: JsonRpcClient | None = None
@@ -225,7 +229,11 @@ class Anvil:
             self._log_handle if self._log_handle is not None else asyncio.subprocess.DEVNULL
         )
         self._proc = await asyncio.create_subprocess_exec(
-            *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out
+            *cmd,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            process_group=0 if self.own_process_group else None,
         )
         self._client = JsonRpcClient(self.url)
         try:

@@ -152,6 +152,7 @@ async def start_evm_devnet(
     ops_per_second: float = 3.0,
     log_dir: Path | None = None,
     pools: bool | None = None,
+    own_process_group: bool = False,
 ) -> EvmDevnet:
     """Start every chain, deploy the token on each (checked at DETERMINISTIC_TOKEN_ADDRESS), start
     traffic, and return once all are up. The caller must `await devnet.stop()`.
@@ -159,12 +160,15 @@ async def start_evm_devnet(
     `max_reorg_depth` should stay below the finality rule (finalized = head-4 with 2 slots/epoch).
     `pools`: None deploys the Uniswap V2 pool on the chains whose spec says `pool=True`; True on
     every chain, False on none. The pool is deployed before traffic (and reorgs) start.
+    `own_process_group`: see `Anvil` (for devnets run from a terminal).
     """
     artifact = await compile_token(cache_dir)
     devnet = EvmDevnet(chains=[])
     results = await asyncio.gather(
         *(
-            _start_chain(spec, artifact, log_dir, spec.pool if pools is None else pools, cache_dir)
+            _start_chain(
+                spec, artifact, log_dir, spec.pool if pools is None else pools, cache_dir, own_process_group
+            )
             for spec in chains
         ),
         return_exceptions=True,
@@ -190,6 +194,7 @@ async def _start_chain(
     log_dir: Path | None,
     with_pool: bool = False,
     cache_dir: Path | None = None,
+    own_process_group: bool = False,
 ) -> DevnetChain:
     node = Anvil(
         port=spec.port,
@@ -197,6 +202,7 @@ async def _start_chain(
         slots_in_an_epoch=spec.slots_in_an_epoch,
         block_time=spec.block_time,
         log_file=(log_dir / f"anvil-{spec.name}.log") if log_dir else None,
+        own_process_group=own_process_group,
     )
     await node.start()
     try:
@@ -232,6 +238,7 @@ async def run_evm_devnet(
     ops_per_second: float = 3.0,
     log_dir: Path | None = None,
     pools: bool | None = None,
+    own_process_group: bool = False,
 ) -> None:
     """Run the devnet until `stop` is set (or the task is cancelled), then shut everything down."""
     devnet = await start_evm_devnet(
@@ -242,6 +249,7 @@ async def run_evm_devnet(
         ops_per_second=ops_per_second,
         log_dir=log_dir,
         pools=pools,
+        own_process_group=own_process_group,
     )
     log = structlog.get_logger("devnet")
     log.info(

@@ -53,6 +53,14 @@ class Scripted:
                 replies.append(
                     {"jsonrpc": "2.0", "id": it["id"], "error": {"code": -32000, "message": "boom"}}
                 )
+            elif self.mode == "invalid_params":
+                replies.append(
+                    {
+                        "jsonrpc": "2.0",
+                        "id": it["id"],
+                        "error": {"code": -32602, "message": "Invalid param: not a Token mint"},
+                    }
+                )
             elif self.mode == "range":
                 replies.append(
                     {
@@ -221,6 +229,45 @@ async def test_range_error_is_not_retried_and_not_a_fault(endpoints: tuple[Scrip
         assert info.value.range_too_large
         assert a.hits == 1 and b.hits == 0
         assert pool.endpoints[0].healthy
+
+
+async def test_invalid_params_is_retried_elsewhere_but_not_a_fault(
+    endpoints: tuple[Scripted, Scripted],
+) -> None:
+    """-32602 (e.g. a Solana mint not yet at the asked commitment) is an answer: the endpoint
+    stays healthy and keeps its traffic; the call still tries the other endpoint first."""
+    a, b = endpoints
+    a.mode = b.mode = "invalid_params"
+    async with aiohttp.ClientSession() as s:
+        pool, m = await _pool(s, a.url, b.url)
+        la, lb = pool.labels()
+        for _ in range(4):
+            with pytest.raises(RpcError, match="not a Token mint"):
+                await pool.call("getTokenSupply", ["mint"])
+        assert a.hits >= 4 and b.hits >= 1
+        assert all(ep.healthy and ep.failures == 0 for ep in pool.endpoints)
+        assert _count(m, la, "error") == _count(m, lb, "error") == 0
+        a.mode = "ok"
+        assert await pool.call("eth_blockNumber", []) == "0x1"
+
+
+async def test_unhealthy_warning_names_the_error(
+    endpoints: tuple[Scripted, Scripted], capsys: pytest.CaptureFixture[str]
+) -> None:
+    a, b = endpoints
+    a.mode = "rpc_error"
+    async with aiohttp.ClientSession() as s:
+        pool, _m = await _pool(s, a.url, b.url)
+        la = pool.labels()[0]
+        for _ in range(3):  # tried first each time (its cooldown skipped), failing over to b
+            pool.endpoint(la).cooldown_until = 0.0
+            reply = await pool.call_ex("eth_getBlockByNumber", ["latest", False], prefer=la)
+            assert reply.result == "0x2"
+        assert not pool.endpoint(la).healthy
+    err = capsys.readouterr()
+    out = err.out + err.err
+    line = next(ln for ln in out.splitlines() if "rpc_endpoint_unhealthy" in ln)
+    assert "eth_getBlockByNumber" in line and "-32000" in line and "boom" in line
 
 
 async def test_contradiction_penalizes_and_moves_traffic(endpoints: tuple[Scripted, Scripted]) -> None:
