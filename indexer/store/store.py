@@ -178,7 +178,7 @@ class Store:
 
     # ---- secondary event indexes (migration 005) ---------------------------------------------
     async def missing_event_indexes(self, chain: str) -> int:
-        """How many of the chain's secondary event indexes (tx, sender, receiver) are missing."""
+        """How many of the chain's secondary event indexes (tx, sender, receiver, amount) are missing."""
         async with self._acquire() as conn:
             return int(await conn.fetchval("SELECT usd1_missing_event_indexes($1)", chain))
 

@@ -95,7 +95,7 @@ async def test_sigkill_mid_backfill_then_resume(
         partial = await conn.fetchval("SELECT indexed_number FROM cursors WHERE chain = $1", CHAIN)
         assert partial < fin
         # A first backfill runs without the secondary event indexes; a kill leaves them deferred.
-        assert await conn.fetchval("SELECT usd1_missing_event_indexes($1)", CHAIN) == 3
+        assert await conn.fetchval("SELECT usd1_missing_event_indexes($1)", CHAIN) == 4
 
         done = subprocess.run(
             cli("backfill", "--config", str(cfg), "--no-progress"), capture_output=True, timeout=120

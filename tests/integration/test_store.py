@@ -57,6 +57,76 @@ async def test_upgrade_v1_database_with_data_keeps_every_row(dsn: str) -> None:
         await conn.close()
 
 
+async def test_upgrade_adds_the_amount_index_except_to_a_deferred_first_sync(dsn: str) -> None:
+    """Migration 008 builds the new (amount) index on a chain whose secondary indexes are in
+    place, and leaves a chain in a deferred first sync alone (its backfill builds all four)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for version, name, sql in migrations():
+            if version <= 7:
+                await conn.execute(sql)
+                await conn.execute("INSERT INTO schema_migrations VALUES ($1, $2)", version, name)
+        for chain in ("live", "syncing"):
+            await conn.execute("INSERT INTO chains VALUES ($1, 'evm', $2, 18)", chain, A)
+            await conn.execute("SELECT usd1_ensure_partition($1)", chain)
+        assert await conn.fetchval("SELECT usd1_drop_event_indexes('syncing')") == 3
+        assert await migrate(conn) == [v for v, _, _ in migrations() if v > 7]
+        assert await conn.fetchval("SELECT usd1_missing_event_indexes('live')") == 0
+        assert await conn.fetchval("SELECT to_regclass('events_live_amount')") is not None
+        assert await conn.fetchval("SELECT usd1_missing_event_indexes('syncing')") == 4
+    finally:
+        await conn.close()
+
+
+async def test_min_amount_filter_reads_the_amount_index(pool: asyncpg.Pool) -> None:
+    """`transfers` with a selective min_amount is answered from the amount index (not a walk
+    of the whole history), with the same rows a scan gives."""
+    from decimal import Decimal
+
+    from indexer.store import queries
+
+    store = Store(pool)
+    await store.register_chain("big", "evm", A, 18)
+    refs = [ref(n, "b") for n in range(1, 401)]
+    events = [
+        ev(r, i, EventKind.TRANSFER, A, B, (10**24 if (r.number * 50 + i) % 997 == 0 else i + 1), "big")
+        for r in refs
+        for i in range(50)
+    ]
+    await store.commit(
+        Batch("big", expected=None, cursor=refs[-1], finalized=0, events=events, refs=[refs[-1]])
+    )
+    await pool.execute("ANALYZE events_big")
+    wanted = sorted(((e.block_number, e.log_index) for e in events if e.amount >= 10**24), reverse=True)
+    assert 10 <= len(wanted) <= 40
+
+    seen: list[str] = []
+
+    class Recording:
+        def __init__(self, conn: asyncpg.Connection) -> None:
+            self._conn = conn
+
+        async def fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
+            seen.append(sql)
+            return await self._conn.fetch(sql, *args)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self._conn, name)
+
+    f = queries.TransferFilter(chain="big", min_raw=10**24)
+    async with pool.acquire() as conn:
+        page = await queries.transfers(Recording(conn), f, limit=100)  # type: ignore[arg-type]
+        assert [(e.block_number, e.log_index) for e in page.events] == wanted
+        sql = seen[-1]
+        args = ["big", refs[-1].number, Decimal(10**24), 101]
+        plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + sql, *args))
+    assert "events_big_amount" in plan, plan
+
+
 async def test_partition_per_chain_and_commit_guards(pool: asyncpg.Pool) -> None:
     store = Store(pool)
     await store.register_chain("c1", "evm", A, 18)
@@ -185,15 +255,15 @@ async def test_secondary_event_indexes_drop_and_build_per_chain(pool: asyncpg.Po
         rows = await pool.fetch("SELECT indexname FROM pg_indexes WHERE tablename = $1", f"events_{chain}")
         return {r["indexname"] for r in rows}
 
-    secondary = {"events_c3_tx", "events_c3_from", "events_c3_to"}
+    secondary = {"events_c3_tx", "events_c3_from", "events_c3_to", "events_c3_amount"}
     assert secondary <= await names("c3")
     assert await store.missing_event_indexes("c3") == 0
-    assert await store.drop_event_indexes("c3") == 3
-    assert await store.missing_event_indexes("c3") == 3
+    assert await store.drop_event_indexes("c3") == 4
+    assert await store.missing_event_indexes("c3") == 4
     assert not secondary & await names("c3")
     assert await store.missing_event_indexes("c4") == 0  # other chains keep theirs
 
-    # Reads stay exact without the indexes, and the build restores all three.
+    # Reads stay exact without the indexes, and the build restores all four.
     b1 = ref(1)
     await store.commit(
         Batch(
@@ -206,7 +276,7 @@ async def test_secondary_event_indexes_drop_and_build_per_chain(pool: asyncpg.Po
         )
     )
     assert await store.balance("c3", A) == 5
-    assert await store.build_event_indexes("c3") == 3
+    assert await store.build_event_indexes("c3") == 4
     assert await store.build_event_indexes("c3") == 0
     assert secondary <= await names("c3")
     async with pool.acquire() as conn, conn.transaction():
