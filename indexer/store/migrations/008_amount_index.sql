@@ -1,4 +1,4 @@
--- "Transfers of at least X" (`/api/v1/transfers?min_amount=`, `usd1-indexer transfers
+-- "Transfers of at least X" (`/api/v1/transfers?min_amount=`, `usd1-indexer query transfers
 -- --min-amount`): the question incident responders ask first. Without an index on the amount it
 -- walks the chain's whole history when few transfers qualify (measured: 1.2M events,
 -- min_amount=999999 tokens, p50 429 ms, growing with the history). Each chain's partition gets a
