@@ -6,6 +6,7 @@ cumulative supply, store the window's block refs and move the cursor — all or 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import operator
@@ -49,6 +50,7 @@ EVENT_COLUMNS = tuple("block_unix" if f == "timestamp" else f for f in TokenEven
 REGISTRY_LOCK = 0x55534432  # advisory lock key serialising chain registration
 INDEX_BUILD_MEMORY = "256MB"  # maintenance_work_mem for building a chain's event indexes
 INDEX_BUILD_TIMEOUT = 24 * 3600.0  # an index build over a long history may take minutes
+INDEX_BUILD_CONCURRENCY = 2  # index builds at once (each may take INDEX_BUILD_MEMORY)
 
 CONNECTION_ERRORS = (
     OSError,
@@ -188,14 +190,26 @@ class Store:
             return int(await conn.fetchval("SELECT usd1_drop_event_indexes($1)", chain))
 
     async def build_event_indexes(self, chain: str) -> int:
-        """Build the chain's missing secondary event indexes (one sort each); returns how many."""
-        async with self._acquire() as conn, conn.transaction():
-            await conn.execute(f"SET LOCAL maintenance_work_mem = '{INDEX_BUILD_MEMORY}'")
-            await conn.execute("SET LOCAL statement_timeout = 0")
-            built = await conn.fetchval(
-                "SELECT usd1_build_event_indexes($1)", chain, timeout=INDEX_BUILD_TIMEOUT
-            )
-            return int(built)
+        """Build the chain's missing secondary event indexes (one sort each, up to
+        `INDEX_BUILD_CONCURRENCY` at once on their own connections); returns how many."""
+        async with self._acquire() as conn:
+            ddls = [
+                r["ddl"]
+                for r in await conn.fetch(
+                    "SELECT ddl FROM usd1_event_index_ddl($1) WHERE to_regclass(quote_ident(name)) IS NULL",
+                    chain,
+                )
+            ]
+        gate = asyncio.Semaphore(INDEX_BUILD_CONCURRENCY)
+
+        async def build(ddl: str) -> None:
+            async with gate, self._acquire() as conn, conn.transaction():
+                await conn.execute(f"SET LOCAL maintenance_work_mem = '{INDEX_BUILD_MEMORY}'")
+                await conn.execute("SET LOCAL statement_timeout = 0")
+                await conn.execute(ddl, timeout=INDEX_BUILD_TIMEOUT)
+
+        await asyncio.gather(*(build(d) for d in ddls))
+        return len(ddls)
 
     async def fold_balances(self, chain: str) -> int:
         """Fold every event up to the cursor into `balances` in a transaction of its own (a
