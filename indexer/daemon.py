@@ -81,7 +81,7 @@ async def run_daemon(
             if cfg.venues:
                 from indexer.market.service import MarketService  # web3: only when venues exist
 
-                evm_rpc = {c.name: c.rpc[0] for c in cfg.chains if isinstance(c, EvmChainConfig)}
+                evm_rpc = {c.name: list(c.rpc) for c in cfg.chains if isinstance(c, EvmChainConfig)}
                 market = MarketService(cfg, rt.metrics, rt.session, evm_rpc)
                 services.append(asyncio.create_task(market.run(stop), name="market"))
             if reserves is not None:

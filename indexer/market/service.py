@@ -12,13 +12,18 @@ except through a bounded semaphore on in-flight reads.
 
 Quote conversion: `quote_usd` (default 1.0) or `quote_venue`: the latest USD price of another
 venue, which must be up (else this venue's read fails with kind `quote`).
+
+Pool reads use the chain's RPC URLs in order: when the current one fails (an `rpc` error or no
+reply within the venue's timeout), the same poll tries the next, and the one that answered stays
+current for that chain's venues (`venue_rpc_failover`, logged with secret-free host:port labels).
+A venue is down only when every URL failed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from fractions import Fraction
@@ -28,6 +33,7 @@ import aiohttp
 import structlog
 from web3 import AsyncWeb3
 
+from indexer.chains.rpc import endpoint_label
 from indexer.config import (
     Config,
     EvmChainConfig,
@@ -50,7 +56,7 @@ from indexer.market.depth import (
 )
 from indexer.market.errors import VenueError
 from indexer.market.orderbook import fetch_order_book
-from indexer.market.uniswap import UniswapV2Reader, UniswapV3Reader
+from indexer.market.uniswap import UniswapV2Reader, UniswapV3Reader, V2Snapshot, V3Snapshot
 from indexer.metrics import Metrics
 
 _Logger = Any  # structlog BoundLogger (typed loosely: structlog's wrappers are dynamic)
@@ -88,7 +94,8 @@ def _check_quote_graph(venues: list[VenueConfig]) -> None:
 class MarketService:
     """Polls every venue of `config.venues`; see the module docstring for the metrics contract.
 
-    `rpc_urls` maps chain name -> JSON-RPC HTTP URL for the chains that Uniswap venues use.
+    `rpc_urls` maps chain name -> its JSON-RPC HTTP URLs (in order of preference) for the chains
+    that Uniswap venues use.
     """
 
     def __init__(
@@ -96,7 +103,7 @@ class MarketService:
         config: Config,
         metrics: Metrics,
         session: aiohttp.ClientSession,
-        rpc_urls: Mapping[str, str],
+        rpc_urls: Mapping[str, str | Sequence[str]],
         *,
         logger: _Logger | None = None,
         clock: Callable[[], float] = time.time,
@@ -122,15 +129,16 @@ class MarketService:
                 if not isinstance(chain, EvmChainConfig):
                     problems.append(f"venues.{i}.chain: {v.chain!r} is not a configured EVM chain")
                     continue
-                if v.chain not in rpc_urls:
+                if not rpc_urls.get(v.chain):
                     problems.append(f"venues.{i}.chain: no RPC URL for chain {v.chain!r}")
                 self._tokens[v.name] = chain.token
         if problems:
             raise ConfigError(problems)
         _check_quote_graph(self._venues)
-        self._rpc_urls = dict(rpc_urls)
-        self._w3: dict[str, AsyncWeb3[Any]] = {}
-        self._readers: dict[str, UniswapV2Reader | UniswapV3Reader] = {}
+        self._rpc_urls = {c: [u] if isinstance(u, str) else list(u) for c, u in rpc_urls.items()}
+        self._url_at: dict[str, int] = {}  # chain -> index of the URL its pool reads use now
+        self._w3: dict[str, AsyncWeb3[Any]] = {}  # by URL
+        self._readers: dict[tuple[str, str], UniswapV2Reader | UniswapV3Reader] = {}
         self._state: dict[str, VenueSnapshot] = {
             v.name: VenueSnapshot(name=v.name, kind=v.kind, up=False) for v in self._venues
         }
@@ -179,23 +187,54 @@ class MarketService:
             except TimeoutError:
                 pass
 
-    def _web3(self, chain: str) -> AsyncWeb3[Any]:
-        if chain not in self._w3:
-            self._w3[chain] = AsyncWeb3(AsyncWeb3.AsyncHTTPProvider(self._rpc_urls[chain]))
-        return self._w3[chain]
+    def _web3(self, url: str) -> AsyncWeb3[Any]:
+        if url not in self._w3:
+            self._w3[url] = AsyncWeb3(AsyncWeb3.AsyncHTTPProvider(url))
+        return self._w3[url]
 
     def _reader(
-        self, venue: UniswapV2VenueConfig | UniswapV3VenueConfig
+        self, venue: UniswapV2VenueConfig | UniswapV3VenueConfig, url: str
     ) -> UniswapV2Reader | UniswapV3Reader:
-        if venue.name not in self._readers:
-            w3 = self._web3(venue.chain)
+        key = (venue.name, url)
+        if key not in self._readers:
+            w3 = self._web3(url)
             token = self._tokens[venue.name]
-            self._readers[venue.name] = (
+            self._readers[key] = (
                 UniswapV2Reader(w3, venue.pool, token, venue.fee_bps)
                 if isinstance(venue, UniswapV2VenueConfig)
                 else UniswapV3Reader(w3, venue.pool, token, venue.tick_words)
             )
-        return self._readers[venue.name]
+        return self._readers[key]
+
+    async def _read_pool(self, venue: UniswapV2VenueConfig | UniswapV3VenueConfig) -> V2Snapshot | V3Snapshot:
+        """Read the pool through the chain's current URL, then the others in order (each within
+        the venue's timeout); the URL that answered becomes current for the chain."""
+        urls = self._rpc_urls[venue.chain]
+        start = self._url_at.get(venue.chain, 0) % len(urls)
+        failures: list[str] = []
+        for k in range(len(urls)):
+            i = (start + k) % len(urls)
+            label = endpoint_label(urls[i])
+            try:
+                async with asyncio.timeout(venue.timeout):
+                    snap = await self._reader(venue, urls[i]).read()
+            except TimeoutError:
+                failures.append(f"{label}: no reply within {venue.timeout:g}s")
+                continue
+            except VenueError as exc:
+                if exc.kind != "rpc":
+                    raise  # the endpoint answered; the pool itself is the problem
+                failures.append(f"{label}: {exc}")
+                continue
+            if failures:
+                self._url_at[venue.chain] = i
+                self._log.warning(
+                    "venue_rpc_failover", venue=venue.name, chain=venue.chain, endpoint=label, failed=failures
+                )
+            return snap
+        if len(failures) == 1 and "no reply within" in failures[0]:
+            raise TimeoutError
+        raise VenueError("rpc", "every RPC URL failed: " + "; ".join(failures))
 
     def _quote_usd(self, venue: VenueConfig) -> Fraction:
         if venue.quote_venue is None:
@@ -208,25 +247,23 @@ class MarketService:
     async def _read(self, venue: VenueConfig, quote_usd: Fraction) -> tuple[VenueView, int | None]:
         match venue:
             case UniswapV2VenueConfig():
-                r2 = self._reader(venue)
-                assert isinstance(r2, UniswapV2Reader)
-                s2 = await r2.read()
+                s2 = await self._read_pool(venue)
+                assert isinstance(s2, V2Snapshot)
                 return view_v2(s2.state, s2.pair, self._peg, quote_usd, self._bands), s2.block
             case UniswapV3VenueConfig():
-                r3 = self._reader(venue)
-                assert isinstance(r3, UniswapV3Reader)
-                s3 = await r3.read()
+                s3 = await self._read_pool(venue)
+                assert isinstance(s3, V3Snapshot)
                 return view_v3(s3.state, s3.pair, self._peg, quote_usd, self._bands), s3.block
             case OrderbookVenueConfig():
-                book = await fetch_order_book(self._session, venue.exchange, venue.url, venue.timeout)
+                async with asyncio.timeout(venue.timeout):
+                    book = await fetch_order_book(self._session, venue.exchange, venue.url, venue.timeout)
                 return view_book(book, self._peg, quote_usd, self._bands), None
 
     async def _poll(self, venue: VenueConfig) -> None:
         try:
             quote_usd = self._quote_usd(venue)
             async with self._sem:
-                async with asyncio.timeout(venue.timeout):
-                    view, block = await self._read(venue, quote_usd)
+                view, block = await self._read(venue, quote_usd)
         except VenueError as exc:
             self._failed(venue, exc.kind, str(exc))
         except TimeoutError:

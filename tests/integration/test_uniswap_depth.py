@@ -197,3 +197,48 @@ async def test_pool_without_the_token_is_a_clear_error(env: Env) -> None:
         assert info.value.kind == "pool"
     finally:
         await w3.provider.disconnect()
+
+
+async def test_pool_reads_fail_over_to_the_next_rpc_url(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    """A chain's first RPC URL goes down (503, then a silent hang): the same poll reads the pool
+    through the next URL, which then stays current; the venue never goes down, and only when
+    every URL fails does it."""
+    from indexer.devnet.faultproxy import FaultProxy
+
+    cfg = _config(env, env.anvil.url)
+    async with (
+        FaultProxy(env.anvil.url) as first,
+        FaultProxy(env.anvil.url) as second,
+        aiohttp.ClientSession() as session,
+    ):
+        svc = MarketService(cfg, Metrics(), session, {"dev": [first.url, second.url], "dead": []})
+        try:
+            assert (await svc.poll_once("uni-v2")).up
+            assert first.http_requests > 0 and second.http_requests == 0
+
+            first.down = True
+            before = second.http_requests
+            snap = await svc.poll_once("uni-v2")
+            assert snap.up and snap.failing_since is None
+            assert second.http_requests > before
+            assert (await svc.poll_once("uni-v3")).up  # the chain's other venue: straight to second
+            failed_over = first.http_requests
+            assert (await svc.poll_once("uni-v2")).up
+            assert first.http_requests == failed_over  # second stays current
+
+            second.down_mode = "close"
+            second.down = True  # both down: the venue is down, naming both endpoints
+            snap = await svc.poll_once("uni-v2")
+            assert not snap.up and snap.last_error is not None
+            assert snap.last_error.startswith("rpc: every RPC URL failed")
+            assert first.url.split("//")[1].rstrip("/") in snap.last_error
+
+            first.heal()  # first is back: the next poll finds it after second fails
+            assert (await svc.poll_once("uni-v2")).up
+        finally:
+            stop = asyncio.Event()
+            stop.set()
+            await svc.run(stop)  # closes the providers
+    out = capsys.readouterr()
+    logs = out.out + out.err
+    assert logs.count("venue_rpc_failover") == 2, logs
