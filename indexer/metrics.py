@@ -156,6 +156,13 @@ class Metrics:
             ["venue", "side", "band"],
             registry=r,
         )
+        self.depth_complete = Gauge(
+            "usd1_depth_complete",
+            "1 if usd1_depth_usd is exact for every band; 0 if a lower bound (V3 ticks beyond"
+            " tick_words, or an order book snapshot that ends inside a band)",
+            ["venue"],
+            registry=r,
+        )
         self.venue_up = Gauge("usd1_venue_up", "1 if the venue's last read succeeded", ["venue"], registry=r)
         self.venue_last_success = Gauge(
             "usd1_venue_last_success_timestamp_seconds",

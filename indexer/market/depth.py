@@ -656,7 +656,7 @@ class VenueView:
     deviation_bps: Fraction
     depth_tokens: Mapping[tuple[Side, int], Fraction]  # whole tokens
     depth_usd: Mapping[tuple[Side, int], Fraction]  # whole tokens x peg
-    complete: bool  # False: some V3 depth ran past the ticks read (a lower bound)
+    complete: bool  # False: a lower bound (V3 ticks past those read; a book snapshot ending inside a band)
 
 
 def _view(
@@ -703,10 +703,17 @@ def view_v3(
     return _view(v3_price(state, pair), peg_usd, quote_usd, depth, complete)
 
 
+def book_reaches(book: OrderBook, target_price: Fraction, side: Side) -> bool:
+    """Whether the snapshot holds a level beyond the band edge. An exchange returns only its top
+    levels; when all of them sit inside the band, more may follow and `book_depth` is a lower
+    bound."""
+    if side == "bid":
+        return any(Fraction(lv.price) < target_price for lv in book.bids)
+    return any(Fraction(lv.price) > target_price for lv in book.asks)
+
+
 def view_book(book: OrderBook, peg_usd: Fraction, quote_usd: Fraction, bands_bps: Sequence[int]) -> VenueView:
-    depth = {
-        (side, b): book_depth(book, band_target(peg_usd, quote_usd, b, side), side)
-        for side in SIDES
-        for b in bands_bps
-    }
-    return _view(book_mid(book), peg_usd, quote_usd, depth, True)
+    targets = {(side, b): band_target(peg_usd, quote_usd, b, side) for side in SIDES for b in bands_bps}
+    depth = {key: book_depth(book, t, key[0]) for key, t in targets.items()}
+    complete = all(book_reaches(book, t, side) for (side, _), t in targets.items())
+    return _view(book_mid(book), peg_usd, quote_usd, depth, complete)

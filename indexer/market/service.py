@@ -288,12 +288,18 @@ class MarketService:
         for (side, bps), usd in view.depth_usd.items():
             m.depth_usd.labels(name, side, band_label(bps)).set(float(usd))
             depth[side][band_label(bps)] = to_decimal(usd)
+        m.depth_complete.labels(name).set(1 if view.complete else 0)
         m.venue_up.labels(name).set(1)
         m.venue_last_success.labels(name).set(now)
         if prev.failing_since is not None:
             self._log.info("venue_recovered", venue=name, down_seconds=round(now - prev.failing_since, 3))
         if not view.complete and prev.depth_complete:
-            self._log.warning("venue_depth_truncated", venue=name, hint="raise tick_words")
+            hint = (
+                "ask the exchange for more levels (its limit/depth parameter in the venue url)"
+                if isinstance(venue, OrderbookVenueConfig)
+                else "raise tick_words"
+            )
+            self._log.warning("venue_depth_truncated", venue=name, hint=hint)
         self._state[name] = VenueSnapshot(
             name=name,
             kind=venue.kind,
@@ -314,6 +320,7 @@ class MarketService:
         for gauge, labels in [
             (m.price_usd, (name,)),
             (m.peg_deviation_bps, (name,)),
+            (m.depth_complete, (name,)),
             *((m.depth_usd, (name, side, band_label(b))) for side in SIDES for b in self._bands),
         ]:
             try:

@@ -160,6 +160,13 @@ async def test_orderbook_venues_lifecycle() -> None:
                 assert g("usd1_depth_usd", venue=v, side="ask", band="10bps") == 812
                 assert g("usd1_depth_usd", venue=v, side="bid", band="100bps") == 1940
                 assert g("usd1_venue_up", venue=v) == 1
+                # The recorded books end inside the 50 and 100 bps bands (asks up to 1.0005): a
+                # lower bound, flagged once with the exchange's hint.
+                assert g("usd1_depth_complete", venue=v) == 0
+                truncated = [
+                    kw for _, e, kw in log.events if e == "venue_depth_truncated" and kw["venue"] == v
+                ]
+                assert len(truncated) == 1 and "more levels" in truncated[0]["hint"]
             assert g("usd1_price_usd", venue="okx-usd1") == pytest.approx(0.99985 * 0.99985)
             assert svc.snapshot()["binance-usd1"].depth_usd["ask"]["50bps"] == 812
 
@@ -179,6 +186,7 @@ async def test_orderbook_venues_lifecycle() -> None:
                 assert g("usd1_venue_up", venue=v) == 0
                 assert g("usd1_price_usd", venue=v) is None
                 assert g("usd1_depth_usd", venue=v, side="bid", band="10bps") is None
+                assert g("usd1_depth_complete", venue=v) is None
                 assert s.last_success is not None and s.last_success >= (ok_since[v] or 0)
                 assert g("usd1_venue_last_success_timestamp_seconds", venue=v) == s.last_success
                 assert s.price_usd is not None  # last known values stay in the snapshot

@@ -179,6 +179,7 @@ async def test_market_service_exports_pool_metrics(env: Env) -> None:
             for bps in BANDS:
                 got = g("usd1_depth_usd", venue=venue, side=side, band=f"{bps}bps")
                 assert got == pytest.approx(float(view.depth_usd[(side, bps)]), rel=1e-12)
+    assert g("usd1_depth_complete", venue="uni-v2") == g("usd1_depth_complete", venue="uni-v3") == 1
     assert g("usd1_venue_up", venue="dead-v2") == 0
     assert g("usd1_price_usd", venue="dead-v2") is None
     assert g("usd1_venue_last_success_timestamp_seconds", venue="dead-v2") is None

@@ -302,6 +302,16 @@ def test_book_depth_sums_levels_within_band() -> None:
     assert round(float(v.deviation_bps), 9) == -10.0
 
 
+def test_book_depth_is_complete_only_when_the_snapshot_reaches_past_every_band() -> None:
+    """A book snapshot whose last level on a side is still inside a band may hide more depth:
+    the view is then a lower bound (`complete` False)."""
+    book = _book()  # bids down to 0.99, asks up to 1.02
+    assert view_book(book, ONE, ONE, [10, 50]).complete  # a level beyond each edge on both sides
+    assert not view_book(book, ONE, ONE, [10, 100]).complete  # no bid below 0.99
+    assert not view_book(book, ONE, ONE, [300]).complete  # no ask above 1.03 (and no bid below 0.97)
+    assert view_book(book, ONE, ONE, [10, 100]).depth_tokens[("bid", 100)] == 1350  # the sum it has
+
+
 def test_crossed_book_flag() -> None:
     lv = lambda p, q: Level(Decimal(p), Decimal(q))  # noqa: E731
     assert OrderBook.from_levels([lv("1.001", "1")], [lv("1.000", "1")]).crossed
