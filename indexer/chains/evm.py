@@ -26,6 +26,7 @@ read retried avoiding it):
 
 from __future__ import annotations
 
+import asyncio
 import operator
 import re
 from collections import OrderedDict
@@ -362,15 +363,29 @@ class EvmSource:
     async def _fetch_range_once(
         self, start: int, end: int, with_headers: bool, avoid: frozenset[str]
     ) -> RangeData:
-        events, served, copy_rows = await self._logs(start, end, avoid)
+        if with_headers:
+            # Every height's header is wanted, whatever the logs hold: read both at once (the
+            # head-following path, where each round trip is latency).
+            numbers = list(range(start, end + 1))
+            logs = asyncio.ensure_future(self._logs(start, end, avoid))
+            try:
+                got = await self._headers(numbers, avoid=avoid, verify=(end,))
+            except BaseException:
+                logs.cancel()
+                await asyncio.gather(logs, return_exceptions=True)
+                raise
+            events, served, copy_rows = await logs
+            event_blocks = {e.block_number for e in events}
+        else:
+            events, served, copy_rows = await self._logs(start, end, avoid)
+            event_blocks = {e.block_number for e in events}
+            numbers = sorted(event_blocks | {end})
+            main = served[0][2] if len(served) == 1 else None
+            got = await self._headers(numbers, prefer=main, avoid=avoid, verify=(end,))
 
         def log_endpoint(n: int) -> str:
             return next((ep for s, e, ep in served if s <= n <= e), served[-1][2])
 
-        event_blocks = {e.block_number for e in events}
-        numbers = list(range(start, end + 1)) if with_headers else sorted(event_blocks | {end})
-        main = served[0][2] if len(served) == 1 else None
-        got = await self._headers(numbers, prefer=main, avoid=avoid, verify=(end,))
         by_number: dict[int, _Header] = {}
         for n, h in zip(numbers, got, strict=True):
             if h is None:

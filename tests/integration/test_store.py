@@ -285,11 +285,15 @@ async def test_secondary_event_indexes_drop_and_build_per_chain(pool: asyncpg.Po
     assert "events_c3_from" in plan
 
 
-async def test_pre_encoded_copy_stores_exactly_what_asyncpg_stores(pool: asyncpg.Pool) -> None:
+async def test_pre_encoded_copy_stores_exactly_what_asyncpg_stores(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A batch whose events come already encoded for binary COPY (`copy_binary`, from the decode
-    worker) stores every column exactly as asyncpg's own encoding of the same events does."""
+    worker) stores every column exactly as asyncpg's own encoding of the same events does, by
+    COPY (a large batch) and by INSERT (a small one, as a head-following step commits)."""
     import random
 
+    import indexer.store.store as store_mod
     from indexer.store.copy_binary import encode_event_rows
 
     rng = random.Random(8)
@@ -320,8 +324,9 @@ async def test_pre_encoded_copy_stores_exactly_what_asyncpg_stores(pool: asyncpg
         return [e._replace(chain=chain) for e in generated]
 
     cols = "block_number, block_hash, tx_hash, log_index, kind, from_addr, to_addr, amount, block_unix, block_time"
-    stored = []
-    for chain, encoded in (("enc1", True), ("enc2", False)):
+    stored, supply = [], []
+    for chain, encoded, small in (("enc1", True, 16), ("enc2", False, 16), ("ins", False, 10_000)):
+        monkeypatch.setattr(store_mod, "SMALL_INSERT_ROWS", small)  # "ins": all 209 rows by INSERT
         await store.register_chain(chain, "evm", A, 18)
         evs = events(chain)
         copy_rows = encode_event_rows(evs) if encoded else None
@@ -334,8 +339,15 @@ async def test_pre_encoded_copy_stores_exactly_what_asyncpg_stores(pool: asyncpg
         stored.append(
             await pool.fetch(f"SELECT {cols} FROM events WHERE chain = $1 ORDER BY log_index", chain)
         )
+        supply.append(
+            [
+                tuple(r)[1:]
+                for r in await pool.fetch("SELECT * FROM supply WHERE chain = $1 ORDER BY 2", chain)
+            ]
+        )
     assert len(stored[0]) == len(amounts)
-    assert [tuple(r) for r in stored[0]] == [tuple(r) for r in stored[1]]
+    assert [tuple(r) for r in stored[0]] == [tuple(r) for r in stored[1]] == [tuple(r) for r in stored[2]]
+    assert len(supply[0]) == len(blocks) and supply[0] == supply[1] == supply[2]
     assert [int(r["amount"]) for r in stored[0]] == amounts
 
     # An encoding that does not hold the batch's events is refused whole.
