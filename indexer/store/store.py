@@ -45,21 +45,6 @@ LATEST = 2**62  # "the highest block there is", for reads at the indexed head
 
 # COPY takes `TokenEvent` tuples as they are: the columns follow its fields (migration 007).
 EVENT_COLUMNS = tuple("block_unix" if f == "timestamp" else f for f in TokenEvent._fields)
-# Up to this many rows an INSERT (one round trip, a cached prepared statement) is quicker than a
-# COPY: a head-following step's block or two (measured: ~0.3 ms less per table and commit).
-SMALL_INSERT_ROWS = 16
-
-
-def _insert_sql(table: str, columns: Sequence[str]) -> str:
-    values = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values})"
-
-
-async def _insert_rows(conn: Conn, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    if len(rows) <= SMALL_INSERT_ROWS:
-        await conn.executemany(_insert_sql(table, columns), rows)
-    else:
-        await conn.copy_records_to_table(table, records=rows, columns=columns)
 
 
 REGISTRY_LOCK = 0x55534432  # advisory lock key serialising chain registration
@@ -322,7 +307,7 @@ class Store:
                     f"{chain}: the encoded batch holds {status.removeprefix('COPY ')} rows, not {len(events)}"
                 )
         elif events:
-            await _insert_rows(conn, "events", EVENT_COLUMNS, events)
+            await conn.copy_records_to_table("events", records=events, columns=EVENT_COLUMNS)
 
         if deltas:
             addrs = [a for a, d in deltas.items() if d != 0]
@@ -405,7 +390,7 @@ class Store:
             return prev
         rows.append(_supply_row(chain, last, minted, burned, mints, burns, transfers))
         point = Totals(last.block_number, _ts(last.timestamp), minted, burned, mints, burns, transfers)
-        await _insert_rows(conn, "supply", SUPPLY_COLUMNS, rows)
+        await conn.copy_records_to_table("supply", records=rows, columns=SUPPLY_COLUMNS)
         return point
 
     # ---- read path ---------------------------------------------------------------------------

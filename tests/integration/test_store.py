@@ -285,15 +285,12 @@ async def test_secondary_event_indexes_drop_and_build_per_chain(pool: asyncpg.Po
     assert "events_c3_from" in plan
 
 
-async def test_pre_encoded_copy_stores_exactly_what_asyncpg_stores(
-    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_pre_encoded_copy_stores_exactly_what_asyncpg_stores(pool: asyncpg.Pool) -> None:
     """A batch whose events come already encoded for binary COPY (`copy_binary`, from the decode
-    worker) stores every column exactly as asyncpg's own encoding of the same events does, by
-    COPY (a large batch) and by INSERT (a small one, as a head-following step commits)."""
+    worker) stores every column, and the same supply rows, exactly as asyncpg's own encoding of
+    the same events does."""
     import random
 
-    import indexer.store.store as store_mod
     from indexer.store.copy_binary import encode_event_rows
 
     rng = random.Random(8)
@@ -325,8 +322,7 @@ async def test_pre_encoded_copy_stores_exactly_what_asyncpg_stores(
 
     cols = "block_number, block_hash, tx_hash, log_index, kind, from_addr, to_addr, amount, block_unix, block_time"
     stored, supply = [], []
-    for chain, encoded, small in (("enc1", True, 16), ("enc2", False, 16), ("ins", False, 10_000)):
-        monkeypatch.setattr(store_mod, "SMALL_INSERT_ROWS", small)  # "ins": all 209 rows by INSERT
+    for chain, encoded in (("enc1", True), ("enc2", False)):
         await store.register_chain(chain, "evm", A, 18)
         evs = events(chain)
         copy_rows = encode_event_rows(evs) if encoded else None
@@ -346,8 +342,8 @@ async def test_pre_encoded_copy_stores_exactly_what_asyncpg_stores(
             ]
         )
     assert len(stored[0]) == len(amounts)
-    assert [tuple(r) for r in stored[0]] == [tuple(r) for r in stored[1]] == [tuple(r) for r in stored[2]]
-    assert len(supply[0]) == len(blocks) and supply[0] == supply[1] == supply[2]
+    assert [tuple(r) for r in stored[0]] == [tuple(r) for r in stored[1]]
+    assert len(supply[0]) == len(blocks) and supply[0] == supply[1]
     assert [int(r["amount"]) for r in stored[0]] == amounts
 
     # An encoding that does not hold the batch's events is refused whole.
