@@ -54,7 +54,7 @@ from indexer.market.depth import (
     view_v2,
     view_v3,
 )
-from indexer.market.errors import VenueError
+from indexer.market.errors import VenueError, VenueErrorKind
 from indexer.market.orderbook import fetch_order_book
 from indexer.market.uniswap import UniswapV2Reader, UniswapV3Reader, V2Snapshot, V3Snapshot
 from indexer.metrics import Metrics
@@ -212,6 +212,7 @@ class MarketService:
         urls = self._rpc_urls[venue.chain]
         start = self._url_at.get(venue.chain, 0) % len(urls)
         failures: list[str] = []
+        timeouts = 0
         for k in range(len(urls)):
             i = (start + k) % len(urls)
             label = endpoint_label(urls[i])
@@ -219,6 +220,7 @@ class MarketService:
                 async with asyncio.timeout(venue.timeout):
                     snap = await self._reader(venue, urls[i]).read()
             except TimeoutError:
+                timeouts += 1
                 failures.append(f"{label}: no reply within {venue.timeout:g}s")
                 continue
             except VenueError as exc:
@@ -232,9 +234,8 @@ class MarketService:
                     "venue_rpc_failover", venue=venue.name, chain=venue.chain, endpoint=label, failed=failures
                 )
             return snap
-        if len(failures) == 1 and "no reply within" in failures[0]:
-            raise TimeoutError
-        raise VenueError("rpc", "every RPC URL failed: " + "; ".join(failures))
+        kind: VenueErrorKind = "timeout" if timeouts == len(urls) else "rpc"
+        raise VenueError(kind, "every RPC URL failed: " + "; ".join(failures))
 
     def _quote_usd(self, venue: VenueConfig) -> Fraction:
         if venue.quote_venue is None:

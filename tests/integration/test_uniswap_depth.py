@@ -243,3 +243,34 @@ async def test_pool_reads_fail_over_to_the_next_rpc_url(env: Env, capsys: pytest
     out = capsys.readouterr()
     logs = out.out + out.err
     assert logs.count("venue_rpc_failover") == 2, logs
+
+
+async def test_a_hung_rpc_url_fails_over_within_the_venue_timeout(env: Env) -> None:
+    from indexer.devnet.faultproxy import FaultProxy
+
+    fast = {
+        "name": "uni-v2-fast",
+        "kind": "uniswap_v2",
+        "chain": "dev",
+        "pool": env.pools["v2-t0"].pair.address,  # type: ignore[union-attr]
+        "timeout": "300ms",
+    }
+    cfg = _config(env, env.anvil.url, [fast])
+    async with (
+        FaultProxy(env.anvil.url) as first,
+        FaultProxy(env.anvil.url) as second,
+        aiohttp.ClientSession() as session,
+    ):
+        svc = MarketService(cfg, Metrics(), session, {"dev": [first.url, second.url]})
+        try:
+            first.delay = 2.0  # accepts, never answers in time
+            assert (await svc.poll_once("uni-v2-fast")).up
+            second.delay = 2.0
+            snap = await svc.poll_once("uni-v2-fast")
+            assert not snap.up and snap.last_error is not None
+            assert snap.last_error.startswith("timeout: every RPC URL failed")
+            assert snap.last_error.count("no reply within 0.3s") == 2
+        finally:
+            stop = asyncio.Event()
+            stop.set()
+            await svc.run(stop)
