@@ -305,11 +305,15 @@ def demo(config_path: str, reorg_every: float) -> None:
         try:
             # The daemon starts once every devnet chain serves (else its first reads of the Solana
             # devnet fail and mark the endpoint unhealthy for a moment).
-            await asyncio.wait({solana, sol_ready}, return_when=asyncio.FIRST_COMPLETED)
+            stopped = asyncio.create_task(stop.wait())
+            waiters: set[asyncio.Future[Any]] = {solana, sol_ready, stopped}
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
             if solana.done():
                 solana.result()  # the devnet failed to start: raise its error
                 raise click.ClickException("the Solana devnet stopped before it was ready")
-            await run_daemon(cfg, stop, on_ready=ready, config_dir=config_dir)
+            if not stop.is_set():  # (Ctrl-C while the devnets were starting: just shut down)
+                await run_daemon(cfg, stop, on_ready=ready, config_dir=config_dir)
         finally:
             sol_stop.set()
             await asyncio.gather(solana, return_exceptions=True)
