@@ -157,12 +157,18 @@ class MarketService:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            for w3 in self._w3.values():
-                try:
-                    await w3.provider.disconnect()
-                except Exception as exc:
-                    self._log.warning("web3_disconnect_failed", error=str(exc))
-            self._w3.clear()
+            await self.close()
+
+    async def close(self) -> None:
+        """Disconnect the web3 providers (`run` does this when it stops; callers that only use
+        `poll_once` call it themselves)."""
+        for w3 in self._w3.values():
+            try:
+                await w3.provider.disconnect()
+            except Exception as exc:
+                self._log.warning("web3_disconnect_failed", error=str(exc))
+        self._w3.clear()
+        self._readers.clear()
 
     async def poll_once(self, name: str) -> VenueSnapshot:
         """Read one venue now (also what each task does per tick); returns its new snapshot."""

@@ -7,7 +7,8 @@ reads the same pools and exports the metrics; a venue on a dead RPC goes down al
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 from web3 import AsyncWeb3
 
 from indexer.config import Config
+from indexer.devnet.faultproxy import FaultProxy
 from indexer.market.depth import SIDES, band_target, v2_price, v3_price, view_v2, view_v3
 from indexer.market.service import MarketService
 from indexer.market.uniswap import UniswapV2Reader, UniswapV3Reader
@@ -200,62 +202,12 @@ async def test_pool_without_the_token_is_a_clear_error(env: Env) -> None:
         await w3.provider.disconnect()
 
 
-async def test_pool_reads_fail_over_to_the_next_rpc_url(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
-    """A chain's first RPC URL goes down (503, then a silent hang): the same poll reads the pool
-    through the next URL, which then stays current; the venue never goes down, and only when
-    every URL fails does it."""
-    from indexer.devnet.faultproxy import FaultProxy
-
-    cfg = _config(env, env.anvil.url)
-    async with (
-        FaultProxy(env.anvil.url) as first,
-        FaultProxy(env.anvil.url) as second,
-        aiohttp.ClientSession() as session,
-    ):
-        svc = MarketService(cfg, Metrics(), session, {"dev": [first.url, second.url], "dead": []})
-        try:
-            assert (await svc.poll_once("uni-v2")).up
-            assert first.http_requests > 0 and second.http_requests == 0
-
-            first.down = True
-            before = second.http_requests
-            snap = await svc.poll_once("uni-v2")
-            assert snap.up and snap.failing_since is None
-            assert second.http_requests > before
-            assert (await svc.poll_once("uni-v3")).up  # the chain's other venue: straight to second
-            failed_over = first.http_requests
-            assert (await svc.poll_once("uni-v2")).up
-            assert first.http_requests == failed_over  # second stays current
-
-            second.down_mode = "close"
-            second.down = True  # both down: the venue is down, naming both endpoints
-            snap = await svc.poll_once("uni-v2")
-            assert not snap.up and snap.last_error is not None
-            assert snap.last_error.startswith("rpc: every RPC URL failed")
-            assert first.url.split("//")[1].rstrip("/") in snap.last_error
-
-            first.heal()  # first is back: the next poll finds it after second fails
-            assert (await svc.poll_once("uni-v2")).up
-        finally:
-            stop = asyncio.Event()
-            stop.set()
-            await svc.run(stop)  # closes the providers
-    out = capsys.readouterr()
-    logs = out.out + out.err
-    assert logs.count("venue_rpc_failover") == 2, logs
-
-
-async def test_a_hung_rpc_url_fails_over_within_the_venue_timeout(env: Env) -> None:
-    from indexer.devnet.faultproxy import FaultProxy
-
-    fast = {
-        "name": "uni-v2-fast",
-        "kind": "uniswap_v2",
-        "chain": "dev",
-        "pool": env.pools["v2-t0"].pair.address,  # type: ignore[union-attr]
-        "timeout": "300ms",
-    }
-    cfg = _config(env, env.anvil.url, [fast])
+@contextlib.asynccontextmanager
+async def _two_urls(
+    env: Env, extra: list[dict[str, Any]]
+) -> AsyncIterator[tuple[MarketService, FaultProxy, FaultProxy]]:
+    """A MarketService whose `dev` chain has two RPC URLs, each a FaultProxy in front of anvil."""
+    cfg = _config(env, env.anvil.url, extra)
     async with (
         FaultProxy(env.anvil.url) as first,
         FaultProxy(env.anvil.url) as second,
@@ -263,14 +215,56 @@ async def test_a_hung_rpc_url_fails_over_within_the_venue_timeout(env: Env) -> N
     ):
         svc = MarketService(cfg, Metrics(), session, {"dev": [first.url, second.url]})
         try:
-            first.delay = 2.0  # accepts, never answers in time
-            assert (await svc.poll_once("uni-v2-fast")).up
-            second.delay = 2.0
-            snap = await svc.poll_once("uni-v2-fast")
-            assert not snap.up and snap.last_error is not None
-            assert snap.last_error.startswith("timeout: every RPC URL failed")
-            assert snap.last_error.count("no reply within 0.3s") == 2
+            yield svc, first, second
         finally:
-            stop = asyncio.Event()
-            stop.set()
-            await svc.run(stop)
+            await svc.close()
+
+
+async def test_pool_reads_fail_over_to_the_next_rpc_url(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    """A chain's first RPC URL goes down (503, then a silent hang): the same poll reads the pool
+    through the next URL, which then stays current; the venue never goes down, and only when
+    every URL fails does it."""
+    async with _two_urls(env, []) as (svc, first, second):
+        assert (await svc.poll_once("uni-v2")).up
+        assert first.http_requests > 0 and second.http_requests == 0
+
+        first.down = True
+        before = second.http_requests
+        snap = await svc.poll_once("uni-v2")
+        assert snap.up and snap.failing_since is None
+        assert second.http_requests > before
+        assert (await svc.poll_once("uni-v3")).up  # the chain's other venue: straight to second
+        failed_over = first.http_requests
+        assert (await svc.poll_once("uni-v2")).up
+        assert first.http_requests == failed_over  # second stays current
+
+        second.down_mode = "close"
+        second.down = True  # both down: the venue is down, naming both endpoints
+        snap = await svc.poll_once("uni-v2")
+        assert not snap.up and snap.last_error is not None
+        assert snap.last_error.startswith("rpc: every RPC URL failed")
+        assert first.url.split("//")[1].rstrip("/") in snap.last_error
+
+        first.heal()  # first is back: the next poll finds it after second fails
+        assert (await svc.poll_once("uni-v2")).up
+    out = capsys.readouterr()
+    logs = out.out + out.err
+    assert logs.count("venue_rpc_failover") == 2, logs
+
+
+async def test_a_hung_rpc_url_fails_over_within_the_venue_timeout(env: Env) -> None:
+    fast = {
+        "name": "uni-v2-fast",
+        "kind": "uniswap_v2",
+        "chain": "dev",
+        "pool": env.pools["v2-t0"].pair.address,  # type: ignore[union-attr]
+        "timeout": "300ms",
+    }
+    async with _two_urls(env, [fast]) as (svc, first, second):
+        first.delay = 2.0  # accepts, never answers in time
+        assert (await svc.poll_once("uni-v2-fast")).up
+        second.delay = 2.0
+        snap = await svc.poll_once("uni-v2-fast")
+        assert not snap.up and snap.last_error is not None
+        assert snap.last_error.startswith("timeout: every RPC URL failed")
+        assert snap.last_error.count("no reply within 0.3s") == 2
