@@ -25,11 +25,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from indexer.api import openapi
 from indexer.api import validate as v
 from indexer.api.page import ReservesProvider, transparency_page
-from indexer.api.params import history_params, transfer_filter
+from indexer.api.params import cursor_codec, history_params, transfer_filter
 from indexer.config import Config
 from indexer.http_json import json_response
 from indexer.metrics import Metrics
 from indexer.store import queries as q
+from indexer.store.pagination import CursorCodec
 from indexer.store.store import Store
 from indexer.sync.status import ChainStatus
 
@@ -42,6 +43,7 @@ STATUSES = web.AppKey("statuses", dict)
 RESERVES: web.AppKey[ReservesProvider | None] = web.AppKey("reserves")
 OPENAPI = web.AppKey("openapi", bytes)
 PAGE_CACHE = web.AppKey("page_cache", dict)
+CURSORS = web.AppKey("cursors", CursorCodec)
 STATIC_DIR = Path(__file__).parent / "static"
 QUERY_TIMEOUT_MS = 10_000  # per statement: a pathological filter cannot hog the database
 
@@ -82,9 +84,11 @@ def create_app(
     statuses: Mapping[str, ChainStatus] | None = None,
     *,
     reserves: ReservesProvider | None = None,
+    cursors: CursorCodec | None = None,
 ) -> web.Application:
     """`reserves`: optional callable returning the latest `ReservesSnapshot` (e.g.
-    `ReservesService.snapshot`) for the transparency page; None shows "no attestation configured"."""
+    `ReservesService.snapshot`) for the transparency page; None shows "no attestation configured".
+    `cursors`: the pagination cursor codec (default: the key of `http.cursor_key` or data_dir)."""
     app = web.Application(middlewares=[errors_middleware, cors_middleware])
     app[CFG] = cfg
     app[STORE] = store
@@ -93,6 +97,7 @@ def create_app(
     app[RESERVES] = reserves
     app[OPENAPI] = orjson.dumps(openapi.document(f"{cfg.token.symbol} indexer API"))
     app[PAGE_CACHE] = {}
+    app[CURSORS] = cursors if cursors is not None else cursor_codec(cfg)
     app.router.add_get("/", page)
     app.router.add_static("/static", STATIC_DIR, show_index=False, append_version=False)
     app.router.add_get("/healthz", healthz)
@@ -173,10 +178,11 @@ async def supply_history(request: web.Request) -> web.Response:
 async def transfers(request: web.Request) -> web.Response:
     v.only_params(request, openapi.allowed("/api/v1/transfers"))
     cfg, query = request.app[CFG], request.query
-    f, limit, after = transfer_filter(cfg, query)
+    cursors = request.app[CURSORS]
+    f, limit, after = transfer_filter(cfg, query, cursors)
     async with q.snapshot(_pool(request), timeout_ms=QUERY_TIMEOUT_MS) as conn:
         page_ = await q.transfers(conn, f, limit=limit, after=after)
-    return json_response(page_.to_json(cfg.chain(f.chain).decimals))
+    return json_response(page_.to_json(cfg.chain(f.chain).decimals, cursors))
 
 
 async def tx(request: web.Request) -> web.Response:

@@ -154,13 +154,30 @@ async def test_hostile_inputs_are_400(live: Live) -> None:
             ({"chain": CHAIN, "min_amount": "9" * 78}, "uint256"),
             ({"chain": CHAIN, "address": "0x" + "g" * 40}, "invalid address"),
             ({"chain": CHAIN, "cursor": "!!!"}, "invalid cursor"),
-            ({"chain": CHAIN, "cursor": forged_cursor(1, "x", 1, 1, "0x1")}, "different filters"),
+            ({"chain": CHAIN, "cursor": forged_cursor(1, "x", 1, 1, "0x1")}, "invalid cursor"),
+            ({"chain": CHAIN, "cursor": forged_cursor(1, "x", 1, 1, "0x1\x00")}, "invalid cursor"),
+            ({"chain": CHAIN, "cursor": forged_cursor(1, "x", 1, 2**31, "0x1")}, "invalid cursor"),
             ({"chain": CHAIN, "cursor": forged_cursor(1, "x", -1, 1, "0x1")}, "invalid cursor"),
             ({"chain": CHAIN, "cursor": forged_cursor(1, "x", 2**70, 1, "0x1")}, "invalid cursor"),
             ({"chain": CHAIN, "cursor": forged_cursor(2, "x", 1, 1, "0x1")}, "invalid cursor"),
             ({"chain": CHAIN, "cursor": forged_cursor("a", "b")}, "invalid cursor"),
             ({"chain": CHAIN, "cursor": base64.urlsafe_b64encode(b"\xff\xfe").decode()}, "invalid cursor"),
         ]
+        # A genuine cursor: refused with other filters, and once altered in any way.
+        status, first = await get(http, url, chain=CHAIN, limit="1", order="asc")
+        genuine = first["next_cursor"]
+        assert status == 200 and genuine
+        status, body = await get(http, url, chain=CHAIN, limit="1", order="asc", cursor=genuine)
+        assert status == 200 and body["transfers"] != first["transfers"]
+        bad.append(({"chain": CHAIN, "cursor": genuine}, "different filters"))
+        flipped = "A" if genuine[5] != "A" else "B"
+        bad.append(
+            (
+                {"chain": CHAIN, "order": "asc", "cursor": genuine[:5] + flipped + genuine[6:]},
+                "invalid cursor",
+            )
+        )
+        bad.append(({"chain": CHAIN, "order": "asc", "cursor": genuine + "AA"}, "invalid cursor"))
         for params, fragment in bad:
             status, body = await get(http, url, **params)
             assert status == 400, (params, body)
