@@ -45,6 +45,9 @@ OPENAPI = web.AppKey("openapi", bytes)
 PAGE_CACHE = web.AppKey("page_cache", dict)
 CURSORS = web.AppKey("cursors", CursorCodec)
 STATIC_DIR = Path(__file__).parent / "static"
+# Served by name from this fixed set: no client path ever reaches the file system (a long or odd
+# path is a 404, not an OSError).
+STATIC_FILES = {p.name: p for p in STATIC_DIR.iterdir() if p.is_file()}
 QUERY_TIMEOUT_MS = 10_000  # per statement: a pathological filter cannot hog the database
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -99,7 +102,7 @@ def create_app(
     app[PAGE_CACHE] = {}
     app[CURSORS] = cursors if cursors is not None else cursor_codec(cfg)
     app.router.add_get("/", page)
-    app.router.add_static("/static", STATIC_DIR, show_index=False, append_version=False)
+    app.router.add_get("/static/{name}", static_file)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_handler)
@@ -258,6 +261,13 @@ async def reorgs(request: web.Request) -> web.Response:
     async with q.snapshot(_pool(request), timeout_ms=QUERY_TIMEOUT_MS) as conn:
         rows = await q.reorgs(conn, chain, limit)
     return json_response({"reorgs": rows})
+
+
+async def static_file(request: web.Request) -> web.StreamResponse:
+    path = STATIC_FILES.get(request.match_info["name"])
+    if path is None:
+        raise web.HTTPNotFound(reason="no such file")
+    return web.FileResponse(path)
 
 
 async def openapi_handler(request: web.Request) -> web.Response:
