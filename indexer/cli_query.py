@@ -45,8 +45,8 @@ def _run(cfg: Config, fn: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
     from indexer.runtime import database
 
     async def main() -> T:
-        async with database(cfg, run_migrations=False) as pool:
-            return await fn(pool)
+        async with database(cfg, run_migrations=False) as db:
+            return await fn(db.pool)
 
     try:
         return asyncio.run(main())

@@ -104,6 +104,10 @@ class DatabaseConfig(_Strict):
     read_dsn: str = ""  # optional read replica for the HTTP API
     pool_min: int = Field(default=1, ge=1)
     pool_max: int = Field(default=8, ge=1, le=200)
+    # Unreachable for longer than this: /healthz fails (503), and the process exits non-zero
+    # if exit_on_unavailable (embedded PostgreSQL is restarted, a DSN reconnected, meanwhile).
+    unavailable_limit: Duration = 300.0
+    exit_on_unavailable: bool = False
 
 
 def _listen(value: str) -> str:

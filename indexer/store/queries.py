@@ -32,7 +32,7 @@ from typing import Any, Literal, Protocol
 import asyncpg
 import orjson
 
-from indexer.store.db import Conn
+from indexer.store.db import Conn, unavailable_on_disconnect
 from indexer.store.pagination import INT32_MAX, CursorCodec, IntField, Layout, TextField
 from indexer.units import amount_json
 
@@ -66,11 +66,12 @@ def _int(value: Decimal | int | None) -> int:
 @contextlib.asynccontextmanager
 async def snapshot(pool: asyncpg.Pool, *, timeout_ms: int | None = None) -> AsyncIterator[Conn]:
     """One consistent, read-only view of the database; `timeout_ms` bounds each statement
-    (asyncpg.QueryCanceledError when exceeded)."""
-    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        if timeout_ms is not None:
-            await conn.execute(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
-        yield conn
+    (asyncpg.QueryCanceledError when exceeded). Losing the server is `DatabaseUnavailable`."""
+    with unavailable_on_disconnect():
+        async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            if timeout_ms is not None:
+                await conn.execute(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
+            yield conn
 
 
 # ---- where each chain stands ---------------------------------------------------------------------
