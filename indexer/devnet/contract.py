@@ -277,6 +277,19 @@ class Erc20Contract(DevnetContract):
     async def transfer(self, from_addr: str, to: str, amount: int, *, check: bool = True) -> TxReceipt:
         return await self.send(self.transfer_tx(from_addr, to, amount), check=check)
 
+    async def approve(self, holder: str, spender: str, amount: int, *, check: bool = True) -> TxReceipt:
+        return await self.transact(
+            "approve(address,uint256)",
+            ["address", "uint256"],
+            [checksum(spender), amount],
+            sender=holder,
+            check=check,
+        )
+
+    async def current_owner(self, block: int | str = "latest") -> str:
+        """`owner()` as the chain says (the `owner` attribute is who this object sends as)."""
+        return await self.read_address("owner()", block)
+
     async def total_supply(self, block: int | str = "latest") -> int:
         return await self.read_uint("totalSupply()", block)
 
@@ -289,3 +302,22 @@ class Erc20Contract(DevnetContract):
     ) -> list[dict[str, Any]]:
         """The chain's own Transfer logs of this token (for tests)."""
         return await self.logs([TRANSFER_TOPIC], from_block, to_block)
+
+
+class PausableToken(Erc20Contract):
+    """A token with owner-only `pause()` / `unpause()` and a `paused()` getter (USD1, Tether)."""
+
+    def pause_tx(self) -> dict[str, Any]:
+        return self.tx(self.owner, calldata("pause()", [], []))
+
+    def unpause_tx(self) -> dict[str, Any]:
+        return self.tx(self.owner, calldata("unpause()", [], []))
+
+    async def pause(self, *, check: bool = True) -> TxReceipt:
+        return await self.send(self.pause_tx(), check=check)
+
+    async def unpause(self, *, check: bool = True) -> TxReceipt:
+        return await self.send(self.unpause_tx(), check=check)
+
+    async def paused(self, block: int | str = "latest") -> bool:
+        return bool((await self.read("paused()", ["bool"], block=block))[0])

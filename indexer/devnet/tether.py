@@ -17,7 +17,7 @@ from typing import Any
 
 from indexer.devnet.contract import (
     ANVIL_ACCOUNT0,
-    Erc20Contract,
+    PausableToken,
     Rpc,
     TxReceipt,
     calldata,
@@ -50,7 +50,7 @@ def compile_tether(cache_dir: Path | None = None) -> Artifact:
     return compile_contract(TETHER_SOURCE, "TetherStyleToken", cache_dir=cache_dir)
 
 
-class TetherStyleToken(Erc20Contract):
+class TetherStyleToken(PausableToken):
     """Helpers for one deployed TetherStyleToken. Owner actions are sent from `owner`."""
 
     @classmethod
@@ -95,12 +95,6 @@ class TetherStyleToken(Erc20Contract):
     def destroy_black_funds_tx(self, user: str) -> dict[str, Any]:
         return self.tx(self.owner, calldata("destroyBlackFunds(address)", ["address"], [checksum(user)]))
 
-    def pause_tx(self) -> dict[str, Any]:
-        return self.tx(self.owner, calldata("pause()", [], []))
-
-    def unpause_tx(self) -> dict[str, Any]:
-        return self.tx(self.owner, calldata("unpause()", [], []))
-
     # -- owner actions ---------------------------------------------------------------------------
 
     async def issue(self, amount: int, *, check: bool = True) -> TxReceipt:
@@ -121,12 +115,6 @@ class TetherStyleToken(Erc20Contract):
         """Burn a blacklisted holder's whole balance: DestroyedBlackFunds(user, balance), no Transfer."""
         return await self.send(self.destroy_black_funds_tx(user), check=check)
 
-    async def pause(self, *, check: bool = True) -> TxReceipt:
-        return await self.send(self.pause_tx(), check=check)
-
-    async def unpause(self, *, check: bool = True) -> TxReceipt:
-        return await self.send(self.unpause_tx(), check=check)
-
     async def transfer_ownership(self, new_owner: str, *, check: bool = True) -> TxReceipt:
         """One step and NO event (as USDT); `owner` follows on success."""
         receipt = await self.transact(
@@ -136,24 +124,7 @@ class TetherStyleToken(Erc20Contract):
             self.owner = new_owner
         return receipt
 
-    # -- holder actions --------------------------------------------------------------------------
-
-    async def approve(self, holder: str, spender: str, amount: int, *, check: bool = True) -> TxReceipt:
-        return await self.transact(
-            "approve(address,uint256)",
-            ["address", "uint256"],
-            [checksum(spender), amount],
-            sender=holder,
-            check=check,
-        )
-
     # -- reads -----------------------------------------------------------------------------------
-
-    async def current_owner(self, block: int | str = "latest") -> str:
-        return await self.read_address("owner()", block)
-
-    async def paused(self, block: int | str = "latest") -> bool:
-        return bool((await self.read("paused()", ["bool"], block=block))[0])
 
     async def is_black_listed(self, user: str, block: int | str = "latest") -> bool:
         out = await self.read("getBlackListStatus(address)", ["bool"], ["address"], [checksum(user)], block)

@@ -29,7 +29,7 @@ from eth_utils import keccak
 from indexer.devnet.contract import (
     ANVIL_ACCOUNT0,
     DevnetContract,
-    Erc20Contract,
+    PausableToken,
     Rpc,
     TxReceipt,
     calldata,
@@ -102,7 +102,7 @@ def _word_address(word: int) -> str:
     return checksum("0x" + word.to_bytes(32, "big")[12:].hex())
 
 
-class Usd1Token(Erc20Contract):
+class Usd1Token(PausableToken):
     """The USD1 proxy: Stablecoin's functions plus EIP-1967 slot reads. Amounts in base units."""
 
     def __init__(self, rpc: Rpc, address: str, *, owner: str = ANVIL_ACCOUNT0) -> None:
@@ -138,12 +138,6 @@ class Usd1Token(Erc20Contract):
     async def unfreeze(self, account: str, *, check: bool = True) -> TxReceipt:
         return await self.send(self.unfreeze_tx(account), check=check)
 
-    async def pause(self, *, check: bool = True) -> TxReceipt:
-        return await self.transact("pause()", sender=self.owner, check=check)
-
-    async def unpause(self, *, check: bool = True) -> TxReceipt:
-        return await self.transact("unpause()", sender=self.owner, check=check)
-
     async def transfer_ownership(self, new_owner: str, *, check: bool = True) -> TxReceipt:
         """Step 1 of Ownable2Step: sets the pending owner (OwnershipTransferStarted)."""
         return await self.transact(
@@ -166,27 +160,10 @@ class Usd1Token(Erc20Contract):
         self.owner = await self.current_owner()
         return self.owner
 
-    # -- holder actions --------------------------------------------------------------------------
-
-    async def approve(self, holder: str, spender: str, amount: int, *, check: bool = True) -> TxReceipt:
-        return await self.transact(
-            "approve(address,uint256)",
-            ["address", "uint256"],
-            [checksum(spender), amount],
-            sender=holder,
-            check=check,
-        )
-
     # -- reads -----------------------------------------------------------------------------------
-
-    async def current_owner(self, block: int | str = "latest") -> str:
-        return await self.read_address("owner()", block)
 
     async def pending_owner(self, block: int | str = "latest") -> str:
         return await self.read_address("pendingOwner()", block)
-
-    async def paused(self, block: int | str = "latest") -> bool:
-        return bool((await self.read("paused()", ["bool"], block=block))[0])
 
     async def is_frozen(self, account: str, block: int | str = "latest") -> bool:
         """Stablecoin's public `frozen(address)` mapping."""
