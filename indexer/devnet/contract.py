@@ -290,6 +290,12 @@ class Erc20Contract(DevnetContract):
         """`owner()` as the chain says (the `owner` attribute is who this object sends as)."""
         return await self.read_address("owner()", block)
 
+    async def name(self, block: int | str = "latest") -> str:
+        return str((await self.read("name()", ["string"], block=block))[0])
+
+    async def symbol(self, block: int | str = "latest") -> str:
+        return str((await self.read("symbol()", ["string"], block=block))[0])
+
     async def total_supply(self, block: int | str = "latest") -> int:
         return await self.read_uint("totalSupply()", block)
 

@@ -171,12 +171,6 @@ class Usd1Token(PausableToken):
             (await self.read("frozen(address)", ["bool"], ["address"], [checksum(account)], block))[0]
         )
 
-    async def name(self, block: int | str = "latest") -> str:
-        return str((await self.read("name()", ["string"], block=block))[0])
-
-    async def symbol(self, block: int | str = "latest") -> str:
-        return str((await self.read("symbol()", ["string"], block=block))[0])
-
     async def implementation(self, block: int | str = "latest") -> str:
         """The EIP-1967 implementation slot of the proxy (eth_getStorageAt)."""
         return _word_address(await self.storage_at(IMPLEMENTATION_SLOT, block))
@@ -204,7 +198,8 @@ class ProxyAdmin(DevnetContract):
 
     async def change_proxy_admin(self, proxy: str, new_admin: str, *, check: bool = True) -> TxReceipt:
         """`changeProxyAdmin(proxy, newAdmin)`: the proxy emits AdminChanged(this, newAdmin); this
-        ProxyAdmin can no longer upgrade it afterwards."""
+        ProxyAdmin can no longer upgrade it afterwards. (A transparent proxy refuses token calls from
+        its admin: an EOA made admin cannot use the token any more.)"""
         return await self.transact(
             "changeProxyAdmin(address,address)",
             ["address", "address"],
