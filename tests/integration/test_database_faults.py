@@ -114,8 +114,9 @@ async def _state(http: aiohttp.ClientSession, base: str) -> dict[str, Any] | Non
 
 
 async def test_embedded_postgres_killed_while_following_and_stale_server_after_killed_daemon(
-    anvil: Anvil, token: TestToken, traffic: Traffic, tmp_path: Path
+    anvil: Anvil, token: TestToken, traffic: Traffic, pg_tmp: Path
 ) -> None:
+    tmp_path = pg_tmp
     await traffic.run(8)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -191,8 +192,9 @@ async def test_embedded_postgres_killed_while_following_and_stale_server_after_k
 
 
 async def test_embedded_postgres_killed_during_backfill(
-    anvil: Anvil, token: TestToken, traffic: Traffic, tmp_path: Path
+    anvil: Anvil, token: TestToken, traffic: Traffic, pg_tmp: Path
 ) -> None:
+    tmp_path = pg_tmp
     await traffic.run(12)
     await anvil.mine(240)
     await traffic.run(6)
@@ -226,9 +228,8 @@ async def test_embedded_postgres_killed_during_backfill(
     assert postgres_processes(pgdata) == []
 
 
-async def test_dsn_down_past_the_limit_stops_the_daemon(
-    anvil: Anvil, token: TestToken, tmp_path: Path
-) -> None:
+async def test_dsn_down_past_the_limit_stops_the_daemon(anvil: Anvil, token: TestToken, pg_tmp: Path) -> None:
+    tmp_path = pg_tmp
     import pgserver
 
     server = await asyncio.to_thread(pgserver.get_server, tmp_path / "pg", cleanup_mode="stop")
@@ -262,12 +263,12 @@ async def _true(value: bool) -> bool:
     return value
 
 
-async def test_stale_postmaster_pid_of_another_process_is_cleared(tmp_path: Path) -> None:
+async def test_stale_postmaster_pid_of_another_process_is_cleared(pg_tmp: Path) -> None:
     """A killed server's postmaster.pid whose pid now belongs to another process: PostgreSQL
     itself would refuse to start ("lock file already exists"); start-up clears it."""
     from indexer.store.db import EmbeddedPostgres
 
-    embedded = EmbeddedPostgres(tmp_path)
+    embedded = EmbeddedPostgres(pg_tmp)
     await embedded.start()
     await embedded.stop()
     stranger = subprocess.Popen(["sleep", "60"])

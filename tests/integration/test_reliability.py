@@ -120,8 +120,9 @@ async def test_hot_standby_takes_over_when_owner_is_killed(
 
 
 async def test_postgres_restart_mid_run(
-    anvil: Anvil, token: TestToken, traffic: Traffic, tmp_path: Path
+    anvil: Anvil, token: TestToken, traffic: Traffic, pg_tmp: Path
 ) -> None:
+    tmp_path = pg_tmp
     import pgserver
 
     pgdata = tmp_path / "pg"
