@@ -59,7 +59,7 @@ class PostmasterState(enum.Enum):
     RUNNING = "running"  # a live postgres for this data directory
     DEAD = "dead"  # the pid is gone: PostgreSQL overwrites such a stale file itself
     EXITING = "exiting"  # killed, not yet reaped (zombie) or its backends still attached: wait
-    FOREIGN = "foreign"  # the pid now belongs to another process: the stale file must go
+    FOREIGN = "foreign"  # the pid is another process's, nothing attached: the stale file must go
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +82,9 @@ def _shm_attached(shmid: int) -> bool:
 
 
 def postmaster(pgdata: Path) -> Postmaster:
-    """Read `pgdata/postmaster.pid` and check its pid is really this data directory's postgres."""
+    """Read `pgdata/postmaster.pid` and check its pid is really this data directory's postgres.
+    A live server always has its SysV interlock segment attached, so FOREIGN (the only state in
+    which the file is removed) can never describe a running server of this data directory."""
     try:
         lines = (pgdata / "postmaster.pid").read_text().splitlines()
         pid = int(lines[0])
@@ -106,12 +108,15 @@ def postmaster(pgdata: Path) -> Postmaster:
 
 
 def _live_handle(pid: int) -> bool:
-    """A pgserver handle is held by a live Python process (pgserver is a Python library)."""
+    """Whether a pgserver handle's process still runs. A pid reused by an unrelated process counts
+    as live: that only leaves the server running (the safe side), where guessing wrong the other
+    way would stop it under a live user."""
     try:
-        proc = psutil.Process(pid)
-        return proc.status() != psutil.STATUS_ZOMBIE and "python" in proc.name().lower()
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
+    except psutil.AccessDenied:
+        return True
 
 
 class EmbeddedNotReady(Exception):
@@ -134,7 +139,7 @@ class EmbeddedPostgres:
 
     @property
     def pgdata(self) -> Path:
-        return self.data_dir / "pg"
+        return (self.data_dir / "pg").resolve()  # as pgserver and the postmaster's command line name it
 
     async def start(self) -> str:
         # pgserver falls back to /tmp/runtime-<uid> without XDG_RUNTIME_DIR and warns; that is fine.
@@ -145,35 +150,38 @@ class EmbeddedPostgres:
     def _start(self) -> str:
         import pgserver  # heavy import, only when embedded mode is used
 
-        dropped, before = self._tidy()
+        dropped, others, before = self._tidy()
         self._server = pgserver.get_server(self.pgdata, cleanup_mode="stop")
         uri = str(self._server.get_uri())
-        pid = self._server.get_pid()
-        if before.state == PostmasterState.RUNNING and dropped:
-            log.warning("embedded_postgres_adopted", pgdata=str(self.pgdata), pid=pid, dead_handles=dropped)
-        else:
-            log.info("embedded_postgres_started", pgdata=str(self.pgdata), pid=pid)
+        where = {"pgdata": str(self.pgdata), "pid": self._server.get_pid()}
+        if before.state != PostmasterState.RUNNING:
+            log.info("embedded_postgres_started", **where)
+        elif others:
+            log.info("embedded_postgres_shared", used_by=others, **where)
+        else:  # running, and nobody alive uses it: left behind by a killed run
+            log.warning("embedded_postgres_adopted", dead_handles=dropped, **where)
         return uri
 
-    def _tidy(self) -> tuple[list[int], Postmaster]:
-        """Under pgserver's own lock: drop dead handles and a stale `postmaster.pid`."""
+    def _tidy(self) -> tuple[list[int], list[int], Postmaster]:
+        """Under pgserver's own lock: drop the handles of dead processes and a stale
+        `postmaster.pid`; returns (dropped pids, other live pids, the server's state)."""
         from pgserver.postgres_server import PostgresServer
 
         handles = self.pgdata / ".handle_pids.json"
         with PostgresServer._lock:
-            dropped: list[int] = []
             try:
                 pids = [int(p) for p in orjson.loads(handles.read_bytes())]
             except (OSError, ValueError, TypeError):
                 pids = []
-            dropped = [p for p in pids if p != os.getpid() and not _live_handle(p)]
+            others = [p for p in pids if p != os.getpid()]
+            dropped = [p for p in others if not _live_handle(p)]
             if dropped:
                 handles.write_bytes(orjson.dumps([p for p in pids if p not in dropped]))
             pm = postmaster(self.pgdata)
             if pm.state == PostmasterState.FOREIGN:
                 (self.pgdata / "postmaster.pid").unlink(missing_ok=True)
                 log.warning("embedded_postgres_stale_pid_removed", pgdata=str(self.pgdata), pid=pm.pid)
-            return dropped, pm
+            return dropped, [p for p in others if p not in dropped], pm
 
     def alive(self) -> bool:
         return self._server is not None and postmaster(self.pgdata).state == PostmasterState.RUNNING
@@ -187,7 +195,7 @@ class EmbeddedPostgres:
         from pgserver.postgres_server import PostgresServer
 
         assert self._server is not None, "restart before start"
-        _, pm = self._tidy()
+        _, _, pm = self._tidy()
         if pm.state == PostmasterState.EXITING:
             raise EmbeddedNotReady(f"the previous server (pid {pm.pid}) is still exiting")
         with PostgresServer._lock:
@@ -200,11 +208,10 @@ class EmbeddedPostgres:
             await asyncio.to_thread(self._stop, server)
 
     def _stop(self, server: Any) -> None:
-        dropped, _ = self._tidy()
+        dropped, others, _ = self._tidy()
         server.cleanup()  # stops the server unless another live process still uses it
         pm = postmaster(self.pgdata)
         if pm.state in (PostmasterState.RUNNING, PostmasterState.EXITING):
-            others = orjson.loads((self.pgdata / ".handle_pids.json").read_bytes() or b"[]")
             log.info("embedded_postgres_left_running", pgdata=str(self.pgdata), pid=pm.pid, used_by=others)
         else:
             log.info("embedded_postgres_stopped", pgdata=str(self.pgdata), dead_handles=dropped)
