@@ -9,10 +9,7 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -45,17 +42,3 @@ async def token(anvil: Anvil, token_artifact: Artifact) -> TestToken:
 @pytest.fixture
 def traffic(token: TestToken) -> Traffic:
     return Traffic(token, seed=1234, holders=12, wait=True)
-
-
-@pytest.fixture
-def pg_tmp() -> Iterator[Path]:
-    """A directory for a test's own PostgreSQL server, outside pytest's temp root: run as root,
-    pgserver starts PostgreSQL as the unprivileged user `pgserver`, and pytest resets its root
-    (/tmp/pytest-of-<user>) to mode 0700 whenever another pytest session starts, which would cut
-    a running or restarting server off from its data directory."""
-    path = Path(tempfile.mkdtemp(prefix="usd1-pg-"))
-    path.chmod(0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
