@@ -211,6 +211,9 @@ class _VenueBase(_Strict):
     quote_venue: str | None = None
     interval: Duration = 5.0
     timeout: Duration = 5.0
+    # USD depth (bid + ask at the widest band) at or above which this venue alone may page a depeg;
+    # unset: the paging alert needs a second venue to agree (alerts/README.md, cross-venue consensus).
+    page_depth_floor_usd: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _quote(self) -> _VenueBase:

@@ -33,6 +33,13 @@ class Metrics:
         for state in states:
             self.chain_state.labels(chain, state).set(0)
 
+    def init_venue(self, venue: str, kind: str, chain: str, depth_floor_usd: float | None) -> None:
+        """A venue's static series: `usd1_venue_info` (kind, chain; "" for order books) and, when
+        configured, its paging depth floor."""
+        self.venue_info.labels(venue, kind, chain).set(1)
+        if depth_floor_usd is not None:
+            self.venue_depth_floor.labels(venue).set(depth_floor_usd)
+
     def __post_init__(self) -> None:
         r = self.registry
         # Supply
@@ -164,6 +171,31 @@ class Metrics:
             registry=r,
         )
         self.venue_up = Gauge("usd1_venue_up", "1 if the venue's last read succeeded", ["venue"], registry=r)
+        self.venue_info = Gauge(
+            "usd1_venue_info",
+            "1 per configured venue: its kind (uniswap_v2|uniswap_v3|orderbook) and chain (pools)",
+            ["venue", "kind", "chain"],
+            registry=r,
+        )
+        self.venue_depth_floor = Gauge(
+            "usd1_venue_depth_floor_usd",
+            "Depth (USD, bid + ask at the widest band) at which the venue alone may page a depeg"
+            " (config venues[].page_depth_floor_usd; no series when unset)",
+            ["venue"],
+            registry=r,
+        )
+        self.pool_token_share = Gauge(
+            "usd1_pool_token_share",
+            "The token's share of the pool's value (0..1; token at the peg, quote at its USD value)",
+            ["venue"],
+            registry=r,
+        )
+        self.pool_tvl_usd = Gauge(
+            "usd1_pool_tvl_usd",
+            "Pool value in USD (token at the peg, quote at its USD value; V2 reserves, V3 balances)",
+            ["venue"],
+            registry=r,
+        )
         self.venue_last_success = Gauge(
             "usd1_venue_last_success_timestamp_seconds",
             "Unix time of the venue's last successful read",

@@ -97,6 +97,36 @@ class PairSpec:
     def price_to_raw(self, price: Fraction) -> Fraction:
         return price * Fraction(10**self.quote_decimals, 10**self.token_decimals)
 
+    def orient(self, amount0: int, amount1: int) -> tuple[int, int]:
+        """(token0 amount, token1 amount) -> (token amount, quote amount)."""
+        return (amount0, amount1) if self.token_is_token0 else (amount1, amount0)
+
+
+@dataclass(frozen=True)
+class PoolComposition:
+    """What a two-token pool holds, valued nominally: the token at the peg, the quote asset at its
+    `quote_usd`. Valuing the token at the pool's own price would make a V2 pool's share 50% by
+    construction; at the peg the share measures the imbalance (like a Curve pool's balances)."""
+
+    token_share: Fraction  # token value / pool value, 0..1
+    tvl_usd: Fraction  # token value + quote value
+
+
+def pool_composition(
+    token_raw: int, quote_raw: int, pair: PairSpec, peg_usd: Fraction, quote_usd: Fraction
+) -> PoolComposition:
+    """The token's share of the pool's value and the pool's value in USD, from its two balances
+    (base units): token x peg_usd and quote x quote_usd."""
+    if token_raw < 0 or quote_raw < 0:
+        raise DepthMathError("pool balances must not be negative")
+    if peg_usd <= 0 or quote_usd <= 0:
+        raise DepthMathError("peg and quote USD values must be positive")
+    token_value = Fraction(token_raw, 10**pair.token_decimals) * peg_usd
+    tvl = token_value + Fraction(quote_raw, 10**pair.quote_decimals) * quote_usd
+    if tvl == 0:
+        raise DepthMathError("pool holds nothing")
+    return PoolComposition(token_share=token_value / tvl, tvl_usd=tvl)
+
 
 # ---------------------------------------------------------------------------------------------
 # Uniswap V2 (constant product, 0.3% fee kept in the reserves)
@@ -132,7 +162,7 @@ def v2_get_amount_in(amount_out: int, reserve_in: int, reserve_out: int, fee_bps
 
 
 def _v2_sides(state: V2State, pair: PairSpec) -> tuple[int, int]:
-    x, y = (state.reserve0, state.reserve1) if pair.token_is_token0 else (state.reserve1, state.reserve0)
+    x, y = pair.orient(state.reserve0, state.reserve1)
     if x <= 0 or y <= 0:
         raise DepthMathError("pool has no reserves")
     return x, y
@@ -657,6 +687,7 @@ class VenueView:
     depth_tokens: Mapping[tuple[Side, int], Fraction]  # whole tokens
     depth_usd: Mapping[tuple[Side, int], Fraction]  # whole tokens x peg
     complete: bool  # False: a lower bound (V3 ticks past those read; a book snapshot ending inside a band)
+    composition: PoolComposition | None = None  # pools only: token share and TVL
 
 
 def _view(
@@ -665,6 +696,7 @@ def _view(
     quote_usd: Fraction,
     depth_tokens: dict[tuple[Side, int], Fraction],
     complete: bool,
+    composition: PoolComposition | None = None,
 ) -> VenueView:
     price_usd = price * quote_usd
     return VenueView(
@@ -674,6 +706,7 @@ def _view(
         depth_tokens=depth_tokens,
         depth_usd={k: v * peg_usd for k, v in depth_tokens.items()},
         complete=complete,
+        composition=composition,
     )
 
 
@@ -686,12 +719,21 @@ def view_v2(
         for side in SIDES
         for b in bands_bps
     }
-    return _view(v2_price(state, pair), peg_usd, quote_usd, depth, True)
+    x, y = _v2_sides(state, pair)  # a V2 pair's value is its reserves
+    composition = pool_composition(x, y, pair, peg_usd, quote_usd)
+    return _view(v2_price(state, pair), peg_usd, quote_usd, depth, True, composition)
 
 
 def view_v3(
-    state: V3State, pair: PairSpec, peg_usd: Fraction, quote_usd: Fraction, bands_bps: Sequence[int]
+    state: V3State,
+    pair: PairSpec,
+    peg_usd: Fraction,
+    quote_usd: Fraction,
+    bands_bps: Sequence[int],
+    balances: tuple[int, int] | None = None,
 ) -> VenueView:
+    """Price and depth from the swap state; with `balances` (the pool contract's token0 and token1
+    balances) also the composition: every position's tokens in range or not, plus uncollected fees."""
     unit = 10**pair.token_decimals
     depth: dict[tuple[Side, int], Fraction] = {}
     complete = True
@@ -700,7 +742,10 @@ def view_v3(
             d = v3_depth(state, pair, band_target(peg_usd, quote_usd, b, side), side)
             depth[(side, b)] = Fraction(d.amount, unit)
             complete = complete and d.complete
-    return _view(v3_price(state, pair), peg_usd, quote_usd, depth, complete)
+    composition = (
+        None if balances is None else pool_composition(*pair.orient(*balances), pair, peg_usd, quote_usd)
+    )
+    return _view(v3_price(state, pair), peg_usd, quote_usd, depth, complete, composition)
 
 
 def book_reaches(book: OrderBook, target_price: Fraction, side: Side) -> bool:

@@ -2,10 +2,14 @@
 
 Per venue and successful read: `usd1_price_usd`, `usd1_peg_deviation_bps`,
 `usd1_depth_usd{side,band}` (band label `"<bps>bps"` for each `market.bands_bps`),
-`usd1_venue_up` 1 and `usd1_venue_last_success_timestamp_seconds`.
+`usd1_venue_up` 1 and `usd1_venue_last_success_timestamp_seconds`; for pools also
+`usd1_pool_token_share` and `usd1_pool_tvl_usd` (V2: the reserves; V3: the pool's token balances,
+every position in range or not; both valued with the token at the peg, `depth.pool_composition`).
+At start-up every venue gets `usd1_venue_info{venue,kind,chain}` 1 and, when configured,
+`usd1_venue_depth_floor_usd` (its `page_depth_floor_usd`, used by the depeg paging alert).
 
 A failed read (any `VenueError`, a timeout, a math error on a nonsensical state) sets
-`usd1_venue_up` 0, removes that venue's price/deviation/depth series (stale numbers must not
+`usd1_venue_up` 0, removes that venue's price/deviation/depth/pool series (stale numbers must not
 look live; `snapshot()` keeps the last values, flagged `up=False`), keeps the last-success
 timestamp, logs `venue_down` once and `venue_recovered` once. Venues never wait on each other
 except through a bounded semaphore on in-flight reads.
@@ -73,6 +77,8 @@ class VenueSnapshot:
     deviation_bps: Decimal | None = None
     depth_usd: Mapping[str, Mapping[str, Decimal]] = field(default_factory=dict)  # side -> band -> USD
     depth_complete: bool = True
+    token_share: Decimal | None = None  # pools: the token's share of the pool's value
+    tvl_usd: Decimal | None = None  # pools: the pool's value in USD
     block: int | None = None  # for pool venues: the block the state was read at
     last_success: float | None = None  # unix time
     last_error: str | None = None
@@ -143,6 +149,9 @@ class MarketService:
             v.name: VenueSnapshot(name=v.name, kind=v.kind, up=False) for v in self._venues
         }
         self._attempted: dict[str, asyncio.Event] = {v.name: asyncio.Event() for v in self._venues}
+        for v in self._venues:
+            pool_chain = v.chain if isinstance(v, UniswapV2VenueConfig | UniswapV3VenueConfig) else ""
+            metrics.init_venue(v.name, v.kind, pool_chain, v.page_depth_floor_usd)
 
     # -- public ----------------------------------------------------------------------------
     def snapshot(self) -> dict[str, VenueSnapshot]:
@@ -260,7 +269,7 @@ class MarketService:
             case UniswapV3VenueConfig():
                 s3 = await self._read_pool(venue)
                 assert isinstance(s3, V3Snapshot)
-                return view_v3(s3.state, s3.pair, self._peg, quote_usd, self._bands), s3.block
+                return view_v3(s3.state, s3.pair, self._peg, quote_usd, self._bands, s3.balances), s3.block
             case OrderbookVenueConfig():
                 async with asyncio.timeout(venue.timeout):
                     book = await fetch_order_book(self._session, venue.exchange, venue.url, venue.timeout)
@@ -296,6 +305,10 @@ class MarketService:
             m.depth_usd.labels(name, side, band_label(bps)).set(float(usd))
             depth[side][band_label(bps)] = to_decimal(usd)
         m.depth_complete.labels(name).set(1 if view.complete else 0)
+        pool = view.composition
+        if pool is not None:
+            m.pool_token_share.labels(name).set(float(pool.token_share))
+            m.pool_tvl_usd.labels(name).set(float(pool.tvl_usd))
         m.venue_up.labels(name).set(1)
         m.venue_last_success.labels(name).set(now)
         if prev.failing_since is not None:
@@ -315,6 +328,8 @@ class MarketService:
             deviation_bps=to_decimal(view.deviation_bps),
             depth_usd=depth,
             depth_complete=view.complete,
+            token_share=None if pool is None else to_decimal(pool.token_share),
+            tvl_usd=None if pool is None else to_decimal(pool.tvl_usd),
             block=block,
             last_success=now,
         )
@@ -328,6 +343,8 @@ class MarketService:
             (m.price_usd, (name,)),
             (m.peg_deviation_bps, (name,)),
             (m.depth_complete, (name,)),
+            (m.pool_token_share, (name,)),
+            (m.pool_tvl_usd, (name,)),
             *((m.depth_usd, (name, side, band_label(b))) for side in SIDES for b in self._bands),
         ]:
             try:

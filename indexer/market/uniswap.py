@@ -4,9 +4,10 @@ Every read pins one block number and sends its calls as JSON-RPC batches at that
 state handed to the pure math (`indexer.market.depth`) is one consistent snapshot:
 
 * V2: `getReserves` (token0/token1 and both decimals are read once and cached).
-* V3: `slot0`, `liquidity`, then the tick-bitmap words `tick_words` either side of the current
-  tick, then `ticks(i)` for every initialized tick found in them (fee, tickSpacing, tokens and
-  decimals cached). The result says which words were read; depth beyond them is not guessed.
+* V3: `slot0`, `liquidity` and the pool's `balanceOf` on both tokens (its composition), then the
+  tick-bitmap words `tick_words` either side of the current tick, then `ticks(i)` for every
+  initialized tick found in them (fee, tickSpacing, tokens and decimals cached). The result says
+  which words were read; depth beyond them is not guessed.
 
 Any failure raises `VenueError` (kind `rpc` or `pool`).
 """
@@ -27,16 +28,6 @@ from indexer.market.depth import (
 )
 from indexer.market.errors import VenueError
 
-_ERC20_ABI: list[dict[str, Any]] = [
-    {
-        "name": "decimals",
-        "type": "function",
-        "stateMutability": "view",
-        "inputs": [],
-        "outputs": [{"name": "", "type": "uint8"}],
-    }
-]
-
 
 def _view(name: str, inputs: list[tuple[str, str]], outputs: list[str]) -> dict[str, Any]:
     return {
@@ -46,6 +37,9 @@ def _view(name: str, inputs: list[tuple[str, str]], outputs: list[str]) -> dict[
         "inputs": [{"name": n, "type": t} for n, t in inputs],
         "outputs": [{"name": f"o{i}", "type": t} for i, t in enumerate(outputs)],
     }
+
+
+_ERC20_ABI = [_view("decimals", [], ["uint8"]), _view("balanceOf", [("account", "address")], ["uint256"])]
 
 
 _V2_ABI = [
@@ -84,6 +78,7 @@ class V3Snapshot:
     block: int
     state: V3State
     pair: PairSpec
+    balances: tuple[int, int]  # the pool's token0 and token1 balances at `block` (base units)
 
 
 def _rpc_error(what: str, exc: BaseException) -> VenueError:
@@ -113,6 +108,7 @@ class _PoolReader:
         self.pool = w3.eth.contract(address=AsyncWeb3.to_checksum_address(pool), abi=self.abi)
         self.token = token.lower()
         self._pair: PairSpec | None = None
+        self._erc20: tuple[Any, Any] | None = None  # token0, token1 contracts
 
     async def _pair_spec(self, extra: list[Any] | None = None) -> tuple[PairSpec, list[Any]]:
         """token side + decimals (cached), plus any `extra` static calls on first use."""
@@ -123,8 +119,9 @@ class _PoolReader:
         if self.token not in (t0.lower(), t1.lower()):
             raise VenueError("pool", f"pool {self.pool.address} holds {t0}/{t1}, not the token {self.token}")
         token_is_token0 = t0.lower() == self.token
-        erc = [self.w3.eth.contract(address=a, abi=_ERC20_ABI) for a in (t0, t1)]
-        d0, d1 = await _batch(self.w3, [c.functions.decimals().call() for c in erc])
+        erc0, erc1 = (self.w3.eth.contract(address=a, abi=_ERC20_ABI) for a in (t0, t1))
+        self._erc20 = (erc0, erc1)
+        d0, d1 = await _batch(self.w3, [c.functions.decimals().call() for c in self._erc20])
         self._pair = PairSpec(
             token_is_token0=token_is_token0,
             token_decimals=d0 if token_is_token0 else d1,
@@ -186,9 +183,14 @@ class UniswapV3Reader(_PoolReader):
             pair, _ = await self._pair_spec()
         fee, spacing = self._fee, self._spacing
         block = await self.w3.eth.block_number
-        slot0, liquidity = await _batch(
+        assert self._erc20 is not None  # set with the pair spec
+        slot0, liquidity, balance0, balance1 = await _batch(
             self.w3,
-            [fns.slot0().call(block_identifier=block), fns.liquidity().call(block_identifier=block)],
+            [
+                fns.slot0().call(block_identifier=block),
+                fns.liquidity().call(block_identifier=block),
+                *(c.functions.balanceOf(self.pool.address).call(block_identifier=block) for c in self._erc20),
+            ],
         )
         sqrt_price, tick = int(slot0[0]), int(slot0[1])
         if sqrt_price == 0:
@@ -214,4 +216,4 @@ class UniswapV3Reader(_PoolReader):
             ticks=ticks,
             known_words=(words[0], words[-1]),
         )
-        return V3Snapshot(block, state, pair)
+        return V3Snapshot(block, state, pair, (int(balance0), int(balance1)))

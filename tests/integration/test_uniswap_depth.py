@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
@@ -123,7 +124,13 @@ async def test_depth_swaps_to_band_edge(env: Env, name: str) -> None:
 
 def _config(env: Env, rpc: str, extra: list[dict[str, Any]] | None = None) -> Config:
     venues: list[dict[str, Any]] = [
-        {"name": "uni-v2", "kind": "uniswap_v2", "chain": "dev", "pool": env.pools["v2-t0"].pair.address},  # type: ignore[union-attr]
+        {
+            "name": "uni-v2",
+            "kind": "uniswap_v2",
+            "chain": "dev",
+            "pool": env.pools["v2-t0"].pair.address,  # type: ignore[union-attr]
+            "page_depth_floor_usd": 250_000,
+        },
         {"name": "uni-v3", "kind": "uniswap_v3", "chain": "dev", "pool": env.pools["v3-t1-s10"].pool.address},  # type: ignore[union-attr]
         *(extra or []),
     ]
@@ -187,6 +194,67 @@ async def test_market_service_exports_pool_metrics(env: Env) -> None:
     assert g("usd1_venue_last_success_timestamp_seconds", venue="dead-v2") is None
     assert snap["dead-v2"].last_error is not None and snap["dead-v2"].last_error.startswith("rpc")
     assert snap["uni-v3"].depth_usd["bid"]["50bps"] > 0 and snap["uni-v3"].block is not None
+    # Composition against the pools' own balances (nothing traded since the service read them).
+    for venue, pool in (("uni-v2", env.pools["v2-t0"]), ("uni-v3", env.pools["v3-t1-s10"])):
+        share, tvl = _composition_from_balances(env, pool)
+        assert g("usd1_pool_token_share", venue=venue) == pytest.approx(float(share), rel=1e-12)
+        assert g("usd1_pool_tvl_usd", venue=venue) == pytest.approx(float(tvl), rel=1e-12)
+        assert snap[venue].token_share is not None and abs(snap[venue].token_share - _dec(share)) < 1e-20
+        assert g("usd1_venue_info", venue=venue, kind=pool_kind(pool), chain="dev") == 1
+    assert g("usd1_pool_token_share", venue="dead-v2") is None
+    assert g("usd1_venue_info", venue="dead-v2", kind="uniswap_v2", chain="dead") == 1
+    assert g("usd1_venue_depth_floor_usd", venue="uni-v2") == 250_000
+    assert g("usd1_venue_depth_floor_usd", venue="uni-v3") is None  # not configured
+
+
+def pool_kind(pool: V2Pool | V3Pool) -> str:
+    return "uniswap_v2" if isinstance(pool, V2Pool) else "uniswap_v3"
+
+
+def _dec(f: Fraction) -> Decimal:
+    return Decimal(f.numerator) / Decimal(f.denominator)
+
+
+def _composition_from_balances(env: Env, pool: V2Pool | V3Pool) -> tuple[Fraction, Fraction]:
+    """The token's share of the pool's value and its USD value, from balanceOf on the chain (token
+    at the 1.0 peg, quote at 1.0), independently of the reader."""
+    address = pool.pair.address if isinstance(pool, V2Pool) else pool.pool.address
+    token = Fraction(pool.token.functions.balanceOf(address).call(), 10**pool.spec.token_decimals)
+    quote = Fraction(pool.quote.functions.balanceOf(address).call(), 10**pool.spec.quote_decimals)
+    return token / (token + quote), token + quote
+
+
+async def test_pool_composition_follows_swaps_on_the_real_pools(env: Env) -> None:
+    """Selling the token into a pool raises its share (the pool took in the token) and buying it
+    lowers it; each time the exported share and TVL equal the pool's balances after the swap."""
+    cfg = _config(env, env.anvil.url)
+    metrics = Metrics()
+    async with aiohttp.ClientSession() as session:
+        svc = MarketService(cfg, metrics, session, {"dev": env.anvil.url})
+        try:
+            for venue, name in (("uni-v2", "v2-t0"), ("uni-v3", "v3-t1-s10")):
+                pool = env.pools[name]
+                before = (await svc.poll_once(venue)).token_share
+                assert before is not None
+                snap_id = env.lab.snapshot()
+                try:
+                    for side, amount in (("bid", 50_000 * 10**18), ("ask", 120_000 * 10**18)):
+                        _swap(env, name, side, amount)
+                        now = (await svc.poll_once(venue)).token_share
+                        assert now is not None
+                        assert (now > before) if side == "bid" else (now < before), (venue, side)
+                        before = now
+                        share, tvl = _composition_from_balances(env, pool)
+                        got_share = metrics.registry.get_sample_value(
+                            "usd1_pool_token_share", {"venue": venue}
+                        )
+                        got_tvl = metrics.registry.get_sample_value("usd1_pool_tvl_usd", {"venue": venue})
+                        assert got_share == pytest.approx(float(share), rel=1e-12), (venue, side)
+                        assert got_tvl == pytest.approx(float(tvl), rel=1e-12), (venue, side)
+                finally:
+                    env.lab.revert(snap_id)
+        finally:
+            await svc.close()
 
 
 async def test_pool_without_the_token_is_a_clear_error(env: Env) -> None:

@@ -11,29 +11,19 @@ from typing import Any
 
 import pytest
 import yaml
-from prometheus_client.metrics_core import Metric
 
 from indexer import dashboards
-from indexer.metrics import Metrics
+from tests.support.rules import PENDING_METRICS, exported_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "dashboards" / "build"
-EXPECTED = {"supply", "peg", "health"}
+EXPECTED = {"supply", "peg", "health", "risk"}
 
 
 def defined_metric_names() -> set[str]:
-    """Every series name the daemon can export, from a fresh Metrics() registry, plus `up`."""
-    names = {"up"}
-    families: list[Metric] = list(Metrics().registry.collect())
-    for fam in families:
-        names.add(fam.name)
-        if fam.type == "counter":
-            names |= {f"{fam.name}_total", f"{fam.name}_created"}
-        elif fam.type == "histogram":
-            names |= {f"{fam.name}_{s}" for s in ("bucket", "count", "sum", "created")}
-        elif fam.type == "summary":
-            names |= {f"{fam.name}_{s}" for s in ("count", "sum", "created")}
-    return names
+    """Every series name the daemon can export (a fresh Metrics() registry, plus `up`), and the
+    pending ones other work adds (tests/support/rules.py)."""
+    return set(exported_metrics() | PENDING_METRICS)
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +119,22 @@ def test_required_panels_exist(built: dict[str, dict[str, Any]]) -> None:
         "usd1_database_up",
     ):
         assert metric in exprs["health"], metric
+    for metric in (
+        "usd1_control_info",
+        "usd1_paused",
+        "usd1_frozen_accounts",
+        "usd1_frozen_tokens",
+        "usd1_control_events_total",
+        "usd1_last_control_event_timestamp_seconds",
+        "usd1_pool_token_share",
+        "usd1_pool_tvl_usd",
+        "usd1_large_events_total",
+        "usd1_watchlist_transfers_total",
+        "usd1_venue_info",
+    ):
+        assert metric in exprs["risk"], metric
+    rows = [p["title"] for p in built["risk"]["panels"] if p.get("type") == "row"]
+    assert rows == ["Controls", "Market risk"]
 
 
 def test_expressions_reference_only_defined_metrics(built: dict[str, dict[str, Any]]) -> None:

@@ -27,9 +27,11 @@ from indexer.market.depth import (
     MIN_TICK,
     Q96,
     SIDES,
+    DepthMathError,
     Level,
     OrderBook,
     PairSpec,
+    PoolComposition,
     V2State,
     V3State,
     band_target,
@@ -38,6 +40,7 @@ from indexer.market.depth import (
     deviation_bps,
     get_sqrt_ratio_at_tick,
     get_tick_at_sqrt_ratio,
+    pool_composition,
     v2_depth,
     v2_price,
     v2_price_after_buy,
@@ -47,6 +50,7 @@ from indexer.market.depth import (
     v3_swap,
     view_book,
     view_v2,
+    view_v3,
 )
 
 ONE = Fraction(1)
@@ -316,3 +320,55 @@ def test_crossed_book_flag() -> None:
     lv = lambda p, q: Level(Decimal(p), Decimal(q))  # noqa: E731
     assert OrderBook.from_levels([lv("1.001", "1")], [lv("1.000", "1")]).crossed
     assert not _book().crossed
+
+
+# --- pool composition ------------------------------------------------------------------------
+
+
+def test_real_bsc_usd1_v2_pool_composition() -> None:
+    """The recorded PancakeSwap V2 USDT/USD1 reserves (USD1 is token1): USD1 is just over half of the
+    pool's nominal value; the TVL is both reserves at 1 USD each."""
+    usdt, usd1 = 124687100226370855702888, 124801199574313273906629
+    pair = PairSpec(token_is_token0=False, token_decimals=18, quote_decimals=18)
+    view = view_v2(V2State(usdt, usd1, fee_bps=25), pair, ONE, ONE, [10])
+    assert view.composition == PoolComposition(Fraction(usd1, usd1 + usdt), Fraction(usd1 + usdt, 10**18))
+    assert round(float(view.composition.token_share), 6) == 0.500229
+    assert round(float(view.composition.tvl_usd)) == 249_488
+
+
+def test_pool_composition_values_the_token_at_the_peg_and_the_quote_at_its_usd() -> None:
+    pair = PairSpec(token_is_token0=True, token_decimals=18, quote_decimals=6)
+    # 700k token, 300k quote at 1.0: 70% token (the pool took in the token: selling pressure)
+    c = pool_composition(700_000 * 10**18, 300_000 * 10**6, pair, ONE, ONE)
+    assert c.token_share == Fraction(7, 10) and c.tvl_usd == 1_000_000
+    # a quote asset worth 0.5 USD halves the quote side's value; a peg of 2 doubles the token's
+    c = pool_composition(10**18, 2 * 10**6, pair, Fraction(2), Fraction(1, 2))
+    assert c.token_share == Fraction(2, 3) and c.tvl_usd == 3
+    assert pool_composition(0, 5 * 10**6, pair, ONE, ONE).token_share == 0
+    assert pool_composition(5 * 10**18, 0, pair, ONE, ONE).token_share == 1
+    with pytest.raises(DepthMathError, match="holds nothing"):
+        pool_composition(0, 0, pair, ONE, ONE)
+    with pytest.raises(DepthMathError, match="negative"):
+        pool_composition(-1, 5, pair, ONE, ONE)
+    with pytest.raises(DepthMathError, match="positive"):
+        pool_composition(1, 5, pair, ONE, Fraction(0))
+
+
+def test_v3_composition_comes_from_the_balances_in_the_pools_orientation() -> None:
+    state = V3State(79249879177462662226869601150, 5, 19957355418646188477376181587, 100, 1)
+    pair = PairSpec(token_is_token0=False, token_decimals=18, quote_decimals=6)  # token is token1
+    assert view_v3(state, pair, ONE, ONE, [10]).composition is None  # no balances read
+    view = view_v3(state, pair, ONE, ONE, [10], balances=(250 * 10**6, 750 * 10**18))
+    assert view.composition == PoolComposition(Fraction(3, 4), Fraction(1000))
+
+
+@given(st.integers(0, 10**30), st.integers(0, 10**30), st.booleans())
+@settings(max_examples=200, deadline=None)
+def test_pool_composition_share_is_a_fraction_and_orientation_symmetric(a: int, b: int, t0: bool) -> None:
+    if a == 0 and b == 0:
+        return
+    pair = PairSpec(token_is_token0=t0, token_decimals=18, quote_decimals=18)
+    c = pool_composition(*pair.orient(a, b), pair, ONE, ONE)
+    assert 0 <= c.token_share <= 1
+    token = a if t0 else b
+    assert c.token_share == Fraction(token, a + b) and c.tvl_usd == Fraction(a + b, 10**18)
