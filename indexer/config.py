@@ -5,6 +5,7 @@ Every problem is reported as `path.to.key: message` (see `ConfigError.problems`)
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Mapping
@@ -22,7 +23,10 @@ from pydantic import (
     model_validator,
 )
 
+from indexer.chains.dialects import DIALECTS, Dialect
+from indexer.chains.evm_families import PROFILES, WATCH_DEFAULT, ControlFamily, LogDispatch, Profile
 from indexer.errors import ConfigError
+from indexer.model import Family, FamilyConfig
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -155,6 +159,24 @@ class _ChainBase(_Strict):
     defer_indexes: bool = True
 
 
+class WatchConfig(_Strict):
+    """An extra contract whose control events count (a ProxyAdmin, an owner multisig, a governor)."""
+
+    address: EvmAddress
+    label: Name
+    controls: list[ControlFamily] | None = None  # default: WATCH_DEFAULT
+
+    @property
+    def families(self) -> tuple[ControlFamily, ...]:
+        return tuple(self.controls) if self.controls is not None else WATCH_DEFAULT
+
+
+def _dialect(value: str) -> str:
+    if value not in DIALECTS:
+        raise ValueError(f"unknown dialect {value!r}; known: {', '.join(DIALECTS)}")
+    return value
+
+
 class EvmChainConfig(_ChainBase):
     kind: Literal["evm"]
     ws: Url | None = None
@@ -164,6 +186,75 @@ class EvmChainConfig(_ChainBase):
     finality: EvmFinality = EvmFinality(tag="finalized")
     max_block_range: int = Field(default=2000, ge=1, le=1_000_000)
     live_batch_blocks: int = Field(default=100, ge=1, le=10_000)
+    # The node's quirks (indexer/chains/dialects.py): ethereum | bsc | legacy.
+    dialect: Annotated[str, AfterValidator(_dialect)] = "ethereum"
+    # Control events (indexer/chains/evm_families.py): the token's default families, an explicit
+    # list that replaces them, and extra contracts to watch.
+    profile: Profile = "erc20"
+    controls: list[ControlFamily] | None = None
+    watch: list[WatchConfig] = Field(default_factory=list)
+    control_check_interval: Duration = 60.0  # contract state checked against the chain this often
+    control_check_sample: int = Field(default=16, ge=0, le=1000)  # frozen accounts checked per round
+
+    @model_validator(mode="after")
+    def _controls(self) -> EvmChainConfig:
+        if self.finality.tag is not None and self.finality.tag not in self.evm_dialect.final_tags:
+            tags = ", ".join(sorted(self.evm_dialect.final_tags)) or "none"
+            raise ValueError(
+                f"finality.tag {self.finality.tag!r} is not served by dialect {self.dialect!r}"
+                f" (tags: {tags}); use finality.confirmations"
+            )
+        seen: set[str] = {self.token}
+        labels: set[str] = {"token"}
+        for w in self.watch:
+            if w.address in seen:
+                what = "the token" if w.address == self.token else "watched twice"
+                raise ValueError(f"watch: {w.address} is {what}")
+            if w.label in labels:
+                raise ValueError(f"watch: label {w.label!r} is used twice (or is reserved)")
+            seen.add(w.address)
+            labels.add(w.label)
+        try:
+            self.log_dispatch()
+        except ValueError as exc:
+            raise ValueError(f"controls: {exc}") from None
+        return self
+
+    @property
+    def evm_dialect(self) -> Dialect:
+        return DIALECTS[self.dialect]
+
+    @property
+    def control_families(self) -> tuple[ControlFamily, ...]:
+        return tuple(self.controls) if self.controls is not None else PROFILES[self.profile]
+
+    def log_dispatch(self) -> LogDispatch:
+        """The chain's table of event decoders (every family)."""
+        return LogDispatch.build(
+            self.token, self.control_families, [(w.address, w.label, w.families) for w in self.watch]
+        )
+
+    @property
+    def first_height(self) -> int:
+        return self.start_block
+
+    def family_configs(self) -> dict[Family, FamilyConfig]:
+        """The event families this chain decodes (transfers always; controls when configured)."""
+        d = self.log_dispatch()
+        transfers = d.describe(Family.TRANSFERS)
+        out = {
+            Family.TRANSFERS: FamilyConfig(
+                d.fingerprint(Family.TRANSFERS),
+                transfers,
+                fillable=False,
+                legacy=transfers == {self.token: ["Transfer(address,address,uint256)"]},
+            )
+        }
+        if d.specs(Family.CONTROLS):
+            out[Family.CONTROLS] = FamilyConfig(
+                d.fingerprint(Family.CONTROLS), d.describe(Family.CONTROLS), fillable=True
+            )
+        return out
 
 
 class SolanaChainConfig(_ChainBase):
@@ -173,6 +264,16 @@ class SolanaChainConfig(_ChainBase):
     start_slot: int = Field(default=0, ge=0)
     finality: SolanaFinality = SolanaFinality()
     poll_interval: Duration = 0.4
+
+    @property
+    def first_height(self) -> int:
+        return self.start_slot
+
+    def family_configs(self) -> dict[Family, FamilyConfig]:
+        """Transfers of the mint (SPL Token and Token-2022 instructions, see solana_parse)."""
+        config = {self.mint: ["SPL Token Transfer/TransferChecked/MintTo/MintToChecked/Burn/BurnChecked"]}
+        fp = hashlib.sha256(f"spl-token {self.mint}".encode()).hexdigest()[:32]
+        return {Family.TRANSFERS: FamilyConfig(fp, config, fillable=False, legacy=True)}
 
 
 ChainConfig = Annotated[EvmChainConfig | SolanaChainConfig, Field(discriminator="kind")]
