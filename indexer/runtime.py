@@ -7,6 +7,7 @@ import contextlib
 import gc
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from typing import assert_never
 
 import aiohttp
 import asyncpg
@@ -21,8 +22,10 @@ from indexer.chains.rpc import RpcPool
 from indexer.config import ChainConfig, Config, EvmChainConfig, SolanaChainConfig
 from indexer.errors import ConfigError
 from indexer.metrics import Metrics
+from indexer.model import Family
 from indexer.store.db import EmbeddedPostgres, create_pool, migrate
 from indexer.store.store import Store
+from indexer.sync.controls import ControlsMonitor
 from indexer.sync.follower import Follower, FollowerSettings
 from indexer.sync.lease import ChainLease
 from indexer.sync.status import STATES, ChainStatus
@@ -65,35 +68,66 @@ def build_source(
         timeout=chain.request_timeout,
         max_in_flight=max(4, chain.max_concurrency * 2),
     )
-    if isinstance(chain, EvmChainConfig):
-        return EvmSource(chain, pool, decoder=decoder)
-    from indexer.chains.solana import SolanaSource
+    # The one place a chain kind is chosen (with `follower_settings`, `chain_token`, `controls_monitor`).
+    match chain:
+        case EvmChainConfig():
+            return EvmSource(chain, pool, decoder=decoder)
+        case SolanaChainConfig():
+            from indexer.chains.solana import SolanaSource
 
-    return SolanaSource(chain, pool)
+            return SolanaSource(chain, pool)
+        case _:
+            assert_never(chain)
 
 
 def follower_settings(chain: ChainConfig) -> FollowerSettings:
-    if isinstance(chain, SolanaChainConfig):
-        return FollowerSettings(
-            start=chain.start_slot,
-            poll_interval=chain.poll_interval,
-            backfill_chunk=64,
-            live_batch=64,
-            concurrency=chain.max_concurrency,
-            defer_indexes=chain.defer_indexes,
-        )
-    return FollowerSettings(
-        start=chain.start_block,
-        poll_interval=chain.poll_interval,
-        backfill_chunk=chain.max_block_range,
-        live_batch=chain.live_batch_blocks,
-        concurrency=chain.max_concurrency,
-        defer_indexes=chain.defer_indexes,
-    )
+    match chain:
+        case EvmChainConfig():
+            return FollowerSettings(
+                start=chain.start_block,
+                poll_interval=chain.poll_interval,
+                backfill_chunk=chain.max_block_range,
+                live_batch=chain.live_batch_blocks,
+                concurrency=chain.max_concurrency,
+                defer_indexes=chain.defer_indexes,
+            )
+        case SolanaChainConfig():
+            return FollowerSettings(
+                start=chain.start_slot,
+                poll_interval=chain.poll_interval,
+                backfill_chunk=64,
+                live_batch=64,
+                concurrency=chain.max_concurrency,
+                defer_indexes=chain.defer_indexes,
+            )
+        case _:
+            assert_never(chain)
 
 
 def chain_token(chain: ChainConfig) -> str:
-    return chain.token if isinstance(chain, EvmChainConfig) else chain.mint
+    match chain:
+        case EvmChainConfig():
+            return chain.token
+        case SolanaChainConfig():
+            return chain.mint
+        case _:
+            assert_never(chain)
+
+
+def controls_monitor(
+    chain: ChainConfig, src: ChainSource, store: Store, metrics: Metrics, status: ChainStatus
+) -> ControlsMonitor | None:
+    """The chain's control metrics and state check, when it decodes control events."""
+    match chain:
+        case EvmChainConfig():
+            assert isinstance(src, EvmSource)
+            if not src.dispatch.specs(Family.CONTROLS):
+                return None
+            return ControlsMonitor(chain, src, store, metrics, status)
+        case SolanaChainConfig():
+            return None  # Solana control instructions come with their decoder (issue #14 section 3)
+        case _:
+            assert_never(chain)
 
 
 def select_chains(cfg: Config, names: Sequence[str] | None) -> list[ChainConfig]:
@@ -157,7 +191,14 @@ async def open_runtime(cfg: Config, chain_names: Sequence[str] | None = None) ->
         decoder = DecodePool(cfg.decode_processes) if cfg.decode_processes else None
         try:
             for chain in chains:
-                await store.register_chain(chain.name, chain.kind, chain_token(chain), chain.decimals)
+                await store.register_chain(
+                    chain.name,
+                    chain.kind,
+                    chain_token(chain),
+                    chain.decimals,
+                    start=chain.first_height,
+                    families=chain.family_configs(),
+                )
                 src = build_source(chain, session, metrics, decoder)
                 status = ChainStatus(
                     chain.name,
@@ -184,6 +225,7 @@ async def open_runtime(cfg: Config, chain_names: Sequence[str] | None = None) ->
                     on_update=rt.update_totals,
                     lease=ChainLease(pool, chain.name),
                     heads=heads,
+                    controls=controls_monitor(chain, src, store, metrics, status),
                 )
             metrics.db_up.set(1)
             tune_gc()
