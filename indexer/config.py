@@ -238,6 +238,14 @@ class EvmChainConfig(_ChainBase):
     def first_height(self) -> int:
         return self.start_block
 
+    def control_contracts(self) -> list[tuple[str, str, list[str]]]:
+        """(address, label, control families) of the contracts whose control events count; empty
+        when the chain decodes none."""
+        d = self.log_dispatch()
+        if not d.specs(Family.CONTROLS):
+            return []
+        return [(c.address, c.label, [f.value for f in c.families]) for c in d.contracts]
+
     def family_configs(self) -> dict[Family, FamilyConfig]:
         """The event families this chain decodes (transfers always; controls when configured)."""
         d = self.log_dispatch()
@@ -268,6 +276,9 @@ class SolanaChainConfig(_ChainBase):
     @property
     def first_height(self) -> int:
         return self.start_slot
+
+    def control_contracts(self) -> list[tuple[str, str, list[str]]]:
+        return []  # Solana control instructions come with their decoder (issue #14 section 3)
 
     def family_configs(self) -> dict[Family, FamilyConfig]:
         """Transfers of the mint (SPL Token and Token-2022 instructions, see solana_parse)."""

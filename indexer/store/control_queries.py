@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -64,7 +64,7 @@ def event_json(
         "chain": e.chain,
         "block_number": e.block_number,
         "block_hash": e.block_hash,
-        "block_time": q.iso(_time(e.timestamp)),
+        "block_time": q.iso(block_time(e.timestamp)),
         "tx_hash": e.tx_hash,
         "log_index": e.log_index,
         "kind": e.kind.value,
@@ -80,9 +80,7 @@ def event_json(
     }
 
 
-def _time(unix: int) -> datetime | None:
-    from datetime import UTC
-
+def block_time(unix: int) -> datetime | None:
     return datetime.fromtimestamp(unix, UTC) if unix else None
 
 
@@ -143,7 +141,7 @@ class StateAt:
             if last is None
             else {
                 "block": last.block_number,
-                "block_time": q.iso(_time(last.timestamp)),
+                "block_time": q.iso(block_time(last.timestamp)),
                 "tx_hash": last.tx_hash,
                 "kind": last.kind.value,
                 "event": last.event,
