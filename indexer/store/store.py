@@ -119,6 +119,11 @@ class Batch:
     controls: Sequence[ControlEvent] = ()  # the controls family's records
 
 
+class NotFinalYet(DataConsistencyError):
+    """A fill's range is above the index's finalized height and is not a block the index holds:
+    wait for the index's finality (not an inconsistency of stored data)."""
+
+
 @dataclass(frozen=True, slots=True)
 class CommitResult:
     head: Totals  # cumulative totals at the new cursor
@@ -232,7 +237,7 @@ class Store:
                     "SELECT hash FROM blocks WHERE chain = $1 AND number = $2", chain, hi
                 )
                 if held != top.hash:
-                    raise DataConsistencyError(
+                    raise NotFinalYet(
                         f"{chain}: block {hi} is above the stored finalized height {cur['finalized_number']}"
                         f" and the index holds {held}, not {top.hash}"
                     )
