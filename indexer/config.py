@@ -20,6 +20,8 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -196,29 +198,41 @@ class EvmChainConfig(_ChainBase):
     control_check_interval: Duration = 60.0  # contract state checked against the chain this often
     control_check_sample: int = Field(default=16, ge=0, le=1000)  # frozen accounts checked per round
 
-    @model_validator(mode="after")
-    def _controls(self) -> EvmChainConfig:
-        if self.finality.tag is not None and self.finality.tag not in self.evm_dialect.final_tags:
-            tags = ", ".join(sorted(self.evm_dialect.final_tags)) or "none"
+    @field_validator("dialect")
+    @classmethod
+    def _dialect_serves_the_finality_tag(cls, value: str, info: ValidationInfo) -> str:
+        finality = info.data.get("finality")
+        tags = DIALECTS[value].final_tags
+        if isinstance(finality, EvmFinality) and finality.tag is not None and finality.tag not in tags:
             raise ValueError(
-                f"finality.tag {self.finality.tag!r} is not served by dialect {self.dialect!r}"
-                f" (tags: {tags}); use finality.confirmations"
+                f"dialect {value!r} serves no {finality.tag!r} block tag"
+                f" (it serves: {', '.join(sorted(tags)) or 'none'}); use finality.confirmations"
             )
-        seen: set[str] = {self.token}
-        labels: set[str] = {"token"}
-        for w in self.watch:
+        return value
+
+    @field_validator("watch")
+    @classmethod
+    def _watch(cls, value: list[WatchConfig], info: ValidationInfo) -> list[WatchConfig]:
+        token = info.data.get("token")
+        seen: set[str] = set()
+        labels = {"token"}
+        for i, w in enumerate(value):
+            if w.address == token:
+                raise ValueError(f"entry {i}: {w.address} is the token itself")
             if w.address in seen:
-                what = "the token" if w.address == self.token else "watched twice"
-                raise ValueError(f"watch: {w.address} is {what}")
+                raise ValueError(f"entry {i}: {w.address} is watched twice")
             if w.label in labels:
-                raise ValueError(f"watch: label {w.label!r} is used twice (or is reserved)")
+                raise ValueError(f"entry {i}: label {w.label!r} is used twice (or is reserved)")
             seen.add(w.address)
             labels.add(w.label)
-        try:
-            self.log_dispatch()
-        except ValueError as exc:
-            raise ValueError(f"controls: {exc}") from None
-        return self
+        profile, controls = info.data.get("profile"), info.data.get("controls")
+        if isinstance(token, str) and isinstance(profile, str):
+            families = tuple(controls) if controls is not None else PROFILES[profile]
+            try:
+                LogDispatch.build(token, families, [(w.address, w.label, w.families) for w in value])
+            except ValueError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
     @property
     def evm_dialect(self) -> Dialect:

@@ -410,7 +410,25 @@ async def test_bad_input_is_a_clear_error_or_a_counted_skip_and_loses_nothing(
             assert run.metric("usd1_control_mismatch", field="frozen") == 0
             assert run.rt.statuses[CHAIN].control_check["mismatches"] == {}  # type: ignore[index]
 
-        # 2. A control log of a known topic0 with a layout its spec does not have (a topic
+        # 2. An endpoint that drops a control log: the block's bloom says it may be there, the
+        # other endpoint has it (the negative bloom check, live mode); the dropping one is blamed.
+        def drop(logs: list[Any]) -> list[Any]:
+            return [lg for lg in logs if lg["topics"][0] != USD1_TOPICS["Freeze"]]
+
+        proxy.logs_hook = drop
+        proxy.reset_counters()
+        async with running(cfg) as run:
+            st = run.rt.statuses[CHAIN]
+            await wait_for(lambda: st.phase.value == "live", 15, "live")
+            dropped = await token.freeze(C)
+            await run.settled(anvil, dropped.block_number)
+            assert proxy.faults["logs_hook"] > 0
+            label = f"127.0.0.1:{proxy.port}"
+            assert (run.metric("usd1_rpc_requests_total", endpoint=label, outcome="contradiction") or 0) > 0
+            head = (await run.get("/api/v1/controls"))["chains"][0]["head"]
+            assert sorted(a["address"] for a in head["frozen"]["accounts"]) == [A, C]
+
+        # 3. A control log of a known topic0 with a layout its spec does not have (a topic
         # dropped): a clear error, nothing stored past it; once the endpoint heals, nothing is lost.
         def garble(logs: list[Any]) -> list[Any]:
             return [
@@ -432,4 +450,4 @@ async def test_bad_input_is_a_clear_error_or_a_counted_skip_and_loses_nothing(
             proxy.logs_hook = None
             await run.settled(anvil, bad.block_number)
             head = (await run.get("/api/v1/controls"))["chains"][0]["head"]
-            assert sorted(a["address"] for a in head["frozen"]["accounts"]) == [A, B]
+            assert sorted(a["address"] for a in head["frozen"]["accounts"]) == [A, B, C]
