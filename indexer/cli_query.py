@@ -202,6 +202,36 @@ EVENT_COLUMNS = [
 ]
 
 
+def page_options(fn: Callable[..., None]) -> Callable[..., None]:
+    """The options every paged history command shares (the API's since/until/limit/order/cursor)."""
+    for option in reversed(
+        [
+            click.option("--since", default=None, help="Block time at or after (ISO-8601 or Unix seconds)."),
+            click.option("--until", default=None, help="Block time before."),
+            click.option("--limit", default=None, help="Page size (default 100, at most 1000)."),
+            click.option("--order", default=None, help="desc (default) or asc."),
+            click.option("--cursor", default=None, help="next_cursor of the previous page."),
+            click.option(
+                "--all",
+                "walk_all",
+                is_flag=True,
+                help="Follow next_cursor to the end (at most 1,000,000 rows).",
+            ),
+            format_option,
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
+def _emit_pages(fmt: str, bodies: list[dict[str, Any]], key: str, columns: Sequence[str], title: str) -> None:
+    """Pages walked with --all as one body (the last page's cursor), then printed."""
+    body = bodies[0] if len(bodies) == 1 else {**bodies[-1], key: [e for b in bodies for e in b[key]]}
+    _emit(fmt, body, columns, body[key], title)
+    if fmt != "json" and body["next_cursor"]:
+        click.echo(f"next page: --cursor {body['next_cursor']}", err=True)
+
+
 @query.command("transfers")
 @config_option
 @click.option("--chain", default=None, help="Chain (optional when only one is configured).")
@@ -209,47 +239,12 @@ EVENT_COLUMNS = [
 @click.option("--kind", default=None, help="Comma-separated: mint,burn,transfer.")
 @click.option("--from-block", default=None, help="Lowest block (inclusive).")
 @click.option("--to-block", default=None, help="Highest block (inclusive).")
-@click.option("--since", default=None, help="Block time at or after (ISO-8601 or Unix seconds).")
-@click.option("--until", default=None, help="Block time before.")
 @click.option("--min-amount", default=None, help="Minimum amount in tokens (exact decimal).")
-@click.option("--limit", default=None, help="Page size (default 100, at most 1000).")
-@click.option("--order", default=None, help="desc (default) or asc.")
-@click.option("--cursor", default=None, help="next_cursor of the previous page.")
-@click.option(
-    "--all", "walk_all", is_flag=True, help="Follow next_cursor to the end (at most 1,000,000 rows)."
-)
-@format_option
-def transfers_cmd(
-    config_path: str,
-    chain: str | None,
-    address: str | None,
-    kind: str | None,
-    from_block: str | None,
-    to_block: str | None,
-    since: str | None,
-    until: str | None,
-    min_amount: str | None,
-    limit: str | None,
-    order: str | None,
-    cursor: str | None,
-    walk_all: bool,
-    fmt: str,
-) -> None:
+@page_options
+def transfers_cmd(config_path: str, walk_all: bool, fmt: str, **filters: str | None) -> None:
     """Token events, newest first by default; the next page's cursor goes to stderr."""
     cfg = _load(config_path)
-    params = _params(
-        chain=chain,
-        address=address,
-        kind=kind,
-        from_block=from_block,
-        to_block=to_block,
-        since=since,
-        until=until,
-        min_amount=min_amount,
-        limit=limit,
-        order=order,
-        cursor=cursor,
-    )
+    params = _params(**filters)
 
     async def go(pool: asyncpg.Pool) -> list[q.TransferPage]:
         f, size, after = P.transfer_filter(cfg, params)
@@ -260,14 +255,7 @@ def transfers_cmd(
     pages = _run(cfg, go)
     decimals = cfg.chain(pages[0].filter.chain).decimals
     bodies = [p.to_json(decimals) for p in pages]
-    body = (
-        bodies[0]
-        if len(bodies) == 1
-        else {**bodies[-1], "transfers": [t for b in bodies for t in b["transfers"]]}
-    )
-    _emit(fmt, body, EVENT_COLUMNS, body["transfers"], f"{pages[0].filter.chain} transfers")
-    if fmt != "json" and body["next_cursor"]:
-        click.echo(f"next page: --cursor {body['next_cursor']}", err=True)
+    _emit_pages(fmt, bodies, "transfers", EVENT_COLUMNS, f"{pages[0].filter.chain} transfers")
 
 
 @query.command("tx")
@@ -434,40 +422,11 @@ def controls_cmd(config_path: str, chain: str | None, fmt: str) -> None:
 @click.option("--chain", default=None, help="Chain (optional when only one is configured).")
 @click.option("--kind", default=None, help="Comma-separated control kinds (e.g. frozen,paused).")
 @click.option("--address", default=None, help="Emitting contract or account named by the event.")
-@click.option("--since", default=None, help="Block time at or after (ISO-8601 or Unix seconds).")
-@click.option("--until", default=None, help="Block time before.")
-@click.option("--limit", default=None, help="Page size (default 100, at most 1000).")
-@click.option("--order", default=None, help="desc (default) or asc.")
-@click.option("--cursor", default=None, help="next_cursor of the previous page.")
-@click.option(
-    "--all", "walk_all", is_flag=True, help="Follow next_cursor to the end (at most 1,000,000 rows)."
-)
-@format_option
-def control_events_cmd(
-    config_path: str,
-    chain: str | None,
-    kind: str | None,
-    address: str | None,
-    since: str | None,
-    until: str | None,
-    limit: str | None,
-    order: str | None,
-    cursor: str | None,
-    walk_all: bool,
-    fmt: str,
-) -> None:
+@page_options
+def control_events_cmd(config_path: str, walk_all: bool, fmt: str, **filters: str | None) -> None:
     """Control events, newest first by default; the next page's cursor goes to stderr."""
     cfg = _load(config_path)
-    params = _params(
-        chain=chain,
-        kind=kind,
-        address=address,
-        since=since,
-        until=until,
-        limit=limit,
-        order=order,
-        cursor=cursor,
-    )
+    params = _params(**filters)
 
     async def go(pool: asyncpg.Pool) -> list[cq.ControlPage]:
         f, size, after = P.control_filter(cfg, params)
@@ -479,12 +438,7 @@ def control_events_cmd(
     chain_cfg = cfg.chain(pages[0].filter.chain)
     labels = {a: label for a, label, _ in chain_cfg.control_contracts()}
     bodies = [p.to_json(labels, chain_cfg.decimals) for p in pages]
-    body = (
-        bodies[0] if len(bodies) == 1 else {**bodies[-1], "events": [e for b in bodies for e in b["events"]]}
-    )
-    _emit(fmt, body, CONTROL_COLUMNS, body["events"], f"{chain_cfg.name} control events")
-    if fmt != "json" and body["next_cursor"]:
-        click.echo(f"next page: --cursor {body['next_cursor']}", err=True)
+    _emit_pages(fmt, bodies, "events", CONTROL_COLUMNS, f"{chain_cfg.name} control events")
 
 
 P_ = TypeVar("P_", q.TransferPage, cq.ControlPage)

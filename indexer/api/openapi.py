@@ -11,6 +11,7 @@ from typing import Any
 from indexer import __version__
 from indexer.api.validate import MAX_HEIGHT
 from indexer.model import CONTROL_KINDS
+from indexer.store.control_queries import HOLDER_FIELDS
 from indexer.store.queries import DEFAULT_PAGE, EVENT_KINDS, MAX_BUCKETS, MAX_PAGE
 
 Schema = dict[str, Any]
@@ -170,6 +171,8 @@ AMOUNT: Schema = {
         },
     },
 }
+
+HOLDERS: Schema = {k: _nullable({"type": "string"}) for k in HOLDER_FIELDS}
 
 SCHEMAS: dict[str, Schema] = {
     "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
@@ -483,19 +486,7 @@ SCHEMAS: dict[str, Schema] = {
         "properties": {
             "address": {"type": "string"},
             "label": {"type": "string"},
-            **{
-                k: _nullable({"type": "string"})
-                for k in (
-                    "owner",
-                    "pending_owner",
-                    "implementation",
-                    "admin",
-                    "beacon",
-                    "master_minter",
-                    "pauser",
-                    "blacklister",
-                )
-            },
+            **HOLDERS,
             "paused": {"type": "boolean"},
         },
     },
@@ -505,19 +496,7 @@ SCHEMAS: dict[str, Schema] = {
         "required": ["block", "owner", "admin", "implementation", "paused", "frozen", "last_change"],
         "properties": {
             "block": {"type": "integer"},
-            **{
-                k: _nullable({"type": "string"})
-                for k in (
-                    "owner",
-                    "pending_owner",
-                    "implementation",
-                    "admin",
-                    "beacon",
-                    "master_minter",
-                    "pauser",
-                    "blacklister",
-                )
-            },
+            **HOLDERS,
             "paused": {"type": "boolean"},
             "frozen": {
                 "type": "object",

@@ -151,18 +151,21 @@ class StateAt:
         }
 
 
+# The holder fields of a contract's state, as the API gives them (an address, or null: never set).
+HOLDER_FIELDS = (
+    "owner",
+    "pending_owner",
+    "implementation",
+    "admin",
+    "beacon",
+    "master_minter",
+    "pauser",
+    "blacklister",
+)
+
+
 def _contract_json(c: ContractState) -> dict[str, Any]:
-    return {
-        "owner": c.owner,
-        "pending_owner": c.pending_owner,
-        "implementation": c.implementation,
-        "admin": c.admin,
-        "beacon": c.beacon,
-        "paused": c.paused,
-        "master_minter": c.master_minter,
-        "pauser": c.pauser,
-        "blacklister": c.blacklister,
-    }
+    return {**{f: getattr(c, f) for f in HOLDER_FIELDS}, "paused": c.paused}
 
 
 async def state_at(

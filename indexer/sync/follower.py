@@ -323,20 +323,12 @@ class Follower:
         keep = {r.hash for r in new}
         events = [e for e in events if e.block_hash in keep]
         controls = [c for c in controls if c.block_hash in keep]
+        rollback_to: BlockRef | None = None
+        orphaned_refs: tuple[BlockRef, ...] = ()
         match decision:
             case reorg.Reorg(ancestor=ancestor, orphaned=orphaned):
                 cursor = new[-1] if new else ancestor
-                batch = Batch(
-                    self.chain,
-                    expected=tip,
-                    cursor=cursor,
-                    finalized=fin,
-                    events=events,
-                    refs=new,
-                    rollback_to=ancestor,
-                    orphaned=orphaned,
-                    controls=controls,
-                )
+                rollback_to, orphaned_refs = ancestor, tuple(orphaned)
                 self._log.warning(
                     "reorg",
                     depth=len(orphaned),
@@ -348,15 +340,17 @@ class Follower:
                 self.metrics.reorg_depth.labels(self.chain).observe(len(orphaned))
             case reorg.Advance():
                 cursor = new[-1]
-                batch = Batch(
-                    self.chain,
-                    expected=tip,
-                    cursor=cursor,
-                    finalized=fin,
-                    events=events,
-                    refs=new,
-                    controls=controls,
-                )
+        batch = Batch(
+            self.chain,
+            expected=tip,
+            cursor=cursor,
+            finalized=fin,
+            events=events,
+            refs=new,
+            rollback_to=rollback_to,
+            orphaned=orphaned_refs,
+            controls=controls,
+        )
         new_window = reorg.apply(self.window, decision).finalize(min(fin, cursor.number))
         await self._commit(batch, new_window=new_window)
         self.export()

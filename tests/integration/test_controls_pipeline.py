@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from indexer.devnet.usd1 import ADMIN_SLOT, USD1_TOPICS, Usd1Deployment, deploy_
 from indexer.model import Family
 from indexer.runtime import Runtime, open_runtime
 from indexer.sync.supervisor import Supervisor
+from tests.integration.test_evm_pipeline import make_config, wait_for
 
 pytestmark = pytest.mark.integration
 CHAIN = "devnet"
@@ -51,31 +51,13 @@ USD1_KINDS = {
 
 
 def config(rpc: list[str], d: Usd1Deployment, dsn: str, tmp: Any, **chain: Any) -> Config:
-    base: dict[str, Any] = {
-        "name": CHAIN,
-        "kind": "evm",
-        "rpc": rpc,
-        "token": d.token.address,
-        "decimals": 18,
-        "finality": {"tag": "finalized"},
-        "poll_interval": "50ms",
-        "request_timeout": "5s",
+    """The pipeline tests' chain with the USD1 profile and its ProxyAdmin watched."""
+    usd1: dict[str, Any] = {
         "profile": "usd1",
         "watch": [{"address": d.proxy_admin.address, "label": "proxy_admin", "controls": ["ownable"]}],
         "control_check_interval": "100ms",
     }
-    return Config.model_validate(
-        {"database": {"dsn": dsn}, "data_dir": str(tmp), "chains": [{**base, **chain}]}
-    )
-
-
-async def wait_for(cond: Callable[[], bool], limit: float, what: str) -> None:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {limit}s waiting for {what}")
+    return make_config(rpc, d.token.address, dsn, tmp, **{**usd1, **chain})
 
 
 @dataclass
@@ -305,23 +287,8 @@ async def test_tether_profile_reconciles_exactly_through_random_traffic_and_reor
     blacklist at the finalized block equal the chain's, to the base unit, through reorgs, and an
     owner change in the very block of an Issue is resolved exactly."""
     t = await TetherStyleToken.deploy(anvil)
-    cfg = Config.model_validate(
-        {
-            "database": {"dsn": dsn},
-            "data_dir": str(tmp_path),
-            "chains": [
-                {
-                    "name": CHAIN,
-                    "kind": "evm",
-                    "rpc": [anvil.url],
-                    "token": t.address,
-                    "decimals": 6,
-                    "poll_interval": "50ms",
-                    "profile": "tether",
-                    "control_check_interval": "100ms",
-                }
-            ],
-        }
+    cfg = make_config(
+        anvil.url, t.address, dsn, tmp_path, decimals=6, profile="tether", control_check_interval="100ms"
     )
     traffic = TetherTraffic(t, seed=11, holders=6, max_mint_tokens=1_000)
     async with running(cfg) as run:
