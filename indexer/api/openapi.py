@@ -43,6 +43,32 @@ HEIGHT: Schema = {"type": "integer", "minimum": 0, "maximum": MAX_HEIGHT}
 TIME_DOC = "ISO-8601 (a missing zone means UTC) or Unix seconds; 1970 .. 2200."
 CHAIN_Q = _q("chain", {"type": "string"}, "A configured chain name.")
 
+# Shared by the paged event routes (transfers, control events).
+CHAIN_ONE = _q(
+    "chain", {"type": "string"}, "A configured chain name (may be omitted when only one chain is configured)."
+)
+BLOCK_TIMES = [
+    _q("since", {"type": "string"}, f"Block time at or after. {TIME_DOC}"),
+    _q("until", {"type": "string"}, f"Block time before. {TIME_DOC}"),
+]
+PAGE = [
+    _q(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
+        f"Page size (default {DEFAULT_PAGE}, at most {MAX_PAGE}).",
+    ),
+    _q(
+        "order",
+        {"type": "string", "enum": ["desc", "asc"]},
+        "Order by (block_number, log_index, tx_hash): desc (newest first, default) or asc.",
+    ),
+    _q(
+        "cursor",
+        {"type": "string"},
+        "`next_cursor` of the previous page, with the same filters; refused with other filters.",
+    ),
+]
+
 QUERY_PARAMS: dict[str, list[Schema]] = {
     "/healthz": [],
     "/api/v1/supply": [],
@@ -63,11 +89,7 @@ QUERY_PARAMS: dict[str, list[Schema]] = {
         ),
     ],
     "/api/v1/transfers": [
-        _q(
-            "chain",
-            {"type": "string"},
-            "A configured chain name (may be omitted when only one chain is configured).",
-        ),
+        CHAIN_ONE,
         _q("address", {"type": "string"}, "Only events where this address is the sender or the receiver."),
         _q(
             "kind",
@@ -76,24 +98,9 @@ QUERY_PARAMS: dict[str, list[Schema]] = {
         ),
         _q("from_block", HEIGHT, "Lowest block (inclusive)."),
         _q("to_block", HEIGHT, "Highest block (inclusive)."),
-        _q("since", {"type": "string"}, f"Block time at or after. {TIME_DOC}"),
-        _q("until", {"type": "string"}, f"Block time before. {TIME_DOC}"),
+        *BLOCK_TIMES,
         _q("min_amount", {"type": "string"}, "Minimum amount in tokens, exact decimal (e.g. 1000 or 0.5)."),
-        _q(
-            "limit",
-            {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
-            f"Page size (default {DEFAULT_PAGE}, at most {MAX_PAGE}).",
-        ),
-        _q(
-            "order",
-            {"type": "string", "enum": ["desc", "asc"]},
-            "Order by (block_number, log_index, tx_hash): desc (newest first, default) or asc.",
-        ),
-        _q(
-            "cursor",
-            {"type": "string"},
-            "`next_cursor` of the previous page, with the same filters; refused with other filters.",
-        ),
+        *PAGE,
     ],
     "/api/v1/tx/{chain}/{hash}": [],
     "/api/v1/accounts/{chain}/{address}": [
@@ -103,11 +110,7 @@ QUERY_PARAMS: dict[str, list[Schema]] = {
         _q("chain", {"type": "string"}, "A configured chain name (default: every chain)."),
     ],
     "/api/v1/control-events": [
-        _q(
-            "chain",
-            {"type": "string"},
-            "A configured chain name (may be omitted when only one chain is configured).",
-        ),
+        CHAIN_ONE,
         _q(
             "kind",
             {"type": "string"},
@@ -118,23 +121,8 @@ QUERY_PARAMS: dict[str, list[Schema]] = {
             {"type": "string"},
             "Only events emitted by this contract or naming this account (subject, previous or actor).",
         ),
-        _q("since", {"type": "string"}, f"Block time at or after. {TIME_DOC}"),
-        _q("until", {"type": "string"}, f"Block time before. {TIME_DOC}"),
-        _q(
-            "limit",
-            {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
-            f"Page size (default {DEFAULT_PAGE}, at most {MAX_PAGE}).",
-        ),
-        _q(
-            "order",
-            {"type": "string", "enum": ["desc", "asc"]},
-            "Order by (block_number, log_index, tx_hash): desc (newest first, default) or asc.",
-        ),
-        _q(
-            "cursor",
-            {"type": "string"},
-            "`next_cursor` of the previous page, with the same filters; refused with other filters.",
-        ),
+        *BLOCK_TIMES,
+        *PAGE,
     ],
     "/api/v1/reorgs": [
         _q("chain", {"type": "string"}, "A configured chain name (default: every chain)."),
