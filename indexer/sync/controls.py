@@ -2,8 +2,9 @@
 
 - Head gauges (`usd1_control_head_events`, `usd1_last_control_event_timestamp_seconds`,
   `usd1_paused`, `usd1_frozen_accounts`, `usd1_frozen_tokens`, `usd1_control_info`) are recomputed
-  from the store after every commit that adds or rolls back control events, and at each check
-  (so a fill by another process shows too): a reorg that orphans an event takes it out.
+  from the store after every live commit that adds or rolls back control events, and at each
+  check (so a fill by another process shows too): a reorg that orphans an event takes it out. A
+  backfill recomputes them when it ends, not per batch (each refresh folds every stored event).
 - `usd1_control_events_total` counts finalized control events, continuous across restarts (the
   store's count at the finalized height, as `usd1_events_total`).
 - The check, every `control_check_interval`: the state folded at the window's anchor (a finalized
@@ -86,6 +87,7 @@ class ControlsMonitor:
         self._skipping: set[tuple[str, str, str]] = set()
         self._last_check = 0.0
         self._offset = 0
+        self._stale = False
         self._log = log.bind(chain=self.chain)
         metrics.init_controls(self.chain, [k.value for k in self.kinds], [f.value for f in self.fields])
 
@@ -99,7 +101,21 @@ class ControlsMonitor:
                 self.metrics.control_events.labels(self.chain, kind.value).inc(n - prev)
                 self._final_counts[kind.value] = n
 
+    async def changed(self, *, live: bool) -> None:
+        """A commit added or rolled back control events: the head gauges follow at once when
+        following the head; a backfill (below finality, where every batch may hold some) has them
+        recomputed once it ends (`refresh_if_stale`) or at the next check, not per batch."""
+        if live:
+            await self.refresh_head()
+        else:
+            self._stale = True
+
+    async def refresh_if_stale(self) -> None:
+        if self._stale:
+            await self.refresh_head()
+
     async def refresh_head(self) -> None:
+        self._stale = False
         async with self.store.snapshot() as conn:
             stats = await cq.kind_stats(conn, self.chain, LATEST)
             head = await cq.state_at(conn, self.chain, self.contracts, LATEST, head=True)

@@ -169,6 +169,8 @@ class Follower:
         if indexed < target and cursor_final:
             self.status.phase = State.BACKFILL
             await self._backfill(stop, target, fin)
+            if self.controls is not None:
+                await self.controls.refresh_if_stale()
             self._mark_success(head)
             return to_block is not None and self._indexed() >= to_block
         if self.status.indexes_deferred:  # nothing left to backfill: queries get their indexes back
@@ -408,7 +410,7 @@ class Follower:
         self.status.indexed = batch.cursor.number
         self.status.supply_head = result.head.supply
         if self.controls is not None and result.controls_changed:
-            await self.controls.refresh_head()
+            await self.controls.changed(live=self.status.phase is State.LIVE)
         fin = min(batch.finalized, batch.cursor.number)
         if fin > self.status.indexed_finalized:
             await self._advance_finalized(fin)
