@@ -653,6 +653,8 @@ class EvmSource:
         result = await self.call_at(to or self.cfg.token, data, block)
         if result is None:
             return None
+        if result == "0x":  # no code at that block (e.g. the parent of the deployment block)
+            return "0x" + "0" * 40
         return "0x" + format(_hex_word(result, f"eth_call {data[:10]}") & (2**160 - 1), "040x")
 
     async def total_supply(self, block: BlockRef) -> int:
