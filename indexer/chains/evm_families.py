@@ -396,9 +396,9 @@ class LogDispatch:
         contracts = [Contract(token.lower(), "token", tuple(controls))]
         contracts += [Contract(a.lower(), label, tuple(fams)) for a, label, fams in watch]
         entries: dict[tuple[str, str], EventSpec] = {}
-        for c in contracts:
+        for i, c in enumerate(contracts):
             specs = [s for fam in c.families for s in FAMILIES[fam]]
-            if c.label == "token":
+            if i == 0:  # the token: its Transfers are the transfers family
                 specs.insert(0, TRANSFER)
             elif any(s.families & {Family.TRANSFERS} for s in specs):
                 raise ValueError(f"watched contract {c.address}: supply events belong to the token only")
