@@ -9,8 +9,9 @@ import hashlib
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -92,6 +93,23 @@ EvmAddress = Annotated[str, AfterValidator(_evm_address)]
 SolanaAddress = Annotated[str, AfterValidator(_solana_address)]
 Url = Annotated[str, AfterValidator(_url)]
 Name = Annotated[str, AfterValidator(_name)]
+
+
+@dataclass(frozen=True, slots=True)
+class IdFormat:
+    """How a chain kind spells an address or a transaction id (API and CLI input checks)."""
+
+    pattern: re.Pattern[str]
+    noun: str  # "address", "transaction hash", "transaction signature"
+    doc: str  # what is expected, for the error message
+    lower: bool  # normalized to lowercase (EVM hex)
+    shown: int = 80  # characters of a bad value quoted back
+
+    def parse(self, value: str) -> str | None:
+        """The normalized value, or None when `value` does not match."""
+        if not self.pattern.fullmatch(value):
+            return None
+        return value.lower() if self.lower else value
 
 
 class _Strict(BaseModel):
@@ -180,6 +198,12 @@ def _dialect(value: str) -> str:
 
 
 class EvmChainConfig(_ChainBase):
+    ADDRESS: ClassVar[IdFormat] = IdFormat(
+        _EVM_ADDR_RE, "address", "EVM chain {chain}: expected 0x + 40 hex digits", True
+    )
+    TX: ClassVar[IdFormat] = IdFormat(
+        re.compile(r"^0x[0-9a-fA-F]{64}$"), "transaction hash", "expected 0x + 64 hex digits", True
+    )
     kind: Literal["evm"]
     ws: Url | None = None
     token: EvmAddress
@@ -280,6 +304,15 @@ class EvmChainConfig(_ChainBase):
 
 
 class SolanaChainConfig(_ChainBase):
+    ADDRESS: ClassVar[IdFormat] = IdFormat(
+        re.compile(r"^[1-9A-HJ-NP-Za-km-z]{32,44}$"),
+        "address",
+        "Solana chain {chain}: expected base58",
+        False,
+    )
+    TX: ClassVar[IdFormat] = IdFormat(
+        re.compile(r"^[1-9A-HJ-NP-Za-km-z]{64,90}$"), "transaction signature", "expected base58", False, 100
+    )
     kind: Literal["solana"]
     mint: SolanaAddress
     decimals: int = Field(default=6, ge=0, le=18)

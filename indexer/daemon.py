@@ -16,7 +16,7 @@ from indexer.config import Config, EvmChainConfig
 from indexer.metrics import Metrics
 from indexer.model import Family
 from indexer.reserves import ReservesService, TotalSupply
-from indexer.runtime import Runtime, database, follower_settings, open_runtime
+from indexer.runtime import Runtime, database, open_runtime
 from indexer.store.store import Store
 from indexer.sync.fill import FamilyFill
 from indexer.sync.supervisor import Supervisor
@@ -143,7 +143,7 @@ async def fill_family(cfg: Config, chains: Sequence[str] | None, family: Family)
             if fc is None:
                 out[chain.name] = None
                 continue
-            settings = follower_settings(chain)
+            settings = rt.settings[chain.name]
             fills.append(
                 FamilyFill(
                     rt.sources[chain.name],
