@@ -48,8 +48,8 @@ def _run(cfg: Config, fn: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
     from indexer.runtime import database
 
     async def main() -> T:
-        async with database(cfg, run_migrations=False) as pool:
-            return await fn(pool)
+        async with database(cfg, run_migrations=False) as db:
+            return await fn(db.pool)
 
     try:
         return asyncio.run(main())
@@ -245,16 +245,15 @@ def transfers_cmd(config_path: str, walk_all: bool, fmt: str, **filters: str | N
     """Token events, newest first by default; the next page's cursor goes to stderr."""
     cfg = _load(config_path)
     params = _params(**filters)
+    cursors = P.cursor_codec(cfg)
 
     async def go(pool: asyncpg.Pool) -> list[q.TransferPage]:
-        f, size, after = P.transfer_filter(cfg, params)
-        return await _walk(
-            pool, f, walk_all, lambda conn, a: q.transfers(conn, f, limit=size, after=a), after
-        )
+        f, size, after = P.transfer_filter(cfg, params, cursors)
+        return await _walk(pool, walk_all, lambda conn, a: q.transfers(conn, f, limit=size, after=a), after)
 
     pages = _run(cfg, go)
     decimals = cfg.chain(pages[0].filter.chain).decimals
-    bodies = [p.to_json(decimals) for p in pages]
+    bodies = [p.to_json(decimals, cursors) for p in pages]
     _emit_pages(fmt, bodies, "transfers", EVENT_COLUMNS, f"{pages[0].filter.chain} transfers")
 
 
@@ -427,17 +426,18 @@ def control_events_cmd(config_path: str, walk_all: bool, fmt: str, **filters: st
     """Control events, newest first by default; the next page's cursor goes to stderr."""
     cfg = _load(config_path)
     params = _params(**filters)
+    cursors = P.cursor_codec(cfg)
 
     async def go(pool: asyncpg.Pool) -> list[cq.ControlPage]:
-        f, size, after = P.control_filter(cfg, params)
+        f, size, after = P.control_filter(cfg, params, cursors)
         return await _walk(
-            pool, f, walk_all, lambda conn, a: cq.control_events(conn, f, limit=size, after=a), after
+            pool, walk_all, lambda conn, a: cq.control_events(conn, f, limit=size, after=a), after
         )
 
     pages = _run(cfg, go)
     chain_cfg = cfg.chain(pages[0].filter.chain)
     labels = {a: label for a, label, _ in chain_cfg.control_contracts()}
-    bodies = [p.to_json(labels, chain_cfg.decimals) for p in pages]
+    bodies = [p.to_json(labels, chain_cfg.decimals, cursors) for p in pages]
     _emit_pages(fmt, bodies, "events", CONTROL_COLUMNS, f"{chain_cfg.name} control events")
 
 
@@ -446,7 +446,6 @@ P_ = TypeVar("P_", q.TransferPage, cq.ControlPage)
 
 async def _walk(
     pool: asyncpg.Pool,
-    f: q.Fingerprinted,
     walk_all: bool,
     fetch: Callable[[Any, q.Position | None], Awaitable[P_]],
     after: q.Position | None,
@@ -459,9 +458,9 @@ async def _walk(
             page = await fetch(conn, after)
         pages.append(page)
         total += len(page.events)
-        if not walk_all or page.next_cursor is None or total >= MAX_ALL_ROWS:
+        if not walk_all or page.next is None or total >= MAX_ALL_ROWS:
             return pages
-        after = q.decode_cursor(f, page.next_cursor)
+        after = page.next
 
 
 if __name__ == "__main__":  # python -m indexer.cli_query ... (before it is registered in indexer.cli)

@@ -12,6 +12,7 @@ from indexer.config import ChainConfig, Config
 from indexer.model import CONTROL_KINDS
 from indexer.store import control_queries as cq
 from indexer.store import queries as q
+from indexer.store.pagination import CursorCodec, CursorError, Layout, cursor_key
 
 DEFAULT_INTERVAL = timedelta(days=1)
 DEFAULT_BUCKETS = 100
@@ -42,6 +43,11 @@ def history_params(cfg: Config, query: Mapping[str, str], now: datetime | None =
     return HistoryParams(chains, not name, since, until, interval, query.get("interval") or "1d")
 
 
+def cursor_codec(cfg: Config) -> CursorCodec:
+    """The pagination cursor codec of this deployment (`http.cursor_key` or `data_dir/cursor.key`)."""
+    return CursorCodec(cursor_key(cfg.http.cursor_key.get_secret_value(), cfg.data_dir))
+
+
 def _chain(cfg: Config, query: Mapping[str, str]) -> ChainConfig:
     """The `chain` parameter (may be omitted when only one chain is configured)."""
     name = query.get("chain")
@@ -60,12 +66,15 @@ def _since_until(query: Mapping[str, str]) -> tuple[datetime | None, datetime | 
     return since, until
 
 
-def _page(f: q.Fingerprinted, query: Mapping[str, str]) -> tuple[int, q.Position | None]:
+def _page(
+    layout: Layout[q.Position], fingerprint: str, query: Mapping[str, str], cursors: CursorCodec
+) -> tuple[int, q.Position | None]:
+    """`limit` and the position after which a page starts (`cursor`, checked by the codec)."""
     limit = v.bounded_int(query.get("limit"), "limit", q.DEFAULT_PAGE, 1, q.MAX_PAGE)
     cursor = query.get("cursor")
     try:
-        after = q.decode_cursor(f, cursor) if cursor else None
-    except q.CursorError as exc:
+        after = cursors.decode(layout, fingerprint, cursor) if cursor else None
+    except CursorError as exc:
         raise v.BadRequest(str(exc)) from None
     return limit, after
 
@@ -74,7 +83,9 @@ def _order(query: Mapping[str, str]) -> q.Order:
     return "asc" if v.choice(query.get("order"), "order", ("desc", "asc"), "desc") == "asc" else "desc"
 
 
-def transfer_filter(cfg: Config, query: Mapping[str, str]) -> tuple[q.TransferFilter, int, q.Position | None]:
+def transfer_filter(
+    cfg: Config, query: Mapping[str, str], cursors: CursorCodec
+) -> tuple[q.TransferFilter, int, q.Position | None]:
     """Parse and check the transfers filters (shared by the API and the CLI)."""
     chain = _chain(cfg, query)
     address = query.get("address")
@@ -94,10 +105,12 @@ def transfer_filter(cfg: Config, query: Mapping[str, str]) -> tuple[q.TransferFi
         min_raw=v.amount(query.get("min_amount"), chain.decimals),
         order=_order(query),
     )
-    return (f, *_page(f, query))
+    return (f, *_page(q.POSITION, f.fingerprint(), query, cursors))
 
 
-def control_filter(cfg: Config, query: Mapping[str, str]) -> tuple[cq.ControlFilter, int, q.Position | None]:
+def control_filter(
+    cfg: Config, query: Mapping[str, str], cursors: CursorCodec
+) -> tuple[cq.ControlFilter, int, q.Position | None]:
     """Parse and check the control-events filters (shared by the API and the CLI)."""
     chain = _chain(cfg, query)
     address = query.get("address")
@@ -110,4 +123,4 @@ def control_filter(cfg: Config, query: Mapping[str, str]) -> tuple[cq.ControlFil
         until=until,
         order=_order(query),
     )
-    return (f, *_page(f, query))
+    return (f, *_page(cq.POSITION, f.fingerprint(), query, cursors))

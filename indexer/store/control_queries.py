@@ -21,6 +21,7 @@ from indexer.controls import ContractState, ControlState, fold
 from indexer.model import ControlEvent, ControlKind, Family
 from indexer.store import queries as q
 from indexer.store.db import Conn
+from indexer.store.pagination import CursorCodec, Layout
 from indexer.units import amount_json
 
 MAX_FROZEN_LISTED = 100  # frozen accounts listed per state (largest balances first); count and sum cover all
@@ -251,16 +252,24 @@ class ControlFilter:
         return hashlib.sha256(orjson.dumps([*key, self.order])).hexdigest()[:16]
 
 
+# The control-events cursor: the transfers position, in a scope of its own (a cursor of one route
+# is refused by the other).
+POSITION = Layout("control-events", q.Position, q.POSITION.fields)
+
+
 @dataclass(frozen=True, slots=True)
 class ControlPage:
     filter: ControlFilter
     as_of: q.AsOf
     events: list[ControlEvent]
     limit: int
-    next_cursor: str | None
+    next: q.Position | None  # the last row's position when there are more rows
     coverage: q.Coverage | None
 
-    def to_json(self, labels: dict[str, str], decimals: int) -> dict[str, Any]:
+    def to_json(self, labels: dict[str, str], decimals: int, cursors: CursorCodec) -> dict[str, Any]:
+        next_cursor = (
+            None if self.next is None else cursors.encode(POSITION, self.filter.fingerprint(), self.next)
+        )
         return {
             "chain": self.filter.chain,
             "order": self.filter.order,
@@ -268,7 +277,7 @@ class ControlPage:
             "as_of": self.as_of.to_json(),
             "coverage": None if self.coverage is None else {"from_block": self.coverage.from_block},
             "events": [event_json(e, self.as_of, labels.get(e.address), decimals) for e in self.events],
-            "next_cursor": self.next_cursor,
+            "next_cursor": next_cursor,
         }
 
 
@@ -299,4 +308,4 @@ async def control_events(
         *p.values,
     )
     events = [_control(f.chain, r) for r in rows[:limit]]
-    return ControlPage(f, at, events, limit, q.next_cursor(f, rows, limit), cov)
+    return ControlPage(f, at, events, limit, q.next_position(rows, limit), cov)
