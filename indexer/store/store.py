@@ -17,14 +17,14 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, assert_never
 
 import asyncpg
 import orjson
 import structlog
 
 from indexer.errors import DataConsistencyError, FinalityViolation
-from indexer.model import BlockRef, Checkpoint, ControlEvent, Family, FamilyConfig, TokenEvent
+from indexer.model import BlockRef, Checkpoint, ControlEvent, EventKind, Family, FamilyConfig, TokenEvent
 from indexer.store import queries
 from indexer.store.blocktables import FAMILY_TABLES, Undo, insert_controls, rollback_above
 from indexer.store.copy_binary import COPY_HEADER, COPY_TRAILER
@@ -452,15 +452,17 @@ class Store:
         for e in events:  # sorted by block: a row per block, with the totals after its last event
             if last is not None and e.block_number != last.block_number:
                 rows.append(_supply_row(chain, last, minted, burned, mints, burns, transfers))
-            kind = e.kind
-            if kind == "mint":
-                minted += e.amount
-                mints += 1
-            elif kind == "burn":
-                burned += e.amount
-                burns += 1
-            else:
-                transfers += 1
+            match e.kind:  # closed: an unknown kind is never counted as a transfer
+                case EventKind.TRANSFER:
+                    transfers += 1
+                case EventKind.MINT:
+                    minted += e.amount
+                    mints += 1
+                case EventKind.BURN:
+                    burned += e.amount
+                    burns += 1
+                case _:
+                    assert_never(e.kind)
             last = e
         if last is None:
             return prev
