@@ -479,7 +479,7 @@ class EvmSource:
             tuple(self._with_timestamps(events, by_number)),
             tuple(by_number[n].ref for n in range(start, end + 1)) if with_headers else (),
             by_number[end].ref,
-            copy_rows if events is decoded.events else None,  # only if `_with_timestamps` changed nothing
+            copy_rows if events is decoded.events and not self.dialect.timestamp_ms else None,
             tuple(_controls_with_timestamps(decoded.controls, by_number)),
         )
 
