@@ -418,3 +418,23 @@ async def test_bad_input_is_a_clear_error_or_a_counted_skip_and_loses_nothing(
             await run.settled(anvil, bad.block_number)
             head = (await run.get("/api/v1/controls"))["chains"][0]["head"]
             assert sorted(a["address"] for a in head["frozen"]["accounts"]) == [A, B, C]
+
+
+async def test_legacy_dialect_reads_state_by_number_and_needs_no_finality_tag(
+    anvil: Anvil, usd1: Usd1Deployment, dsn: str, tmp_path: Path
+) -> None:
+    """A node of the `legacy` dialect (no finalized/safe tags, no EIP-1898): finality by
+    confirmations, totalSupply and the control getters read by block number, and the same answers."""
+    token = usd1.token
+    cfg = config([anvil.url], usd1, dsn, tmp_path, dialect="legacy", finality={"confirmations": 3})
+    async with running(cfg) as run:
+        await token.mint(7 * 10**18)
+        last = await token.freeze(A)
+        await run.settled(anvil, last.block_number)
+        st = run.rt.statuses[CHAIN]
+        await wait_for(lambda: st.mismatch_block is not None, 10, "the supply check")
+        assert st.mismatch == 0 and st.indexed_finalized == await anvil.block_number() - 3
+        check = st.control_check
+        assert check is not None and check["mismatches"] == {} and "frozen" in check["checked"]
+        head = (await run.get("/api/v1/controls"))["chains"][0]["finalized"]
+        assert head["owner"] == (await token.current_owner()).lower()
