@@ -38,6 +38,10 @@ CONNECTION_ERRORS = (
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
+    # A pooled connection the lost server left mid-operation ("cannot switch to state N; another
+    # operation is in progress"): seen right after an embedded server restart. The pool's reset on
+    # release fails for it and terminates it, so the retry gets a fresh connection.
+    asyncpg.InternalClientError,
 )
 CONNECT_TIMEOUT = 10.0  # seconds to open a connection (a black-holed server must not hang callers)
 
