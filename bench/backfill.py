@@ -42,7 +42,8 @@ from bench.common import (
     write_config,
 )
 from bench.workload import ChainInfo, Spec, serve
-from indexer.chains.evm_decode import TRANSFER_TOPIC, decode_logs
+from indexer.chains.evm_decode import TRANSFER_TOPIC
+from indexer.chains.evm_families import LogDispatch, decode_logs
 from indexer.model import BlockRef
 from indexer.runtime import tune_gc
 from indexer.store.copy_binary import encode_event_rows
@@ -259,10 +260,12 @@ async def run_insert_path(
         # PostgreSQL (a bounded queue of decoded batches); `sequential` decodes only between commits.
         decoded: asyncio.Queue[tuple[list[Any], bytes | None]] = asyncio.Queue(maxsize=2)
 
+        dispatch = LogDispatch.build(info.token)
+
         def decode(logs: list[Any]) -> tuple[list[Any], bytes | None]:
             nonlocal decode_s
             t0 = time.perf_counter()
-            events = decode_logs(CHAIN, logs, info.token)
+            events = decode_logs(CHAIN, logs, dispatch).events
             rows = encode_event_rows(events) if encode_rows else None
             decode_s += time.perf_counter() - t0
             return events, rows

@@ -100,12 +100,33 @@ def serve(config_path: str) -> None:
     "--to-block", type=click.IntRange(min=0), default=None, help="Last height (default: finalized head)."
 )
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
-def backfill(config_path: str, chain: str | None, to_block: int | None, progress: bool) -> None:
-    """Index up to a block (default: the finalized head) and exit 0."""
+@click.option(
+    "--family",
+    type=click.Choice(["controls"]),
+    default=None,
+    help="Only fill this event family in below its coverage (a family enabled on an indexed chain).",
+)
+def backfill(
+    config_path: str, chain: str | None, to_block: int | None, progress: bool, family: str | None
+) -> None:
+    """Index up to a block (default: the finalized head) and exit 0; with --family, fill only that
+    family in below its coverage, down to the chain's start (transfers are not re-indexed)."""
     from indexer.daemon import backfill as do_backfill
     from indexer.runtime import Runtime
 
     cfg = load_or_exit(config_path)
+    if family is not None:
+        if to_block is not None:
+            raise click.UsageError("--family fills down to the chain's start: it takes no --to-block")
+        from indexer.daemon import fill_family
+        from indexer.model import Family
+
+        filled = _run_async(lambda: fill_family(cfg, _chains(chain), Family(family)))
+        for name, start in (filled or {}).items():
+            click.echo(
+                f"{name}: {family} " + ("not configured" if start is None else f"covered from block {start}")
+            )
+        return
 
     @contextlib.asynccontextmanager
     async def bar(rt: Runtime, targets: dict[str, int]) -> AsyncIterator[None]:

@@ -9,6 +9,8 @@ here writes, so a read-only database role is enough (migrations are not run).
     usd1-indexer query tx --config c.yaml CHAIN HASH
     usd1-indexer query account --config c.yaml CHAIN ADDRESS [--block N]
     usd1-indexer query reorgs --config c.yaml [--chain X] [--limit N]
+    usd1-indexer query controls --config c.yaml [--chain X]
+    usd1-indexer query control-events --config c.yaml --chain X [--kind frozen,paused] [--address A] [--all]
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import orjson
 from indexer.api import params as P
 from indexer.api import validate as v
 from indexer.config import Config
+from indexer.store import control_queries as cq
 from indexer.store import queries as q
 from indexer.units import amount_json
 
@@ -82,8 +85,9 @@ def _emit(
 
         table = Table(title=title or None, show_lines=False)
         for c in columns:
+            left = ("chain", "kind", "from", "to", "tx_hash", "t", "at", "event", "contract", "subject")
             table.add_column(
-                c, justify="left" if c in ("chain", "kind", "from", "to", "tx_hash", "t") else "right"
+                c, justify="left" if c in left or c in ("owner", "admin", "implementation") else "right"
             )
         for r in rows:
             table.add_row(*["" if r.get(c) is None else str(r.get(c)) for c in columns])
@@ -198,6 +202,36 @@ EVENT_COLUMNS = [
 ]
 
 
+def page_options(fn: Callable[..., None]) -> Callable[..., None]:
+    """The options every paged history command shares (the API's since/until/limit/order/cursor)."""
+    for option in reversed(
+        [
+            click.option("--since", default=None, help="Block time at or after (ISO-8601 or Unix seconds)."),
+            click.option("--until", default=None, help="Block time before."),
+            click.option("--limit", default=None, help="Page size (default 100, at most 1000)."),
+            click.option("--order", default=None, help="desc (default) or asc."),
+            click.option("--cursor", default=None, help="next_cursor of the previous page."),
+            click.option(
+                "--all",
+                "walk_all",
+                is_flag=True,
+                help="Follow next_cursor to the end (at most 1,000,000 rows).",
+            ),
+            format_option,
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
+def _emit_pages(fmt: str, bodies: list[dict[str, Any]], key: str, columns: Sequence[str], title: str) -> None:
+    """Pages walked with --all as one body (the last page's cursor), then printed."""
+    body = bodies[0] if len(bodies) == 1 else {**bodies[-1], key: [e for b in bodies for e in b[key]]}
+    _emit(fmt, body, columns, body[key], title)
+    if fmt != "json" and body["next_cursor"]:
+        click.echo(f"next page: --cursor {body['next_cursor']}", err=True)
+
+
 @query.command("transfers")
 @config_option
 @click.option("--chain", default=None, help="Chain (optional when only one is configured).")
@@ -205,74 +239,22 @@ EVENT_COLUMNS = [
 @click.option("--kind", default=None, help="Comma-separated: mint,burn,transfer.")
 @click.option("--from-block", default=None, help="Lowest block (inclusive).")
 @click.option("--to-block", default=None, help="Highest block (inclusive).")
-@click.option("--since", default=None, help="Block time at or after (ISO-8601 or Unix seconds).")
-@click.option("--until", default=None, help="Block time before.")
 @click.option("--min-amount", default=None, help="Minimum amount in tokens (exact decimal).")
-@click.option("--limit", default=None, help="Page size (default 100, at most 1000).")
-@click.option("--order", default=None, help="desc (default) or asc.")
-@click.option("--cursor", default=None, help="next_cursor of the previous page.")
-@click.option(
-    "--all", "walk_all", is_flag=True, help="Follow next_cursor to the end (at most 1,000,000 rows)."
-)
-@format_option
-def transfers_cmd(
-    config_path: str,
-    chain: str | None,
-    address: str | None,
-    kind: str | None,
-    from_block: str | None,
-    to_block: str | None,
-    since: str | None,
-    until: str | None,
-    min_amount: str | None,
-    limit: str | None,
-    order: str | None,
-    cursor: str | None,
-    walk_all: bool,
-    fmt: str,
-) -> None:
+@page_options
+def transfers_cmd(config_path: str, walk_all: bool, fmt: str, **filters: str | None) -> None:
     """Token events, newest first by default; the next page's cursor goes to stderr."""
     cfg = _load(config_path)
-    params = _params(
-        chain=chain,
-        address=address,
-        kind=kind,
-        from_block=from_block,
-        to_block=to_block,
-        since=since,
-        until=until,
-        min_amount=min_amount,
-        limit=limit,
-        order=order,
-        cursor=cursor,
-    )
-
+    params = _params(**filters)
     cursors = P.cursor_codec(cfg)
 
     async def go(pool: asyncpg.Pool) -> list[q.TransferPage]:
         f, size, after = P.transfer_filter(cfg, params, cursors)
-        pages = []
-        total = 0
-        while True:
-            async with q.snapshot(pool) as conn:
-                page = await q.transfers(conn, f, limit=size, after=after)
-            pages.append(page)
-            total += len(page.events)
-            if not walk_all or page.next is None or total >= MAX_ALL_ROWS:
-                return pages
-            after = page.next
+        return await _walk(pool, walk_all, lambda conn, a: q.transfers(conn, f, limit=size, after=a), after)
 
     pages = _run(cfg, go)
     decimals = cfg.chain(pages[0].filter.chain).decimals
     bodies = [p.to_json(decimals, cursors) for p in pages]
-    body = (
-        bodies[0]
-        if len(bodies) == 1
-        else {**bodies[-1], "transfers": [t for b in bodies for t in b["transfers"]]}
-    )
-    _emit(fmt, body, EVENT_COLUMNS, body["transfers"], f"{pages[0].filter.chain} transfers")
-    if fmt != "json" and body["next_cursor"]:
-        click.echo(f"next page: --cursor {body['next_cursor']}", err=True)
+    _emit_pages(fmt, bodies, "transfers", EVENT_COLUMNS, f"{pages[0].filter.chain} transfers")
 
 
 @query.command("tx")
@@ -365,6 +347,120 @@ def reorgs_cmd(config_path: str, chain: str | None, limit: str | None, fmt: str)
         flat,
         "reorgs",
     )
+
+
+CONTROL_COLUMNS = [
+    "block_number",
+    "log_index",
+    "block_time",
+    "kind",
+    "event",
+    "contract",
+    "subject",
+    "finalized",
+    "tx_hash",
+]
+
+
+@query.command("controls")
+@config_option
+@click.option("--chain", default=None, help="Only this chain.")
+@format_option
+def controls_cmd(config_path: str, chain: str | None, fmt: str) -> None:
+    """Who controls the token: owner, admin, implementation, paused, frozen (head and finalized)."""
+    cfg = _load(config_path)
+
+    async def go(pool: asyncpg.Pool) -> list[dict[str, Any]]:
+        chains = [v.chain_of(cfg, chain)] if chain else list(cfg.chains)
+        async with q.snapshot(pool) as conn:
+            return [
+                (
+                    await cq.chain_controls(conn, c.name, c.decimals, c.first_height, c.control_contracts())
+                ).to_json()
+                for c in chains
+            ]
+
+    body = _run(cfg, go)
+    rows = []
+    for c in body:
+        for at in ("head", "finalized"):
+            st = c[at]
+            if st is None:
+                continue
+            rows.append(
+                {
+                    "chain": c["chain"],
+                    "at": at,
+                    "block": st["block"],
+                    "owner": st["owner"],
+                    "admin": st["admin"],
+                    "implementation": st["implementation"],
+                    "paused": st["paused"],
+                    "frozen": st["frozen"]["count"],
+                    "frozen_amount": st["frozen"]["amount"],
+                    "coverage_from": c["coverage"]["from_block"] if c["coverage"] else None,
+                }
+            )
+    columns = [
+        "chain",
+        "at",
+        "block",
+        "owner",
+        "admin",
+        "implementation",
+        "paused",
+        "frozen",
+        "frozen_amount",
+        "coverage_from",
+    ]
+    _emit(fmt, {"chains": body}, columns, rows, "contract controls")
+
+
+@query.command("control-events")
+@config_option
+@click.option("--chain", default=None, help="Chain (optional when only one is configured).")
+@click.option("--kind", default=None, help="Comma-separated control kinds (e.g. frozen,paused).")
+@click.option("--address", default=None, help="Emitting contract or account named by the event.")
+@page_options
+def control_events_cmd(config_path: str, walk_all: bool, fmt: str, **filters: str | None) -> None:
+    """Control events, newest first by default; the next page's cursor goes to stderr."""
+    cfg = _load(config_path)
+    params = _params(**filters)
+    cursors = P.cursor_codec(cfg)
+
+    async def go(pool: asyncpg.Pool) -> list[cq.ControlPage]:
+        f, size, after = P.control_filter(cfg, params, cursors)
+        return await _walk(
+            pool, walk_all, lambda conn, a: cq.control_events(conn, f, limit=size, after=a), after
+        )
+
+    pages = _run(cfg, go)
+    chain_cfg = cfg.chain(pages[0].filter.chain)
+    labels = {a: label for a, label, _ in chain_cfg.control_contracts()}
+    bodies = [p.to_json(labels, chain_cfg.decimals, cursors) for p in pages]
+    _emit_pages(fmt, bodies, "events", CONTROL_COLUMNS, f"{chain_cfg.name} control events")
+
+
+P_ = TypeVar("P_", q.TransferPage, cq.ControlPage)
+
+
+async def _walk(
+    pool: asyncpg.Pool,
+    walk_all: bool,
+    fetch: Callable[[Any, q.Position | None], Awaitable[P_]],
+    after: q.Position | None,
+) -> list[P_]:
+    """One page, or (with --all) every page up to MAX_ALL_ROWS, each in its own snapshot."""
+    pages: list[P_] = []
+    total = 0
+    while True:
+        async with q.snapshot(pool) as conn:
+            page = await fetch(conn, after)
+        pages.append(page)
+        total += len(page.events)
+        if not walk_all or page.next is None or total >= MAX_ALL_ROWS:
+            return pages
+        after = page.next
 
 
 if __name__ == "__main__":  # python -m indexer.cli_query ... (before it is registered in indexer.cli)

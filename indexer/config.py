@@ -5,11 +5,13 @@ Every problem is reported as `path.to.key: message` (see `ConfigError.problems`)
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -20,10 +22,15 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
+from indexer.chains.dialects import DIALECTS, Dialect
+from indexer.chains.evm_families import PROFILES, WATCH_DEFAULT, ControlFamily, LogDispatch, Profile
 from indexer.errors import ConfigError
+from indexer.model import Family, FamilyConfig
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -88,6 +95,23 @@ EvmAddress = Annotated[str, AfterValidator(_evm_address)]
 SolanaAddress = Annotated[str, AfterValidator(_solana_address)]
 Url = Annotated[str, AfterValidator(_url)]
 Name = Annotated[str, AfterValidator(_name)]
+
+
+@dataclass(frozen=True, slots=True)
+class IdFormat:
+    """How a chain kind spells an address or a transaction id (API and CLI input checks)."""
+
+    pattern: re.Pattern[str]
+    noun: str  # "address", "transaction hash", "transaction signature"
+    doc: str  # what is expected, for the error message
+    lower: bool  # normalized to lowercase (EVM hex)
+    shown: int = 80  # characters of a bad value quoted back
+
+    def parse(self, value: str) -> str | None:
+        """The normalized value, or None when `value` does not match."""
+        if not self.pattern.fullmatch(value):
+            return None
+        return value.lower() if self.lower else value
 
 
 class _Strict(BaseModel):
@@ -170,7 +194,31 @@ class _ChainBase(_Strict):
     defer_indexes: bool = True
 
 
+class WatchConfig(_Strict):
+    """An extra contract whose control events count (a ProxyAdmin, an owner multisig, a governor)."""
+
+    address: EvmAddress
+    label: Name
+    controls: list[ControlFamily] | None = None  # default: WATCH_DEFAULT
+
+    @property
+    def families(self) -> tuple[ControlFamily, ...]:
+        return tuple(self.controls) if self.controls is not None else WATCH_DEFAULT
+
+
+def _dialect(value: str) -> str:
+    if value not in DIALECTS:
+        raise ValueError(f"unknown dialect {value!r}; known: {', '.join(DIALECTS)}")
+    return value
+
+
 class EvmChainConfig(_ChainBase):
+    ADDRESS: ClassVar[IdFormat] = IdFormat(
+        _EVM_ADDR_RE, "address", "EVM chain {chain}: expected 0x + 40 hex digits", True
+    )
+    TX: ClassVar[IdFormat] = IdFormat(
+        re.compile(r"^0x[0-9a-fA-F]{64}$"), "transaction hash", "expected 0x + 64 hex digits", True
+    )
     kind: Literal["evm"]
     ws: Url | None = None
     token: EvmAddress
@@ -179,15 +227,126 @@ class EvmChainConfig(_ChainBase):
     finality: EvmFinality = EvmFinality(tag="finalized")
     max_block_range: int = Field(default=2000, ge=1, le=1_000_000)
     live_batch_blocks: int = Field(default=100, ge=1, le=10_000)
+    # The node's quirks (indexer/chains/dialects.py): ethereum | bsc | legacy.
+    dialect: Annotated[str, AfterValidator(_dialect)] = "ethereum"
+    # Control events (indexer/chains/evm_families.py): the token's default families, an explicit
+    # list that replaces them, and extra contracts to watch.
+    profile: Profile = "erc20"
+    controls: list[ControlFamily] | None = None
+    watch: list[WatchConfig] = Field(default_factory=list)
+    control_check_interval: Duration = 60.0  # contract state checked against the chain this often
+    control_check_sample: int = Field(default=16, ge=0, le=1000)  # frozen accounts checked per round
+
+    @field_validator("dialect")
+    @classmethod
+    def _dialect_serves_the_finality_tag(cls, value: str, info: ValidationInfo) -> str:
+        finality = info.data.get("finality")
+        tags = DIALECTS[value].final_tags
+        if isinstance(finality, EvmFinality) and finality.tag is not None and finality.tag not in tags:
+            raise ValueError(
+                f"dialect {value!r} serves no {finality.tag!r} block tag"
+                f" (it serves: {', '.join(sorted(tags)) or 'none'}); use finality.confirmations"
+            )
+        return value
+
+    @field_validator("watch")
+    @classmethod
+    def _watch(cls, value: list[WatchConfig], info: ValidationInfo) -> list[WatchConfig]:
+        token = info.data.get("token")
+        seen: set[str] = set()
+        labels = {"token"}
+        for i, w in enumerate(value):
+            if w.address == token:
+                raise ValueError(f"entry {i}: {w.address} is the token itself")
+            if w.address in seen:
+                raise ValueError(f"entry {i}: {w.address} is watched twice")
+            if w.label in labels:
+                raise ValueError(f"entry {i}: label {w.label!r} is used twice (or is reserved)")
+            seen.add(w.address)
+            labels.add(w.label)
+        profile, controls = info.data.get("profile"), info.data.get("controls")
+        if isinstance(token, str) and isinstance(profile, str):
+            families = tuple(controls) if controls is not None else PROFILES[profile]
+            try:
+                LogDispatch.build(token, families, [(w.address, w.label, w.families) for w in value])
+            except ValueError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @property
+    def evm_dialect(self) -> Dialect:
+        return DIALECTS[self.dialect]
+
+    @property
+    def control_families(self) -> tuple[ControlFamily, ...]:
+        return tuple(self.controls) if self.controls is not None else PROFILES[self.profile]
+
+    def log_dispatch(self) -> LogDispatch:
+        """The chain's table of event decoders (every family)."""
+        return LogDispatch.build(
+            self.token, self.control_families, [(w.address, w.label, w.families) for w in self.watch]
+        )
+
+    @property
+    def first_height(self) -> int:
+        return self.start_block
+
+    def control_contracts(self) -> list[tuple[str, str, list[str]]]:
+        """(address, label, control families) of the contracts whose control events count; empty
+        when the chain decodes none."""
+        d = self.log_dispatch()
+        if not d.specs(Family.CONTROLS):
+            return []
+        return [(c.address, c.label, [f.value for f in c.families]) for c in d.contracts]
+
+    def family_configs(self) -> dict[Family, FamilyConfig]:
+        """The event families this chain decodes (transfers always; controls when configured)."""
+        d = self.log_dispatch()
+        transfers = d.describe(Family.TRANSFERS)
+        out = {
+            Family.TRANSFERS: FamilyConfig(
+                d.fingerprint(Family.TRANSFERS),
+                transfers,
+                fillable=False,
+                legacy=transfers == {self.token: ["Transfer(address,address,uint256)"]},
+            )
+        }
+        if d.specs(Family.CONTROLS):
+            out[Family.CONTROLS] = FamilyConfig(
+                d.fingerprint(Family.CONTROLS), d.describe(Family.CONTROLS), fillable=True
+            )
+        return out
 
 
 class SolanaChainConfig(_ChainBase):
+    ADDRESS: ClassVar[IdFormat] = IdFormat(
+        re.compile(r"^[1-9A-HJ-NP-Za-km-z]{32,44}$"),
+        "address",
+        "Solana chain {chain}: expected base58",
+        False,
+    )
+    TX: ClassVar[IdFormat] = IdFormat(
+        re.compile(r"^[1-9A-HJ-NP-Za-km-z]{64,90}$"), "transaction signature", "expected base58", False, 100
+    )
     kind: Literal["solana"]
     mint: SolanaAddress
     decimals: int = Field(default=6, ge=0, le=18)
     start_slot: int = Field(default=0, ge=0)
     finality: SolanaFinality = SolanaFinality()
     poll_interval: Duration = 0.4
+
+    @property
+    def first_height(self) -> int:
+        return self.start_slot
+
+    def control_contracts(self) -> list[tuple[str, str, list[str]]]:
+        return []  # Solana control instructions come with their decoder (issue #14 section 3)
+
+    def family_configs(self) -> dict[Family, FamilyConfig]:
+        """Transfers of the mint (SPL Token and Token-2022 instructions, see solana_parse)."""
+        config = {self.mint: ["SPL Token Transfer/TransferChecked/MintTo/MintToChecked/Burn/BurnChecked"]}
+        fp = hashlib.sha256(f"spl-token {self.mint}".encode()).hexdigest()[:32]
+        return {Family.TRANSFERS: FamilyConfig(fp, config, fillable=False, legacy=True)}
 
 
 ChainConfig = Annotated[EvmChainConfig | SolanaChainConfig, Field(discriminator="kind")]

@@ -15,9 +15,11 @@ from indexer.api.app import create_app
 from indexer.config import Config, EvmChainConfig
 from indexer.errors import DatabaseGaveUp
 from indexer.metrics import Metrics
+from indexer.model import Family
 from indexer.reserves import ReservesService, TotalSupply
 from indexer.runtime import Runtime, database, kept, open_runtime
 from indexer.store.store import Store
+from indexer.sync.fill import FamilyFill
 from indexer.sync.supervisor import Supervisor
 
 log = structlog.get_logger(__name__)
@@ -135,6 +137,37 @@ async def finalized_total_supply(rt: Runtime) -> TotalSupply | None:
         point = await rt.store.supply_at(c.name, cur["finalized_number"])
         total += point.supply * 10 ** (dp - c.decimals)
     return TotalSupply(total, dp)
+
+
+async def fill_family(cfg: Config, chains: Sequence[str] | None, family: Family) -> dict[str, int | None]:
+    """Fill `family` in below its coverage on each selected chain that decodes it, without
+    re-indexing the others (see `indexer.sync.fill`); returns where each chain's coverage of the
+    family starts now (None: the chain does not decode it)."""
+    stop = asyncio.Event()
+    install_signal_handlers(stop)
+    out: dict[str, int | None] = {}
+    async with open_runtime(cfg, chains) as rt:
+        fills = []
+        for chain in rt.chains:
+            fc = chain.family_configs().get(family)
+            if fc is None:
+                out[chain.name] = None
+                continue
+            settings = rt.settings[chain.name]
+            fills.append(
+                FamilyFill(
+                    rt.sources[chain.name],
+                    rt.store,
+                    family,
+                    fc.fingerprint,
+                    chain.first_height,
+                    settings.backfill_chunk,
+                    settings.poll_interval,
+                )
+            )
+        for cov, f in zip(await asyncio.gather(*(f.run(stop) for f in fills)), fills, strict=True):
+            out[f.chain] = cov.from_block
+    return out
 
 
 async def backfill(

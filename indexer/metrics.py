@@ -6,6 +6,7 @@ Token amounts are whole tokens as floats (exact integers live in the store).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -39,6 +40,18 @@ class Metrics:
         self.venue_info.labels(venue, kind, chain).set(1)
         if depth_floor_usd is not None:
             self.venue_depth_floor.labels(venue).set(depth_floor_usd)
+
+    def init_controls(self, chain: str, kinds: Iterable[str], fields: Iterable[str]) -> None:
+        """A chain's control series at start-up (kinds its families decode; every mismatch field)."""
+        for kind in kinds:
+            self.control_events.labels(chain, kind)
+            self.control_head_events.labels(chain, kind).set(0)
+            self.last_control_event.labels(chain, kind).set(0)
+        for f in fields:
+            self.control_mismatch.labels(chain, f).set(0)
+        self.paused.labels(chain).set(0)
+        self.frozen_accounts.labels(chain).set(0)
+        self.frozen_tokens.labels(chain).set(0)
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -119,6 +132,62 @@ class Metrics:
         )
         self.burned = Counter(
             "usd1_burned_tokens_total", "Finalized burned tokens (whole tokens)", ["chain"], registry=r
+        )
+        # Control events and contract state (VOCAB: head gauges follow reorgs, the counter is final)
+        self.control_events = Counter(
+            "usd1_control_events_total", "Finalized control events indexed", ["chain", "kind"], registry=r
+        )
+        self.control_head_events = Gauge(
+            "usd1_control_head_events",
+            "Control events of the kind at the indexed head (drops back when a reorg orphans one)",
+            ["chain", "kind"],
+            registry=r,
+        )
+        self.last_control_event = Gauge(
+            "usd1_last_control_event_timestamp_seconds",
+            "Block time of the newest control event of the kind at the indexed head (0: none)",
+            ["chain", "kind"],
+            registry=r,
+        )
+        self.paused = Gauge(
+            "usd1_paused", "1 while the token is paused (at the indexed head)", ["chain"], registry=r
+        )
+        self.frozen_accounts = Gauge(
+            "usd1_frozen_accounts",
+            "Frozen or blacklisted accounts (at the indexed head)",
+            ["chain"],
+            registry=r,
+        )
+        self.frozen_tokens = Gauge(
+            "usd1_frozen_tokens",
+            "Tokens held by frozen or blacklisted accounts (whole tokens, at the indexed head)",
+            ["chain"],
+            registry=r,
+        )
+        self.control_info = Gauge(
+            "usd1_control_info",
+            "1 for the token's current owner, proxy admin and implementation (at the indexed head)",
+            ["chain", "owner", "admin", "implementation"],
+            registry=r,
+        )
+        self.control_mismatch = Gauge(
+            "usd1_control_mismatch",
+            "1 while the stored contract state disagrees with the chain at the finalized block",
+            ["chain", "field"],
+            registry=r,
+        )
+        self.control_check_block = Gauge(
+            "usd1_control_check_block",
+            "Block at which the contract state was last checked against the chain",
+            ["chain"],
+            registry=r,
+        )
+        self.control_check_skipped = Counter(
+            "usd1_control_check_skipped_total",
+            "State reads of the control check that could not be made (reason: reverted|no_code|"
+            "no_past_state|rpc_error|partial_coverage)",
+            ["chain", "field", "reason"],
+            registry=r,
         )
         # Reorgs
         self.reorgs = Counter("usd1_reorgs_total", "Chain reorganisations handled", ["chain"], registry=r)

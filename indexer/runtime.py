@@ -8,6 +8,7 @@ import contextlib
 import gc
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from typing import assert_never
 
 import aiohttp
 import asyncpg
@@ -22,9 +23,11 @@ from indexer.chains.rpc import RpcPool
 from indexer.config import ChainConfig, Config, EvmChainConfig, SolanaChainConfig
 from indexer.errors import ConfigError
 from indexer.metrics import Metrics
+from indexer.model import Family
 from indexer.store.db import EmbeddedPostgres, close_pool, create_pool, migrate
 from indexer.store.keeper import DatabaseKeeper, KeeperSettings
 from indexer.store.store import Store
+from indexer.sync.controls import ControlsMonitor
 from indexer.sync.follower import Follower, FollowerSettings
 from indexer.sync.lease import ChainLease
 from indexer.sync.status import STATES, ChainStatus
@@ -44,6 +47,7 @@ class Runtime:
     sources: dict[str, ChainSource] = field(default_factory=dict)
     statuses: dict[str, ChainStatus] = field(default_factory=dict)
     followers: dict[str, Follower] = field(default_factory=dict)
+    settings: dict[str, FollowerSettings] = field(default_factory=dict)
     heads: list[HeadWatcher] = field(default_factory=list)
 
     def update_totals(self) -> None:
@@ -54,12 +58,28 @@ class Runtime:
         self.metrics.supply_total.labels("finalized").set(fin / 1e18)
 
 
-def build_source(
+@dataclass(frozen=True)
+class ChainParts:
+    """What a chain of one kind is made of: its source, follower settings, the token (contract or
+    mint) its rows belong to, its newHeads URL, and its control monitor (None: no controls)."""
+
+    source: ChainSource
+    settings: FollowerSettings
+    token: str
+    ws: str | None
+    controls: ControlsMonitor | None
+
+
+def chain_parts(
     chain: ChainConfig,
     session: aiohttp.ClientSession,
     metrics: Metrics,
+    store: Store,
+    status: ChainStatus,
     decoder: DecodePool | None = None,
-) -> ChainSource:
+) -> ChainParts:
+    """THE place a chain kind is chosen (`match` + `assert_never`): a new kind is a new case here
+    and nowhere else; an eth-compatible chain with quirks is a dialect (chains/dialects.py)."""
     pool = RpcPool(
         chain.name,
         chain.rpc,
@@ -68,35 +88,38 @@ def build_source(
         timeout=chain.request_timeout,
         max_in_flight=max(4, chain.max_concurrency * 2),
     )
-    if isinstance(chain, EvmChainConfig):
-        return EvmSource(chain, pool, decoder=decoder)
-    from indexer.chains.solana import SolanaSource
+    match chain:
+        case EvmChainConfig():
+            src = EvmSource(chain, pool, decoder=decoder)
+            monitor = (
+                ControlsMonitor(chain, src, store, metrics, status)
+                if src.dispatch.specs(Family.CONTROLS)
+                else None
+            )
+            settings = FollowerSettings(
+                start=chain.start_block,
+                poll_interval=chain.poll_interval,
+                backfill_chunk=chain.max_block_range,
+                live_batch=chain.live_batch_blocks,
+                concurrency=chain.max_concurrency,
+                defer_indexes=chain.defer_indexes,
+            )
+            return ChainParts(src, settings, chain.token, chain.ws, monitor)
+        case SolanaChainConfig():
+            from indexer.chains.solana import SolanaSource
 
-    return SolanaSource(chain, pool)
-
-
-def follower_settings(chain: ChainConfig) -> FollowerSettings:
-    if isinstance(chain, SolanaChainConfig):
-        return FollowerSettings(
-            start=chain.start_slot,
-            poll_interval=chain.poll_interval,
-            backfill_chunk=64,
-            live_batch=64,
-            concurrency=chain.max_concurrency,
-            defer_indexes=chain.defer_indexes,
-        )
-    return FollowerSettings(
-        start=chain.start_block,
-        poll_interval=chain.poll_interval,
-        backfill_chunk=chain.max_block_range,
-        live_batch=chain.live_batch_blocks,
-        concurrency=chain.max_concurrency,
-        defer_indexes=chain.defer_indexes,
-    )
-
-
-def chain_token(chain: ChainConfig) -> str:
-    return chain.token if isinstance(chain, EvmChainConfig) else chain.mint
+            settings = FollowerSettings(
+                start=chain.start_slot,
+                poll_interval=chain.poll_interval,
+                backfill_chunk=64,
+                live_batch=64,
+                concurrency=chain.max_concurrency,
+                defer_indexes=chain.defer_indexes,
+            )
+            # Solana control instructions come with their decoder (issue #14 section 3).
+            return ChainParts(SolanaSource(chain, pool), settings, chain.mint, None, None)
+        case _:
+            assert_never(chain)
 
 
 def select_chains(cfg: Config, names: Sequence[str] | None) -> list[ChainConfig]:
@@ -192,8 +215,6 @@ async def open_runtime(
         decoder = DecodePool(cfg.decode_processes) if cfg.decode_processes else None
         try:
             for chain in chains:
-                await store.register_chain(chain.name, chain.kind, chain_token(chain), chain.decimals)
-                src = build_source(chain, session, metrics, decoder)
                 status = ChainStatus(
                     chain.name,
                     chain.kind,
@@ -201,24 +222,36 @@ async def open_runtime(
                     lag_budget=chain.lag_budget,
                     stall_after=max(30.0, 10 * chain.poll_interval, 3 * chain.request_timeout),
                 )
+                parts = chain_parts(chain, session, metrics, store, status, decoder)
+                src = parts.source
+                rt.sources[chain.name] = src
+                rt.statuses[chain.name] = status
+                rt.settings[chain.name] = parts.settings
+                await store.register_chain(
+                    chain.name,
+                    chain.kind,
+                    parts.token,
+                    chain.decimals,
+                    start=chain.first_height,
+                    families=chain.family_configs(),
+                )
                 metrics.init_chain(chain.name, chain.lag_budget, STATES)
                 for ep in getattr(getattr(src, "rpc", None), "endpoints", []):
                     metrics.rpc_endpoint_up.labels(chain.name, ep.label).set(1)
-                rt.sources[chain.name] = src
-                rt.statuses[chain.name] = status
                 heads = None
-                if isinstance(chain, EvmChainConfig) and chain.ws:
-                    heads = await HeadWatcher(chain.name, chain.ws).start()
+                if parts.ws:
+                    heads = await HeadWatcher(chain.name, parts.ws).start()
                     rt.heads.append(heads)
                 rt.followers[chain.name] = Follower(
                     src,
                     store,
                     metrics,
                     status,
-                    follower_settings(chain),
+                    parts.settings,
                     on_update=rt.update_totals,
                     lease=ChainLease(pool, chain.name),
                     heads=heads,
+                    controls=parts.controls,
                     db=db,
                 )
             tune_gc()

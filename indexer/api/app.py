@@ -25,11 +25,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from indexer.api import openapi
 from indexer.api import validate as v
 from indexer.api.page import ReservesProvider, transparency_page
-from indexer.api.params import cursor_codec, history_params, transfer_filter
+from indexer.api.params import control_filter, cursor_codec, history_params, transfer_filter
 from indexer.config import Config
 from indexer.errors import DatabaseUnavailable
 from indexer.http_json import json_response
 from indexer.metrics import Metrics
+from indexer.store import control_queries as cq
 from indexer.store import queries as q
 from indexer.store.keeper import DatabaseKeeper
 from indexer.store.pagination import CursorCodec
@@ -141,6 +142,8 @@ def create_app(
     app.router.add_get("/api/v1/transfers", transfers)
     app.router.add_get("/api/v1/tx/{chain}/{hash}", tx)
     app.router.add_get("/api/v1/accounts/{chain}/{address}", account)
+    app.router.add_get("/api/v1/controls", controls)
+    app.router.add_get("/api/v1/control-events", control_events)
     app.router.add_get("/api/v1/reorgs", reorgs)
     app.router.add_get("/api/openapi.json", openapi_handler)
     return app
@@ -224,6 +227,33 @@ async def transfers(request: web.Request) -> web.Response:
     return json_response(page_.to_json(cfg.chain(f.chain).decimals, cursors))
 
 
+async def controls(request: web.Request) -> web.Response:
+    v.only_params(request, openapi.allowed("/api/v1/controls"))
+    cfg = request.app[CFG]
+    statuses: dict[str, ChainStatus] = request.app[STATUSES]
+    name = request.query.get("chain")
+    chains = [v.chain_of(cfg, name)] if name else list(cfg.chains)
+    out = []
+    async with q.snapshot(_pool(request), timeout_ms=QUERY_TIMEOUT_MS) as conn:
+        for c in chains:
+            view = await cq.chain_controls(conn, c.name, c.decimals, c.first_height, c.control_contracts())
+            st = statuses.get(c.name)
+            out.append(view.to_json(st.control_check if st is not None else None))
+    return json_response({"chains": out})
+
+
+async def control_events(request: web.Request) -> web.Response:
+    v.only_params(request, openapi.allowed("/api/v1/control-events"))
+    cfg = request.app[CFG]
+    cursors = request.app[CURSORS]
+    f, limit, after = control_filter(cfg, request.query, cursors)
+    chain = cfg.chain(f.chain)
+    async with q.snapshot(_pool(request), timeout_ms=QUERY_TIMEOUT_MS) as conn:
+        page_ = await cq.control_events(conn, f, limit=limit, after=after)
+    labels = {a: label for a, label, _ in chain.control_contracts()}
+    return json_response(page_.to_json(labels, chain.decimals, cursors))
+
+
 async def tx(request: web.Request) -> web.Response:
     v.only_params(request, openapi.allowed("/api/v1/tx/{chain}/{hash}"))
     cfg = request.app[CFG]
@@ -246,6 +276,7 @@ async def status(request: web.Request) -> web.Response:
     cfg, store = request.app[CFG], request.app[STORE]
     statuses: dict[str, ChainStatus] = request.app[STATUSES]
     cursors = await store.cursors()
+    coverage = {c.name: await store.coverage(c.name) for c in cfg.chains}
     now = time.time()
     out = []
     for c in cfg.chains:
@@ -261,6 +292,7 @@ async def status(request: web.Request) -> web.Response:
             "lag_seconds": round(st.lag_seconds(now), 3) if st else None,
             "state": st.state(now).value if st else ("unknown" if cur is None else "not_followed"),
             "updated_at": cur["updated_at"].isoformat() if cur else None,
+            "coverage": {f.value: cov.to_json(c.first_height) for f, cov in coverage[c.name].items()},
         }
         if st:
             item["last_error"] = st.last_error

@@ -10,6 +10,8 @@ from typing import Any
 
 from indexer import __version__
 from indexer.api.validate import MAX_HEIGHT
+from indexer.model import CONTROL_KINDS
+from indexer.store.control_queries import HOLDER_FIELDS
 from indexer.store.queries import DEFAULT_PAGE, EVENT_KINDS, MAX_BUCKETS, MAX_PAGE
 
 Schema = dict[str, Any]
@@ -41,6 +43,32 @@ HEIGHT: Schema = {"type": "integer", "minimum": 0, "maximum": MAX_HEIGHT}
 TIME_DOC = "ISO-8601 (a missing zone means UTC) or Unix seconds; 1970 .. 2200."
 CHAIN_Q = _q("chain", {"type": "string"}, "A configured chain name.")
 
+# Shared by the paged event routes (transfers, control events).
+CHAIN_ONE = _q(
+    "chain", {"type": "string"}, "A configured chain name (may be omitted when only one chain is configured)."
+)
+BLOCK_TIMES = [
+    _q("since", {"type": "string"}, f"Block time at or after. {TIME_DOC}"),
+    _q("until", {"type": "string"}, f"Block time before. {TIME_DOC}"),
+]
+PAGE = [
+    _q(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
+        f"Page size (default {DEFAULT_PAGE}, at most {MAX_PAGE}).",
+    ),
+    _q(
+        "order",
+        {"type": "string", "enum": ["desc", "asc"]},
+        "Order by (block_number, log_index, tx_hash): desc (newest first, default) or asc.",
+    ),
+    _q(
+        "cursor",
+        {"type": "string"},
+        "`next_cursor` of the previous page, with the same filters; refused with other filters.",
+    ),
+]
+
 QUERY_PARAMS: dict[str, list[Schema]] = {
     "/healthz": [],
     "/api/v1/supply": [],
@@ -61,11 +89,7 @@ QUERY_PARAMS: dict[str, list[Schema]] = {
         ),
     ],
     "/api/v1/transfers": [
-        _q(
-            "chain",
-            {"type": "string"},
-            "A configured chain name (may be omitted when only one chain is configured).",
-        ),
+        CHAIN_ONE,
         _q("address", {"type": "string"}, "Only events where this address is the sender or the receiver."),
         _q(
             "kind",
@@ -74,28 +98,31 @@ QUERY_PARAMS: dict[str, list[Schema]] = {
         ),
         _q("from_block", HEIGHT, "Lowest block (inclusive)."),
         _q("to_block", HEIGHT, "Highest block (inclusive)."),
-        _q("since", {"type": "string"}, f"Block time at or after. {TIME_DOC}"),
-        _q("until", {"type": "string"}, f"Block time before. {TIME_DOC}"),
+        *BLOCK_TIMES,
         _q("min_amount", {"type": "string"}, "Minimum amount in tokens, exact decimal (e.g. 1000 or 0.5)."),
-        _q(
-            "limit",
-            {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
-            f"Page size (default {DEFAULT_PAGE}, at most {MAX_PAGE}).",
-        ),
-        _q(
-            "order",
-            {"type": "string", "enum": ["desc", "asc"]},
-            "Order by (block_number, log_index, tx_hash): desc (newest first, default) or asc.",
-        ),
-        _q(
-            "cursor",
-            {"type": "string"},
-            "`next_cursor` of the previous page, with the same filters; refused with other filters.",
-        ),
+        *PAGE,
     ],
     "/api/v1/tx/{chain}/{hash}": [],
     "/api/v1/accounts/{chain}/{address}": [
         _q("block", HEIGHT, "Also report the balance as of this block (at most the indexed head)."),
+    ],
+    "/api/v1/controls": [
+        _q("chain", {"type": "string"}, "A configured chain name (default: every chain)."),
+    ],
+    "/api/v1/control-events": [
+        CHAIN_ONE,
+        _q(
+            "kind",
+            {"type": "string"},
+            f"Comma-separated subset of {', '.join(CONTROL_KINDS)} (default: all).",
+        ),
+        _q(
+            "address",
+            {"type": "string"},
+            "Only events emitted by this contract or naming this account (subject, previous or actor).",
+        ),
+        *BLOCK_TIMES,
+        *PAGE,
     ],
     "/api/v1/reorgs": [
         _q("chain", {"type": "string"}, "A configured chain name (default: every chain)."),
@@ -132,6 +159,8 @@ AMOUNT: Schema = {
         },
     },
 }
+
+HOLDERS: Schema = {k: _nullable({"type": "string"}) for k in HOLDER_FIELDS}
 
 SCHEMAS: dict[str, Schema] = {
     "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
@@ -319,6 +348,11 @@ SCHEMAS: dict[str, Schema] = {
                         "finalized": _nullable({"type": "integer"}),
                         "lag_seconds": _nullable({"type": "number"}),
                         "state": {"type": "string"},
+                        "coverage": {
+                            "type": "object",
+                            "description": "Per event family: complete from `from_block` up to the head"
+                            " (`complete`: from the chain's start block).",
+                        },
                         "indexes_deferred": {
                             "type": "boolean",
                             "description": "true while a long first backfill runs without the"
@@ -365,6 +399,10 @@ SCHEMAS: dict[str, Schema] = {
                         "new_tip": {"type": "object"},
                         "orphaned_events": {"type": "integer"},
                         "orphaned_blocks": {"type": "array", "items": {"type": "object"}},
+                        "orphaned": {
+                            "type": "object",
+                            "description": "Rows rolled back per event family (transfers, controls).",
+                        },
                     },
                 },
             }
@@ -377,6 +415,164 @@ SCHEMAS: dict[str, Schema] = {
             "status": {"type": "string", "enum": ["ok", "database_unavailable"]},
             "database": {"type": "string", "enum": ["up", "down"]},
             "error": {"type": "string"},
+        },
+    },
+    "ControlEvent": {
+        "type": "object",
+        "required": [
+            "chain",
+            "block_number",
+            "block_hash",
+            "tx_hash",
+            "log_index",
+            "kind",
+            "event",
+            "address",
+        ],
+        "properties": {
+            "chain": {"type": "string"},
+            "block_number": {"type": "integer"},
+            "block_hash": {"type": "string"},
+            "block_time": _nullable({"type": "string", "format": "date-time"}),
+            "tx_hash": {"type": "string"},
+            "log_index": {"type": "integer"},
+            "kind": {"type": "string", "enum": list(CONTROL_KINDS)},
+            "event": {"type": "string", "description": "The original event name (e.g. Blacklisted)."},
+            "address": {"type": "string", "description": "The emitting contract."},
+            "contract": _nullable({"type": "string", "description": "`token` or the watch label."}),
+            "subject": _nullable({"type": "string", "description": "The account acted on / the new holder."}),
+            "previous": _nullable({"type": "string"}),
+            "actor": _nullable({"type": "string"}),
+            "role": _nullable({"type": "string"}),
+            "amount": _nullable(
+                {
+                    "type": "object",
+                    "required": ["raw"],
+                    "properties": {
+                        "raw": AMOUNT["properties"]["raw"],
+                        "amount": AMOUNT["properties"]["amount"],
+                    },
+                }
+            ),
+            "finalized": {"type": "boolean"},
+        },
+    },
+    "ControlEvents": {
+        "type": "object",
+        "required": ["chain", "order", "limit", "as_of", "coverage", "events", "next_cursor"],
+        "properties": {
+            "chain": {"type": "string"},
+            "order": {"type": "string", "enum": ["desc", "asc"]},
+            "limit": {"type": "integer"},
+            "as_of": _ref("AsOf"),
+            "coverage": _nullable(
+                {
+                    "type": "object",
+                    "description": "Control events are complete from this block up (null: not configured).",
+                    "properties": {"from_block": {"type": "integer"}},
+                }
+            ),
+            "events": {"type": "array", "items": _ref("ControlEvent")},
+            "next_cursor": _nullable({"type": "string", "description": "null on the last page"}),
+        },
+    },
+    "ContractState": {
+        "type": "object",
+        "required": ["owner", "pending_owner", "implementation", "admin", "paused"],
+        "properties": {
+            "address": {"type": "string"},
+            "label": {"type": "string"},
+            **HOLDERS,
+            "paused": {"type": "boolean"},
+        },
+    },
+    "ControlState": {
+        "type": "object",
+        "description": "The token's state folded from its control events at `block` (null: never set).",
+        "required": ["block", "owner", "admin", "implementation", "paused", "frozen", "last_change"],
+        "properties": {
+            "block": {"type": "integer"},
+            **HOLDERS,
+            "paused": {"type": "boolean"},
+            "frozen": {
+                "type": "object",
+                "required": ["count", "raw", "amount", "accounts"],
+                "properties": {
+                    "count": {"type": "integer"},
+                    "raw": AMOUNT["properties"]["raw"],
+                    "amount": AMOUNT["properties"]["amount"],
+                    "accounts": {
+                        "type": "array",
+                        "description": "The largest frozen balances (at most 100).",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "address": {"type": "string"},
+                                "raw": AMOUNT["properties"]["raw"],
+                                "amount": AMOUNT["properties"]["amount"],
+                            },
+                        },
+                    },
+                },
+            },
+            "minters": {"type": "array", "items": {"type": "object"}},
+            "roles": {"type": "array", "items": {"type": "object"}},
+            "watched": {"type": "array", "items": _ref("ContractState")},
+            "last_change": _nullable(
+                {
+                    "type": "object",
+                    "properties": {
+                        "block": {"type": "integer"},
+                        "block_time": _nullable({"type": "string", "format": "date-time"}),
+                        "tx_hash": {"type": "string"},
+                        "kind": {"type": "string", "enum": list(CONTROL_KINDS)},
+                        "event": {"type": "string"},
+                        "address": {"type": "string"},
+                    },
+                }
+            ),
+            "events": {"type": "integer"},
+        },
+    },
+    "Controls": {
+        "type": "object",
+        "required": ["chains"],
+        "properties": {
+            "chains": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["chain", "enabled", "contracts", "coverage", "as_of", "head", "finalized"],
+                    "properties": {
+                        "chain": {"type": "string"},
+                        "enabled": {"type": "boolean"},
+                        "contracts": {"type": "array", "items": {"type": "object"}},
+                        "coverage": _nullable(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "from_block": {"type": "integer"},
+                                    "complete": {
+                                        "type": "boolean",
+                                        "description": "false until `backfill --family controls` filled it"
+                                        " in down to the chain's start block",
+                                    },
+                                },
+                            }
+                        ),
+                        "as_of": _ref("AsOf"),
+                        "head": _nullable(_ref("ControlState")),
+                        "finalized": _nullable(_ref("ControlState")),
+                        "check": _nullable(
+                            {
+                                "type": "object",
+                                "description": "The last check of the finalized state against the chain"
+                                " (null when this process does not follow the chain)",
+                            }
+                        ),
+                    },
+                },
+            }
         },
     },
 }
@@ -425,6 +621,17 @@ OPERATIONS: dict[str, tuple[str, str, dict[str, Schema]]] = {
         "Balance of an account at the head, at the finalized block and optionally at a block",
         "account",
         {"200": _json("Account", "Balances.")},
+    ),
+    "/api/v1/controls": (
+        "Who controls the token: owner, proxy admin and implementation, paused, frozen accounts, per chain"
+        " at the head and at the finalized block, with the controls coverage",
+        "controls",
+        {"200": _json("Controls", "Contract state per chain.")},
+    ),
+    "/api/v1/control-events": (
+        "Control events (ownership, upgrades, pauses, roles, freezes and blacklists), keyset-paginated",
+        "controlEvents",
+        {"200": _json("ControlEvents", "One page of control events.")},
     ),
     "/api/v1/reorgs": (
         "Reorganisations the indexer has handled, newest first",

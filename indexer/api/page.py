@@ -23,6 +23,7 @@ from markupsafe import Markup
 
 from indexer.config import Config
 from indexer.reserves import ReservesSnapshot
+from indexer.store import control_queries as cq
 from indexer.store import queries as q
 from indexer.units import to_decimal_str
 
@@ -190,6 +191,26 @@ async def gather(
         chart = svg_chart(pts, dp)
         chart_info = f"{len(pts)} points, one per {_human(step)}"
 
+    controls = []
+    for c in chains:
+        contracts = c.control_contracts()
+        if not contracts:
+            continue
+        view = await cq.chain_controls(conn, c.name, c.decimals, c.first_height, contracts, ats.get(c.name))
+        head = view.head
+        last = head.state.last if head is not None else None
+        controls.append(
+            {
+                "chain": c.name,
+                "state": None if head is None else head.state.token,
+                "frozen": None if head is None else Figure(head.frozen_raw, c.decimals),
+                "last": last,
+                "last_time": None if last is None else fmt_time(cq.block_time(last.timestamp)),
+                "coverage_from": None if view.coverage is None else view.coverage.from_block,
+                "complete": view.complete,
+            }
+        )
+
     reserve_view = None
     if reserves is not None and reserves.attestation is not None:
         att = reserves.attestation
@@ -215,6 +236,7 @@ async def gather(
         "flows": flows,
         "chart": chart,
         "chart_info": chart_info,
+        "controls": controls,
         "reserves": reserve_view,
         "reserves_configured": reserves is not None,
         "generated_minute": now.strftime("%Y-%m-%d %H:%M UTC"),

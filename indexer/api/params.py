@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 from indexer.api import validate as v
 from indexer.config import ChainConfig, Config
+from indexer.model import CONTROL_KINDS
+from indexer.store import control_queries as cq
 from indexer.store import queries as q
-from indexer.store.pagination import CursorCodec, CursorError, cursor_key
+from indexer.store.pagination import CursorCodec, CursorError, Layout, cursor_key
 
 DEFAULT_INTERVAL = timedelta(days=1)
 DEFAULT_BUCKETS = 100
@@ -46,25 +48,52 @@ def cursor_codec(cfg: Config) -> CursorCodec:
     return CursorCodec(cursor_key(cfg.http.cursor_key.get_secret_value(), cfg.data_dir))
 
 
-def transfer_filter(
-    cfg: Config, query: Mapping[str, str], cursors: CursorCodec
-) -> tuple[q.TransferFilter, int, q.Position | None]:
-    """Parse and check the transfers filters (shared by the API and the CLI)."""
+def _chain(cfg: Config, query: Mapping[str, str]) -> ChainConfig:
+    """The `chain` parameter (may be omitted when only one chain is configured)."""
     name = query.get("chain")
     if not name:
         if len(cfg.chains) != 1:
             raise v.BadRequest("chain is required when more than one chain is configured")
         name = cfg.chains[0].name
-    chain = v.chain_of(cfg, name)
+    return v.chain_of(cfg, name)
+
+
+def _since_until(query: Mapping[str, str]) -> tuple[datetime | None, datetime | None]:
+    since = v.timestamp(query.get("since"), "since")
+    until = v.timestamp(query.get("until"), "until")
+    if since is not None and until is not None and since >= until:
+        raise v.BadRequest("since must be before until")
+    return since, until
+
+
+def _page(
+    layout: Layout[q.Position], fingerprint: str, query: Mapping[str, str], cursors: CursorCodec
+) -> tuple[int, q.Position | None]:
+    """`limit` and the position after which a page starts (`cursor`, checked by the codec)."""
+    limit = v.bounded_int(query.get("limit"), "limit", q.DEFAULT_PAGE, 1, q.MAX_PAGE)
+    cursor = query.get("cursor")
+    try:
+        after = cursors.decode(layout, fingerprint, cursor) if cursor else None
+    except CursorError as exc:
+        raise v.BadRequest(str(exc)) from None
+    return limit, after
+
+
+def _order(query: Mapping[str, str]) -> q.Order:
+    return "asc" if v.choice(query.get("order"), "order", ("desc", "asc"), "desc") == "asc" else "desc"
+
+
+def transfer_filter(
+    cfg: Config, query: Mapping[str, str], cursors: CursorCodec
+) -> tuple[q.TransferFilter, int, q.Position | None]:
+    """Parse and check the transfers filters (shared by the API and the CLI)."""
+    chain = _chain(cfg, query)
     address = query.get("address")
     from_block = v.height(query.get("from_block"), "from_block")
     to_block = v.height(query.get("to_block"), "to_block")
     if from_block is not None and to_block is not None and from_block > to_block:
         raise v.BadRequest("from_block must not be above to_block")
-    since = v.timestamp(query.get("since"), "since")
-    until = v.timestamp(query.get("until"), "until")
-    if since is not None and until is not None and since >= until:
-        raise v.BadRequest("since must be before until")
+    since, until = _since_until(query)
     f = q.TransferFilter(
         chain=chain.name,
         address=v.address_for(chain, address) if address else None,
@@ -74,12 +103,24 @@ def transfer_filter(
         since=since,
         until=until,
         min_raw=v.amount(query.get("min_amount"), chain.decimals),
-        order="asc" if v.choice(query.get("order"), "order", ("desc", "asc"), "desc") == "asc" else "desc",
+        order=_order(query),
     )
-    limit = v.bounded_int(query.get("limit"), "limit", q.DEFAULT_PAGE, 1, q.MAX_PAGE)
-    cursor = query.get("cursor")
-    try:
-        after = cursors.decode(q.POSITION, f.fingerprint(), cursor) if cursor else None
-    except CursorError as exc:
-        raise v.BadRequest(str(exc)) from None
-    return f, limit, after
+    return (f, *_page(q.POSITION, f.fingerprint(), query, cursors))
+
+
+def control_filter(
+    cfg: Config, query: Mapping[str, str], cursors: CursorCodec
+) -> tuple[cq.ControlFilter, int, q.Position | None]:
+    """Parse and check the control-events filters (shared by the API and the CLI)."""
+    chain = _chain(cfg, query)
+    address = query.get("address")
+    since, until = _since_until(query)
+    f = cq.ControlFilter(
+        chain=chain.name,
+        kinds=v.kinds(query.get("kind"), CONTROL_KINDS),
+        address=v.address_for(chain, address) if address else None,
+        since=since,
+        until=until,
+        order=_order(query),
+    )
+    return (f, *_page(cq.POSITION, f.fingerprint(), query, cursors))

@@ -9,12 +9,8 @@ from decimal import Decimal, InvalidOperation
 import orjson
 from aiohttp import web
 
-from indexer.config import ChainConfig, Config, EvmChainConfig
+from indexer.config import ChainConfig, Config
 
-_EVM_ADDR = re.compile(r"^0x[0-9a-fA-F]{40}$")
-_EVM_HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
-_B58 = re.compile(r"^[1-9A-HJ-NP-Za-km-z]{32,44}$")
-_B58_SIG = re.compile(r"^[1-9A-HJ-NP-Za-km-z]{64,90}$")
 _DIGITS = re.compile(r"[0-9]{1,19}")
 _UNIX = re.compile(r"-?[0-9]{1,12}(\.[0-9]{1,9})?")
 _INTERVAL = re.compile(r"([0-9]{1,6})([mhdw])")
@@ -43,25 +39,19 @@ def chain_of(cfg: Config, name: str) -> ChainConfig:
 
 
 def address_for(chain: ChainConfig, value: str) -> str:
-    if isinstance(chain, EvmChainConfig):
-        if not _EVM_ADDR.fullmatch(value):
-            raise BadRequest(
-                f"invalid address {value[:80]!r} for EVM chain {chain.name}: expected 0x + 40 hex digits"
-            )
-        return value.lower()
-    if not _B58.fullmatch(value):
-        raise BadRequest(f"invalid address {value[:80]!r} for Solana chain {chain.name}: expected base58")
-    return value
+    fmt = chain.ADDRESS
+    got = fmt.parse(value)
+    if got is None:
+        raise BadRequest(f"invalid address {value[: fmt.shown]!r} for {fmt.doc.format(chain=chain.name)}")
+    return got
 
 
 def tx_hash_for(chain: ChainConfig, value: str) -> str:
-    if isinstance(chain, EvmChainConfig):
-        if not _EVM_HASH.fullmatch(value):
-            raise BadRequest(f"invalid transaction hash {value[:80]!r}: expected 0x + 64 hex digits")
-        return value.lower()
-    if not _B58_SIG.fullmatch(value):
-        raise BadRequest(f"invalid transaction signature {value[:100]!r}: expected base58")
-    return value
+    fmt = chain.TX
+    got = fmt.parse(value)
+    if got is None:
+        raise BadRequest(f"invalid {fmt.noun} {value[: fmt.shown]!r}: {fmt.doc}")
+    return got
 
 
 def height(value: str | None, what: str) -> int | None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
-from indexer.model import BlockRef, RangeData
+from indexer.model import BlockRef, Family, RangeData
 
 
 @runtime_checkable
@@ -37,11 +37,14 @@ class ChainSource(Protocol):
         Solana slot, or above the head)."""
         ...
 
-    async def fetch_range(self, start: int, end: int, *, with_headers: bool) -> RangeData:
-        """Every token event in [start, end] (inclusive) and the header of the range's last
-        existing block. With `with_headers`, also every existing block's header in the range,
-        and every event's block hash is checked against them (a mismatch raises
-        DataConsistencyError: the chain moved between calls)."""
+    async def fetch_range(
+        self, start: int, end: int, *, with_headers: bool, families: Iterable[Family] | None = None
+    ) -> RangeData:
+        """Every record of every event family in [start, end] (inclusive) and the header of the
+        range's last existing block; with `families`, only the records of those families (a
+        family filled in below the cursor, see `indexer.sync.fill`). With `with_headers`, also
+        every existing block's header in the range, and every record's block hash is checked
+        against them (a mismatch raises DataConsistencyError: the chain moved between calls)."""
         ...
 
     async def total_supply(self, block: BlockRef) -> int:

@@ -153,4 +153,26 @@ def may_contain_event(bloom: int, address: str, topic0: str) -> bool:
     return contains_hex(bloom, address, "address") and contains_hex(bloom, topic0, "topic")
 
 
+def filter_masks(addresses: Iterable[str], topics: Iterable[str]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The bit masks of an eth_getLogs filter's addresses and topic0s (see `may_match_filter`)."""
+    return (
+        tuple(bloom_bits(_bytes(a, "address")) for a in addresses),
+        tuple(bloom_bits(_bytes(t, "topic")) for t in topics),
+    )
+
+
+def may_match_filter(bloom: int, masks: tuple[tuple[int, ...], tuple[int, ...]]) -> bool:
+    """Whether a block with this bloom may hold a log the filter (any of its addresses with any of
+    its topic0s) asks for: False is certain."""
+    addresses, topics = masks
+    return any(bloom & m == m for m in addresses) and any(bloom & m == m for m in topics)
+
+
+def mark_in_bloom(bloom: int, address: str, topics: Iterable[str]) -> bool:
+    """A decoded log's address and topics are all in the bloom (always true for a real log)."""
+    return contains(bloom, bytes.fromhex(address[2:])) and all(
+        contains(bloom, bytes.fromhex(t[2:])) for t in topics
+    )
+
+
 _TRANSFER_POSITIONS = _text_positions(bytes.fromhex(_TRANSFER_TOPIC))

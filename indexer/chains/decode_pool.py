@@ -31,6 +31,7 @@ import structlog
 
 import indexer
 from indexer.chains.decode_worker import DecodedLogs, NotJson, decode_reply
+from indexer.chains.evm_families import LogDispatch
 
 __all__ = ["OFFLOAD_MIN_BYTES", "DecodePool", "DecodedLogs", "NotJson", "decode_reply"]
 
@@ -165,17 +166,18 @@ class DecodePool:
                 self._workers.append(await _Worker.start())
             return min(self._workers, key=lambda w: len(w.pending))
 
-    async def decode(self, raw: bytes, chain: str, token: str) -> Any:
-        """`decode_reply(raw, chain, token)`, in a worker when the reply is large."""
+    async def decode(self, raw: bytes, chain: str, dispatch: LogDispatch) -> Any:
+        """`decode_reply(raw, chain, dispatch)`, in a worker when the reply is large."""
         if len(raw) < self.min_bytes or self._closed:
-            return decode_reply(raw, chain, token)
+            return decode_reply(raw, chain, dispatch)
         worker = await self._worker()
+        request = pickle.dumps((raw, chain, dispatch), protocol=pickle.HIGHEST_PROTOCOL)
         try:
-            tag, value = await worker.ask(pickle.dumps((raw, chain, token), protocol=pickle.HIGHEST_PROTOCOL))
+            tag, value = await worker.ask(request)
         except _WorkerGone as exc:
             log.warning("decode_worker_died", chain=chain, error=str(exc))
             worker.kill()
-            return decode_reply(raw, chain, token)
+            return decode_reply(raw, chain, dispatch)
         self.offloaded += 1
         if tag == "not_json":
             raise NotJson(value)

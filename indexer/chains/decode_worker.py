@@ -3,7 +3,7 @@
 PURE part: `decode_reply`, the same function the daemon runs in its own process for small replies
 or when no worker is available. The process part reads requests from stdin and writes replies to
 stdout, one at a time, each a frame: 4-byte big-endian length, then a pickle. A request is
-(raw reply bytes, chain, token); a reply is ("reply", decoded JSON-RPC reply) or ("not_json",
+(raw reply bytes, chain, LogDispatch); a reply is ("reply", decoded JSON-RPC reply) or ("not_json",
 message). The worker exits when stdin closes. It imports only what decoding needs (no asyncio,
 no logging stack): a fresh interpreter, about 30 MB.
 """
@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from indexer.chains.evm_decode import decode_logs
+from indexer.chains.evm_families import Decoded, LogDispatch, UnaskedLog, decode_logs
 from indexer.errors import MalformedReply
 from indexer.model import TokenEvent
 from indexer.store.copy_binary import encode_event_rows
@@ -35,26 +35,37 @@ _as_event: Callable[[tuple[Any, ...]], TokenEvent] = functools.partial(tuple.__n
 @dataclass(frozen=True, slots=True)
 class DecodedLogs:
     """An eth_getLogs `result` decoded: the token's Transfer events as plain tuples in
-    `TokenEvent` field order (cheap to pickle), or why the logs are malformed. `copy` is the rows
-    encoded for the store's binary COPY, when every log carried its block's timestamp (else the
-    timestamps come from headers later, and the store encodes the rows itself)."""
+    `TokenEvent` field order (cheap to pickle), the other families' records (`rest`, rare), or
+    why the logs are malformed (`unasked`: a log the filter did not ask for, the endpoint's
+    fault). `copy` is the Transfer rows encoded for the store's binary COPY, when every log
+    carried its block's timestamp and no other log moved supply (else the store encodes the rows
+    itself)."""
 
     rows: list[tuple[Any, ...]]
     error: str | None = None
     copy: bytes | None = None
+    rest: Decoded | None = None
+    unasked: bool = False
+
+    def decoded(self) -> Decoded:
+        """Every record; raises `MalformedReply` (`UnaskedLog`) for a reply that did not decode."""
+        if self.error is not None:
+            raise UnaskedLog(self.error) if self.unasked else MalformedReply(self.error)
+        out = self.rest if self.rest is not None else Decoded()
+        return Decoded(
+            list(map(_as_event, self.rows)), out.supply, out.claims, out.controls, out.marks, out.skipped
+        )
 
     def events(self) -> list[TokenEvent]:
-        """The events; raises `MalformedReply` for a reply whose logs did not decode."""
-        if self.error is not None:
-            raise MalformedReply(self.error)
-        return list(map(_as_event, self.rows))
+        """The Transfer events (see `decoded`)."""
+        return self.decoded().events
 
 
 class NotJson(ValueError):
     """The reply body is not JSON."""
 
 
-def decode_reply(raw: bytes, chain: str, token: str, *, encode: bool = False) -> Any:
+def decode_reply(raw: bytes, chain: str, dispatch: LogDispatch, *, encode: bool = False) -> Any:
     """PURE: a JSON-RPC reply with its `result`, when that is a list of log objects, replaced by
     `DecodedLogs`; any other reply (an error, a malformed result) is returned as parsed, for the
     RPC layer to judge. Raises `NotJson` when `raw` does not parse. `encode`: also encode the
@@ -67,19 +78,25 @@ def decode_reply(raw: bytes, chain: str, token: str, *, encode: bool = False) ->
         result = reply.get("result")
         if type(result) is list and all(type(x) is dict for x in result):
             try:
-                rows = list(map(tuple, decode_logs(chain, result, token)))
+                got = decode_logs(chain, result, dispatch)
             except MalformedReply as exc:
-                reply["result"] = DecodedLogs([], str(exc))
+                reply["result"] = DecodedLogs([], str(exc), unasked=isinstance(exc, UnaskedLog))
             else:
-                timed = encode and all(map(_timestamp, rows))
-                reply["result"] = DecodedLogs(rows, copy=encode_event_rows(rows) if timed else None)
+                rows = list(map(tuple, got.events))
+                plain = not (got.supply or got.claims)
+                timed = encode and plain and all(map(_timestamp, rows))
+                rest = None if not got.marks and not got.skipped else got
+                got.events = []
+                reply["result"] = DecodedLogs(
+                    rows, copy=encode_event_rows(rows) if timed else None, rest=rest
+                )
     return reply
 
 
 def handle(request: bytes) -> bytes:
-    raw, chain, token = pickle.loads(request)
+    raw, chain, dispatch = pickle.loads(request)
     try:
-        answer: tuple[str, Any] = ("reply", decode_reply(raw, chain, token, encode=True))
+        answer: tuple[str, Any] = ("reply", decode_reply(raw, chain, dispatch, encode=True))
     except NotJson as exc:
         answer = ("not_json", str(exc))
     return pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)

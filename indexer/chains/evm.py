@@ -1,5 +1,8 @@
-"""EVM chain source: Transfer logs of one ERC-20 via eth_getLogs with adaptive ranges,
-block headers, finality by tag or confirmations, totalSupply at a block.
+"""EVM chain source: the logs of one ERC-20 and its watched contracts via eth_getLogs with
+adaptive ranges (one request per range for every event family: `address: [...]`,
+`topics: [[...]]`, see `evm_families`), block headers, finality by tag or confirmations, state
+reads at a block (totalSupply, the control getters and proxy slots). The chain's quirks are its
+`dialect` (`dialects.py`).
 
 Transport is the endpoint pool in `rpc.py` (aiohttp + orjson, batched requests); logs are decoded
 by slicing (`evm_decode`), not per-log ABI objects, large replies in a worker process
@@ -13,13 +16,15 @@ read retried avoiding it):
   is settled by asking every endpoint; the majority wins, the others are penalized. Without a
   majority the first-seen hash stands. So one lying endpoint can neither halt the chain with a
   false finality violation nor slip a block in.
-- Logs bloom, positive (always, live and backfill): every returned log's address and topics must be
-  in its block's `logsBloom` (a bloom has no false negatives), and the log's block hash must be the
-  header's. Headers of every block with events are fetched in both modes for this (batched).
+- Logs bloom, positive (live and backfill, when the dialect trusts blooms): every returned log's
+  address and topics must be in its block's `logsBloom` (a bloom has no false negatives), and the
+  log's block hash must be the header's (always). Headers of every block with logs are fetched in
+  both modes for this (batched).
 - Logs bloom, negative (live mode, where every header is fetched anyway): a block whose bloom may
-  hold a Transfer of the token but for which no log came back is re-read by block hash on another
-  endpoint (bloom false positives are common on busy chains, so this is a cross-check, not a
-  verdict); logs there mean the first endpoint dropped them. Backfill does not fetch headers of
+  hold a log the filter asks for (any of its addresses and topic0s) but for which no log came back
+  is re-read by block hash on another endpoint (bloom false positives are common on busy chains,
+  so this is a cross-check, not a verdict); logs there mean the first endpoint dropped them.
+- A log the filter did not ask for is the endpoint's fault (blamed, read again elsewhere). Backfill does not fetch headers of
   blocks without events, so it cannot run this check; the supply reconciliation at the finalized
   block (follower) is the backstop for logs omitted below finality.
 """
@@ -27,10 +32,12 @@ read retried avoiding it):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import operator
 import re
 from collections import OrderedDict
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -39,23 +46,26 @@ import structlog
 from indexer.chains.bloom import (
     bloom_text,
     emitter_in_bloom,
-    may_contain_event,
+    filter_masks,
+    mark_in_bloom,
+    may_match_filter,
     parse_bloom,
     transfer_in_bloom_text,
 )
 from indexer.chains.decode_pool import DecodedLogs, DecodePool, decode_reply
-from indexer.chains.evm_decode import TRANSFER_TOPIC, decode_logs
+from indexer.chains.evm_families import Decoded, LogDispatch, SupplyClaim, UnaskedLog, decode_logs
 from indexer.chains.ranges import AdaptiveRange
 from indexer.chains.rpc import RpcPool
 from indexer.config import EvmChainConfig
 from indexer.errors import DataConsistencyError, MalformedReply, RpcError
 from indexer.finality import evm_finalized_height
-from indexer.model import BlockRef, RangeData, TokenEvent
+from indexer.model import BlockRef, ControlEvent, Family, RangeData, TokenEvent
 
 log = structlog.get_logger(__name__)
 
 TOTAL_SUPPLY_SELECTOR = "0x18160ddd"
 BALANCE_OF_SELECTOR = "0x70a08231"
+OWNER_SELECTOR = "0x8da5cb5b"  # owner()
 HEADER_BATCH = 50
 FINAL_HASH_CACHE = 20_000  # finalized (number -> hash) remembered per chain
 _QUANTITY_RE = re.compile(r"^0x[0-9a-fA-F]{1,64}$")
@@ -107,6 +117,15 @@ def parse_header_bloom(raw: Any) -> tuple[BlockRef | None, int | None]:
     return ref, None if bloom is None else parse_bloom(bloom)
 
 
+def _controls_with_timestamps(
+    controls: list[ControlEvent], by_number: dict[int, _Header]
+) -> list[ControlEvent]:
+    return [
+        c if c.timestamp else dataclasses.replace(c, timestamp=by_number[c.block_number].ref.timestamp)
+        for c in controls
+    ]
+
+
 def _hex_word(value: Any, what: str) -> int:
     if not isinstance(value, str) or not value.startswith("0x") or len(value) != 66:
         raise MalformedReply(f"{what} returned {value!r:.80}, expected one 32-byte word")
@@ -133,9 +152,24 @@ class EvmSource:
     _fin_seen: int = field(init=False, default=-1)
     # Parses and decodes large eth_getLogs replies in a worker process (None: in this process).
     decoder: DecodePool | None = None
+    dispatch: LogDispatch = field(init=False)  # every family of the chain
+    skipped_logs: int = field(init=False, default=0)  # cross-product logs no family decodes
+    _dispatches: dict[frozenset[Family], LogDispatch] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.ranges = AdaptiveRange(self.cfg.max_block_range)
+        self.dispatch = self.cfg.log_dispatch()
+        self.dialect = self.cfg.evm_dialect
+
+    def dispatch_for(self, families: Iterable[Family] | None) -> LogDispatch:
+        """The chain's dispatch, or the part of it that records `families`."""
+        if families is None:
+            return self.dispatch
+        key = frozenset(families)
+        d = self._dispatches.get(key)
+        if d is None:
+            d = self._dispatches[key] = self.dispatch.only(key)
+        return d
 
     @property
     def name(self) -> str:
@@ -210,6 +244,8 @@ class EvmSource:
                     self._blame({reply.endpoint}, f"block {n}: {exc}")
                 if ref is not None and ref.number != n:
                     self._blame({reply.endpoint}, f"asked for block {n}, got block {ref.number}")
+                if ref is not None and self.dialect.timestamp_ms:
+                    ref = dataclasses.replace(ref, timestamp=self.dialect.seconds(ref.timestamp))
                 out.append(None if ref is None else _Header(ref, bloom, reply.endpoint))
         await self._check_final([h for h in out if h is not None], verify)
         return out
@@ -291,27 +327,28 @@ class EvmSource:
 
     # ---- logs --------------------------------------------------------------------------------
 
-    async def _decode_reply(self, raw: bytes) -> Any:
+    async def _decode_reply(self, d: LogDispatch, raw: bytes) -> Any:
         if self.decoder is not None:
-            return await self.decoder.decode(raw, self.name, self.cfg.token)
-        return decode_reply(raw, self.name, self.cfg.token)
+            return await self.decoder.decode(raw, self.name, d)
+        return decode_reply(raw, self.name, d)
 
     async def _logs(
-        self, start: int, end: int, avoid: frozenset[str] = frozenset()
-    ) -> tuple[list[TokenEvent], list[tuple[int, int, str]], bytes | None]:
-        """The token's Transfer events in [start, end], splitting ranges a provider refuses;
-        also which endpoint answered for which sub-range, and the events encoded for COPY
-        (None unless every sub-range came with its encoding)."""
-        events: list[TokenEvent] = []
+        self, start: int, end: int, d: LogDispatch, avoid: frozenset[str] = frozenset()
+    ) -> tuple[Decoded, list[tuple[int, int, str]], bytes | None]:
+        """The logs `d` asks for in [start, end], decoded, splitting ranges a provider refuses;
+        also which endpoint answered for which sub-range, and the Transfer events encoded for
+        COPY (None unless every sub-range came with its encoding)."""
+        got = Decoded()
         served: list[tuple[int, int, str]] = []
         copies: list[bytes] | None = []
+        loads = functools.partial(self._decode_reply, d)
         s = start
         while s <= end:
             size = min(self.ranges.current, end - s + 1)
             e = s + size - 1
             try:
                 reply = await self.rpc.call_ex(
-                    "eth_getLogs", [self._filter(hex(s), hex(e))], avoid=avoid, loads=self._decode_reply
+                    "eth_getLogs", [d.log_filter(fromBlock=hex(s), toBlock=hex(e))], avoid=avoid, loads=loads
                 )
             except RpcError as exc:
                 if not exc.range_too_large:
@@ -325,13 +362,21 @@ class EvmSource:
             if not isinstance(part, DecodedLogs):  # the result was not a list of log objects
                 self.rpc.penalize(reply.endpoint, "eth_getLogs result is not a list of objects")
                 raise MalformedReply(f"eth_getLogs returned {part!r:.80}, expected a list of logs")
-            decoded = part.events()
-            for ev in decoded:
+            try:
+                decoded = part.decoded()
+            except UnaskedLog as exc:
+                self._blame({reply.endpoint}, f"eth_getLogs [{s}, {e}]: {exc}")
+            for ev in decoded.events:
                 if not s <= ev.block_number <= e:
                     self._blame(
                         {reply.endpoint}, f"eth_getLogs [{s}, {e}] returned a log of block {ev.block_number}"
                     )
-            events.extend(decoded)
+            for m in decoded.marks:
+                if not s <= m.block_number <= e:
+                    self._blame(
+                        {reply.endpoint}, f"eth_getLogs [{s}, {e}] returned a log of block {m.block_number}"
+                    )
+            got.extend(decoded)
             if part.copy is None:
                 copies = None
             elif copies is not None:
@@ -339,19 +384,24 @@ class EvmSource:
             served.append((s, e, reply.endpoint))
             self.ranges.succeeded(size)
             s = e + 1
-        return events, served, None if copies is None else b"".join(copies)
+        if got.skipped:
+            self.skipped_logs += got.skipped
+            log.debug("logs_skipped", chain=self.name, start=start, end=end, skipped=got.skipped)
+        return got, served, None if copies is None else b"".join(copies)
 
-    def _filter(self, lo: str, hi: str) -> dict[str, Any]:
-        return {"fromBlock": lo, "toBlock": hi, "address": self.cfg.token, "topics": [TRANSFER_TOPIC]}
-
-    async def fetch_range(self, start: int, end: int, *, with_headers: bool) -> RangeData:
+    async def fetch_range(
+        self, start: int, end: int, *, with_headers: bool, families: Iterable[Family] | None = None
+    ) -> RangeData:
         """See `ChainSource.fetch_range`; a contradiction is retried avoiding the blamed
         endpoints (once per endpoint), then raised (the follower backs off and retries)."""
+        d = self.dispatch_for(families)
+        if d.empty:
+            raise ValueError(f"{self.name}: no event of families {sorted(families or ())} is configured")
         avoid: frozenset[str] = frozenset()
         last: Contradiction | None = None
         for _ in range(len(self.rpc.endpoints) + 1):
             try:
-                return await self._fetch_range_once(start, end, with_headers, avoid)
+                return await self._fetch_range_once(start, end, with_headers, avoid, d)
             except Contradiction as exc:
                 last = exc
                 avoid = avoid | exc.blamed
@@ -361,25 +411,25 @@ class EvmSource:
         raise last
 
     async def _fetch_range_once(
-        self, start: int, end: int, with_headers: bool, avoid: frozenset[str]
+        self, start: int, end: int, with_headers: bool, avoid: frozenset[str], d: LogDispatch
     ) -> RangeData:
         if with_headers:
             # Every height's header is wanted, whatever the logs hold: read both at once (the
             # head-following path, where each round trip is latency).
             numbers = list(range(start, end + 1))
-            logs = asyncio.ensure_future(self._logs(start, end, avoid))
+            logs = asyncio.ensure_future(self._logs(start, end, d, avoid))
             try:
                 got = await self._headers(numbers, avoid=avoid, verify=(end,))
             except BaseException:
                 logs.cancel()
                 await asyncio.gather(logs, return_exceptions=True)
                 raise
-            events, served, copy_rows = await logs
-            event_blocks = {e.block_number for e in events}
+            decoded, served, copy_rows = await logs
+            log_blocks = decoded.blocks()
         else:
-            events, served, copy_rows = await self._logs(start, end, avoid)
-            event_blocks = {e.block_number for e in events}
-            numbers = sorted(event_blocks | {end})
+            decoded, served, copy_rows = await self._logs(start, end, d, avoid)
+            log_blocks = decoded.blocks()
+            numbers = sorted(log_blocks | {end})
             main = served[0][2] if len(served) == 1 else None
             got = await self._headers(numbers, prefer=main, avoid=avoid, verify=(end,))
 
@@ -391,24 +441,16 @@ class EvmSource:
             if h is None:
                 raise DataConsistencyError(f"{self.name}: block {n} is missing (the head moved back?)")
             by_number[n] = h
+        blooms = self.dialect.trust_blooms
         final = self._fin_seen
         token = self.cfg.token.lower()
         texts: dict[int, bytes] = {}  # each block's bloom as text, once it passed the emitter check
-        for ev in events:
+        for ev in decoded.events:
             n = ev.block_number
             h = by_number[n]
             if h.ref.hash != ev.block_hash:
-                if n <= final:
-                    self._blame(
-                        {log_endpoint(n)},
-                        f"log of finalized block {n} has hash {ev.block_hash}, "
-                        f"the header ({h.endpoint}) has {h.ref.hash}",
-                    )
-                raise DataConsistencyError(
-                    f"{self.name}: log of block {n} has hash {ev.block_hash}, "
-                    f"the canonical header has {h.ref.hash} (reorg while reading)"
-                )
-            if h.bloom is None:
+                self._wrong_block(n, ev.block_hash, h, final, log_endpoint)
+            if h.bloom is None or not blooms:
                 continue
             text = texts.get(n)
             if text is None:
@@ -418,46 +460,68 @@ class EvmSource:
                 in_bloom = True
             assert ev.from_addr is not None and ev.to_addr is not None
             if not (in_bloom and transfer_in_bloom_text(text, ev.from_addr, ev.to_addr)):
-                self._blame(
-                    {log_endpoint(n)},
-                    f"log {ev.tx_hash}#{ev.log_index} is not in block {n}'s logs bloom"
-                    f" (header from {h.endpoint})",
-                )
-        if with_headers:
-            await self._check_missing_logs(by_number, event_blocks, log_endpoint)
+                self._not_in_bloom(n, f"{ev.tx_hash}#{ev.log_index}", h, log_endpoint)
+        for m in decoded.marks:  # the other families' logs: rare, checked item by item
+            h = by_number[m.block_number]
+            if h.ref.hash != m.block_hash:
+                self._wrong_block(m.block_number, m.block_hash, h, final, log_endpoint)
+            if blooms and h.bloom is not None and not mark_in_bloom(h.bloom, m.address, m.topics):
+                self._not_in_bloom(m.block_number, f"{m.tx_hash}#{m.log_index}", h, log_endpoint)
+        if with_headers and blooms:
+            await self._check_missing_logs(by_number, log_blocks, log_endpoint, d)
+        events: list[TokenEvent] = decoded.events
+        if decoded.supply or decoded.claims:
+            events = events + decoded.supply + await self._resolve_claims(decoded.claims, by_number)
+            copy_rows = None
         return RangeData(
             start,
             end,
             tuple(self._with_timestamps(events, by_number)),
             tuple(by_number[n].ref for n in range(start, end + 1)) if with_headers else (),
             by_number[end].ref,
-            copy_rows,  # only when every log had its timestamp: `_with_timestamps` changed nothing
+            copy_rows if events is decoded.events and not self.dialect.timestamp_ms else None,
+            tuple(_controls_with_timestamps(decoded.controls, by_number)),
+        )
+
+    def _wrong_block(
+        self, n: int, block_hash: str, h: _Header, final: int, log_endpoint: Callable[[int], str]
+    ) -> NoReturn:
+        if n <= final:
+            self._blame(
+                {log_endpoint(n)},
+                f"log of finalized block {n} has hash {block_hash}, the header ({h.endpoint}) has {h.ref.hash}",
+            )
+        raise DataConsistencyError(
+            f"{self.name}: log of block {n} has hash {block_hash}, "
+            f"the canonical header has {h.ref.hash} (reorg while reading)"
+        )
+
+    def _not_in_bloom(self, n: int, what: str, h: _Header, log_endpoint: Callable[[int], str]) -> NoReturn:
+        self._blame(
+            {log_endpoint(n)}, f"log {what} is not in block {n}'s logs bloom (header from {h.endpoint})"
         )
 
     async def _check_missing_logs(
-        self, by_number: dict[int, _Header], event_blocks: set[int], log_endpoint: Any
+        self,
+        by_number: dict[int, _Header],
+        log_blocks: set[int],
+        log_endpoint: Callable[[int], str],
+        d: LogDispatch,
     ) -> None:
-        """Blocks whose bloom may hold a Transfer of the token but that came back without logs:
+        """Blocks whose bloom may hold a log the filter asks for but that came back without logs:
         re-read them by hash on another endpoint."""
+        masks = filter_masks(d.addresses, d.topics)
         suspects = [
             h
             for n, h in by_number.items()
-            if n not in event_blocks
-            and h.bloom is not None
-            and may_contain_event(h.bloom, self.cfg.token, TRANSFER_TOPIC)
+            if n not in log_blocks and h.bloom is not None and may_match_filter(h.bloom, masks)
         ]
         if not suspects:
             return
         for i in range(0, len(suspects), HEADER_BATCH):
             chunk = suspects[i : i + HEADER_BATCH]
             first = log_endpoint(chunk[0].ref.number)
-            calls = [
-                (
-                    "eth_getLogs",
-                    [{"blockHash": h.ref.hash, "address": self.cfg.token, "topics": [TRANSFER_TOPIC]}],
-                )
-                for h in chunk
-            ]
+            calls = [("eth_getLogs", [d.log_filter(blockHash=h.ref.hash)]) for h in chunk]
             try:
                 reply = await self.rpc.batch_ex(calls, avoid={first})
             except RpcError as exc:
@@ -469,8 +533,8 @@ class EvmSource:
             for h, part in zip(chunk, reply.result, strict=True):
                 if not isinstance(part, list):
                     continue
-                found = decode_logs(self.name, part, self.cfg.token)
-                if any(ev.block_hash == h.ref.hash for ev in found):
+                found = decode_logs(self.name, part, d)
+                if found.has_logs_of(h.ref.hash):
                     lep = log_endpoint(h.ref.number)
                     if lep == reply.endpoint:
                         raise DataConsistencyError(
@@ -478,18 +542,17 @@ class EvmSource:
                         )
                     self._blame(
                         {lep},
-                        f"block {h.ref.number}: no Transfer logs returned, {reply.endpoint} has "
-                        f"{len(found)} (bloom says they may exist)",
+                        f"block {h.ref.number}: no logs returned, {reply.endpoint} has "
+                        f"{len(found.events) + len(found.marks)} (bloom says they may exist)",
                     )
 
-    @staticmethod
-    def _with_timestamps(events: list[TokenEvent], by_number: dict[int, _Header]) -> list[TokenEvent]:
-        if all(map(_EVENT_TIMESTAMP, events)):  # the logs carried blockTimestamp: nothing to fill
-            return events
+    def _with_timestamps(self, events: list[TokenEvent], by_number: dict[int, _Header]) -> list[TokenEvent]:
+        if all(map(_EVENT_TIMESTAMP, events)) and not self.dialect.timestamp_ms:
+            return events  # the logs carried blockTimestamp: nothing to fill
         fixed: list[TokenEvent] = []
         for ev in events:
             h = by_number.get(ev.block_number)
-            if not ev.timestamp and h is not None:
+            if (not ev.timestamp or self.dialect.timestamp_ms) and h is not None:
                 ev = TokenEvent(
                     ev.chain,
                     ev.block_number,
@@ -505,15 +568,94 @@ class EvmSource:
             fixed.append(ev)
         return fixed
 
+    async def _resolve_claims(
+        self, claims: list[SupplyClaim], by_number: dict[int, _Header]
+    ) -> list[TokenEvent]:
+        """Tether `Issue`/`Redeem` credit and debit `balances[owner]` (both `onlyOwner`): the owner
+        at that block is read with `owner()` by block hash after the block and before it (at its
+        parent). Equal: exact. Different (the block changed the owner; Tether logs no event for
+        that): the transaction says who called, exactly when it called the token directly
+        (msg.sender is its sender); otherwise the claim cannot be resolved without a trace."""
+        owners: dict[int, str] = {}
+        out = []
+        for c in claims:
+            ref = by_number[c.block_number].ref
+            owner = owners.get(ref.number)
+            if owner is None:
+                owner = owners[ref.number] = await self._owner_of_claim(c, ref)
+            out.append(c.resolve(owner))
+        return out
+
+    async def _owner_of_claim(self, c: SupplyClaim, ref: BlockRef) -> str:
+        parent = BlockRef(ref.number - 1, ref.parent_hash, "")
+        after, before = await asyncio.gather(
+            self._call_address(OWNER_SELECTOR, ref), self._call_address(OWNER_SELECTOR, parent)
+        )
+        if after is None or before is None:
+            raise DataConsistencyError(
+                f"{self.name}: cannot resolve the owner credited by {c.tx_hash}#{c.log_index}: "
+                f"dialect {self.dialect.name} reads no past state"
+            )
+        if after == before:
+            return after
+        tx = await self.rpc.call("eth_getTransactionByHash", [c.tx_hash])
+        if (
+            isinstance(tx, dict)
+            and str(tx.get("to", "")).lower() == c.address
+            and isinstance(tx.get("from"), str)
+        ):
+            sender = str(tx["from"]).lower()
+            if sender in (after, before):
+                return sender
+        raise DataConsistencyError(
+            f"{self.name}: the owner changed in block {ref.number} ({before} -> {after}) and "
+            f"{c.tx_hash} did not call the token directly: cannot tell whom its "
+            f"{'Issue' if c.kind == 'mint' else 'Redeem'} credited"
+        )
+
     # ---- state reads -------------------------------------------------------------------------
 
-    async def _call_word(self, data: str, block: BlockRef) -> int:
-        result = await self.rpc.call(
-            "eth_call", [{"to": self.cfg.token, "data": data}, {"blockHash": block.hash}]
-        )
+    async def call_at(self, to: str, data: str, block: BlockRef) -> str | None:
+        """`eth_call` at `block` (by the dialect's block selector); None when the dialect reads no
+        past state. Raises RpcError (a revert: code 3)."""
+        at = self.dialect.state_block(block)
+        if at is None:
+            return None
+        result = await self.rpc.call("eth_call", [{"to": to, "data": data}, at])
+        if not isinstance(result, str) or not result.startswith("0x"):
+            raise MalformedReply(f"eth_call {data[:10]} returned {result!r:.80}")
+        return result
+
+    async def storage_at(self, address: str, slot: str, block: BlockRef) -> int | None:
+        at = self.dialect.state_block(block)
+        if at is None:
+            return None
+        return _hex_word(await self.rpc.call("eth_getStorageAt", [address, slot, at]), "eth_getStorageAt")
+
+    async def code_size(self, address: str, block: BlockRef) -> int | None:
+        at = self.dialect.state_block(block)
+        if at is None:
+            return None
+        code = await self.rpc.call("eth_getCode", [address, at])
+        if not isinstance(code, str) or not code.startswith("0x") or len(code) % 2:
+            raise MalformedReply(f"eth_getCode returned {code!r:.80}")
+        return (len(code) - 2) // 2
+
+    async def _call_word(self, data: str, block: BlockRef, to: str | None = None) -> int:
+        result = await self.call_at(to or self.cfg.token, data, block)
+        if result is None:
+            raise RpcError(f"{self.name}: dialect {self.dialect.name} reads no past state", retryable=False)
         if result == "0x":
             return 0  # no contract code at that block yet (before the token's deployment)
         return _hex_word(result, f"eth_call {data[:10]}")
+
+    async def _call_address(self, data: str, block: BlockRef, to: str | None = None) -> str | None:
+        result = await self.call_at(to or self.cfg.token, data, block)
+        if result is None:
+            return None
+        if result == "0x":  # no code at that block (e.g. the parent of the deployment block)
+            return "0x" + "0" * 40
+        return "0x" + format(_hex_word(result, f"eth_call {data[:10]}") & (2**160 - 1), "040x")
 
     async def total_supply(self, block: BlockRef) -> int:
         return await self._call_word(TOTAL_SUPPLY_SELECTOR, block)

@@ -1,14 +1,17 @@
-"""PURE: ERC-20 Transfer log decoding by slicing topics and data (no per-log ABI objects).
+"""PURE: ERC-20 Transfer log decoding by slicing topics and data (no per-log ABI objects), and
+the strict parsers of a log's common fields that every EVM event family shares.
 
 Input is the JSON-RPC log object as parsed by orjson (hex strings). Mint = from the zero address,
-burn = to the zero address.
+burn = to the zero address. `_fast` is the measured fast path (one regex, the NamedTuple built in
+C); anything unusual goes to the fully validated `decode_transfer`. Which logs are decoded by
+which family is decided in `indexer.chains.evm_families` (the dispatch on (address, topic0)).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 from indexer.errors import MalformedReply
 from indexer.model import EventKind, TokenEvent
@@ -40,14 +43,49 @@ def _hash(value: Any, what: str) -> str:
     return value.lower()
 
 
+def word(value: Any, what: str) -> str:
+    """A 32-byte hex word (a topic or a data word), lowercased."""
+    if not isinstance(value, str) or not _WORD_RE.match(value):
+        raise MalformedReply(f"{what} is not a 32-byte hex word: {value!r:.100}")
+    return value.lower()
+
+
+def word_address(value: Any, what: str) -> str:
+    """An address held in a 32-byte word (an indexed topic or an ABI-encoded argument)."""
+    text = word(value, what)
+    if not _ADDRESS_WORD_RE.match(text):
+        raise MalformedReply(f"{what} is not an address (upper 12 bytes not zero): {text}")
+    return "0x" + text[26:]
+
+
 def _topic_address(topic: Any, what: str) -> str:
-    if not isinstance(topic, str) or not _WORD_RE.match(topic):
-        raise MalformedReply(f"Transfer log {what} topic is not a 32-byte hex word: {topic!r:.100}")
-    if not _ADDRESS_WORD_RE.match(topic):
-        raise MalformedReply(
-            f"Transfer log {what} topic is not an address (upper 12 bytes not zero): {topic}"
-        )
-    return "0x" + topic[26:].lower()
+    return word_address(topic, f"Transfer log {what} topic")
+
+
+class LogPosition(NamedTuple):
+    """Where a log sits: its identity (with the chain) and its block's time (0: unknown)."""
+
+    block_number: int
+    block_hash: str
+    tx_hash: str
+    log_index: int
+    timestamp: int
+
+
+def log_position(log: Mapping[str, Any], timestamp: int = 0) -> LogPosition:
+    """The common fields of any log, strictly validated; a removed (reorged) log is refused."""
+    block_hash = _hash(log.get("blockHash"), "blockHash")
+    tx_hash = _hash(log.get("transactionHash"), "transactionHash")
+    if log.get("removed") is True:
+        raise MalformedReply(f"log is marked removed (block {block_hash}, tx {tx_hash})")
+    ts = log.get("blockTimestamp")
+    return LogPosition(
+        _hex_int(log.get("blockNumber"), "blockNumber"),
+        block_hash,
+        tx_hash,
+        _hex_int(log.get("logIndex"), "logIndex"),
+        _hex_int(ts, "blockTimestamp") if ts is not None else timestamp,
+    )
 
 
 def classify(from_addr: str, to_addr: str) -> EventKind:
@@ -68,24 +106,20 @@ def decode_transfer(chain: str, log: Mapping[str, Any], timestamp: int = 0) -> T
     data = log.get("data")
     if not isinstance(data, str) or not _WORD_RE.match(data):
         raise MalformedReply(f"Transfer log data is not one 32-byte hex word: {data!r:.100}")
-    block_hash = _hash(log.get("blockHash"), "blockHash")
-    tx_hash = _hash(log.get("transactionHash"), "transactionHash")
-    if log.get("removed") is True:
-        raise MalformedReply(f"log is marked removed (block {block_hash}, tx {tx_hash})")
+    pos = log_position(log, timestamp)
     from_addr = _topic_address(topics[1], "from")
     to_addr = _topic_address(topics[2], "to")
-    ts = log.get("blockTimestamp")
     return TokenEvent(
         chain=chain,
-        block_number=_hex_int(log.get("blockNumber"), "blockNumber"),
-        block_hash=block_hash,
-        tx_hash=tx_hash,
-        log_index=_hex_int(log.get("logIndex"), "logIndex"),
+        block_number=pos.block_number,
+        block_hash=pos.block_hash,
+        tx_hash=pos.tx_hash,
+        log_index=pos.log_index,
         kind=classify(from_addr, to_addr),
         from_addr=from_addr,
         to_addr=to_addr,
         amount=_hex_int(data, "data"),
-        timestamp=_hex_int(ts, "blockTimestamp") if ts is not None else timestamp,
+        timestamp=pos.timestamp,
     )
 
 
@@ -101,9 +135,10 @@ _MINT, _BURN, _TRANSFER = EventKind.MINT, EventKind.BURN, EventKind.TRANSFER
 _new_event = tuple.__new__
 
 
-def _fast(chain: str, log: Mapping[str, Any]) -> TokenEvent | None:
+def fast_transfer(chain: str, log: Mapping[str, Any]) -> TokenEvent | None:
     """Decode a well-formed lowercase Transfer log with minimal checks that are still strict;
-    None when anything is unusual (the caller then runs the fully validated `decode_transfer`)."""
+    None when anything is unusual (the caller then runs the fully validated `decode_transfer`).
+    The emitter is not checked here: the caller has (see `evm_families.decode_logs`)."""
     try:
         topics = log["topics"]
         t0, t1, t2 = topics
@@ -150,34 +185,3 @@ def _fast(chain: str, log: Mapping[str, Any]) -> TokenEvent | None:
             0 if ts is None else int(ts, 16),
         ),
     )
-
-
-def decode_logs(chain: str, logs: Iterable[Mapping[str, Any]], token: str | None = None) -> list[TokenEvent]:
-    """Decode the Transfer logs among `logs` (optionally only those emitted by `token`),
-    dropping exact duplicates of an event identity (a provider fault seen in the wild). Two
-    different events with one identity are a malformed reply."""
-    out: list[TokenEvent] = []
-    seen: dict[tuple[str, str, int], TokenEvent] = {}
-    want = token.lower() if token else None
-    for log in logs:
-        if type(log) is not dict and not isinstance(log, Mapping):
-            raise MalformedReply(f"log is not a JSON object: {log!r:.100}")
-        if want is not None:
-            address = log.get("address")
-            if address != want and str(address).lower() != want:
-                continue
-        ev = _fast(chain, log) or decode_transfer(chain, log)
-        if ev is None:
-            continue
-        key = (ev.block_hash, ev.tx_hash, ev.log_index)
-        first = seen.get(key)
-        if first is not None:
-            if first != ev:
-                raise MalformedReply(
-                    f"two different logs with one identity (block {ev.block_hash}, tx {ev.tx_hash}, "
-                    f"log index {ev.log_index}): {first} != {ev}"
-                )
-            continue
-        seen[key] = ev
-        out.append(ev)
-    return out

@@ -38,7 +38,8 @@ Loads = Callable[[bytes], Awaitable[Any]]
 
 # Answers, not faults: Solana's "slot skipped" / "block not available" (retrying cannot help and
 # the endpoint is healthy).
-NON_RETRYABLE_CODES = frozenset({-32004, -32007, -32009})
+# Also 3, "execution reverted" (EIP-1474; geth, anvil): an eth_call's answer, the same everywhere.
+NON_RETRYABLE_CODES = frozenset({-32004, -32007, -32009, 3})
 # Error replies that still show a working endpoint, so they do not count against its health:
 # the above, and "invalid params" (-32602: e.g. Solana's "not a Token mint" for a mint younger
 # than the asked commitment). Unlike the above, an invalid-params reply is still retried on the

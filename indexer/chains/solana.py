@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Literal, Protocol, TypeVar
 
 import structlog
@@ -39,7 +39,7 @@ from indexer.chains.solana_parse import block_ref, parent_slot, parse_block
 from indexer.config import SolanaChainConfig
 from indexer.errors import DataConsistencyError, MalformedReply, RpcError
 from indexer.finality import solana_finalized_height
-from indexer.model import BlockRef, RangeData, TokenEvent
+from indexer.model import BlockRef, Family, RangeData, TokenEvent
 
 T = TypeVar("T")
 
@@ -254,10 +254,15 @@ class SolanaSource:
             span = min(span * 4, MAX_GET_BLOCKS_RANGE)
         raise RpcError(f"{self.name}: no block at or below slot {slot}")
 
-    async def fetch_range(self, start: int, end: int, *, with_headers: bool) -> RangeData:
+    async def fetch_range(
+        self, start: int, end: int, *, with_headers: bool, families: Iterable[Family] | None = None
+    ) -> RangeData:
         """Events of [start, end] (clamped to the confirmed slot; `RangeData.end` says how far the
         range was read). `end_ref` is the last existing block read, or the newest block below the
-        range when it has none; the cursor belongs there, never past a slot not read."""
+        range when it has none; the cursor belongs there, never past a slot not read. Solana
+        chains decode the transfers family only (so far): `families` without it is refused."""
+        if families is not None and Family.TRANSFERS not in families:
+            raise ValueError(f"{self.name}: Solana decodes no events of families {sorted(families)}")
         if end < start:
             raise ValueError(f"empty range [{start}, {end}]")
         tip = await self.head()

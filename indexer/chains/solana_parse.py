@@ -428,41 +428,63 @@ def _parsed_move(parsed: Mapping[str, Any], path: int, w: str) -> tuple[_Move | 
             return None, (s("account"), s("mint"))
 
 
+@dataclass(frozen=True, slots=True)
+class _RawSpec:
+    """How one token-program instruction tag (json encoding) decodes: its kind, the data and
+    account counts it needs, and which account is the mint, the source and the destination."""
+
+    kind: EventKind
+    data_len: int  # tag + u64 amount (+ u8 decimals for the *Checked forms)
+    accounts: int
+    mint: int | None  # None: a plain Transfer names no mint (attributed through its accounts)
+    source: int | None
+    dest: int | None
+
+
+# The dispatch on the instruction tag, as EVM's on (address, topic0): one entry per decoded tag.
+# The controls family's tags (6 SetAuthority, 10 FreezeAccount, 11 ThawAccount; Token-2022's
+# pausable extension) get entries of their own that record an `indexer.model.ControlEvent` with
+# the mint or token account as `address` (issue #14 section 3). Tags not here are no token
+# movement of any family.
+RAW_TAGS: dict[int, _RawSpec] = {
+    TAG_TRANSFER: _RawSpec(EventKind.TRANSFER, 9, 3, None, 0, 1),
+    TAG_MINT_TO: _RawSpec(EventKind.MINT, 9, 3, 0, None, 1),
+    TAG_BURN: _RawSpec(EventKind.BURN, 9, 3, 1, 0, None),
+    TAG_TRANSFER_CHECKED: _RawSpec(EventKind.TRANSFER, 10, 4, 1, 0, 2),
+    TAG_MINT_TO_CHECKED: _RawSpec(EventKind.MINT, 10, 3, 0, None, 1),
+    TAG_BURN_CHECKED: _RawSpec(EventKind.BURN, 10, 3, 1, 0, None),
+}
+_INITIALIZE_TAGS = (TAG_INITIALIZE_ACCOUNT, TAG_INITIALIZE_ACCOUNT2, TAG_INITIALIZE_ACCOUNT3)
+
+
 def _raw_move(
     accounts: Sequence[str], data: bytes, path: int, w: str
 ) -> tuple[_Move | None, tuple[str, str] | None]:
     if not data:
         return None, None
     tag = data[0]
-    if tag in (TAG_INITIALIZE_ACCOUNT, TAG_INITIALIZE_ACCOUNT2, TAG_INITIALIZE_ACCOUNT3):
+    if tag in _INITIALIZE_TAGS:
         if len(accounts) < 2:
             raise MalformedReply(f"{w}: initializeAccount with {len(accounts)} accounts")
         return None, (accounts[0], accounts[1])
-    if tag not in (
-        TAG_TRANSFER,
-        TAG_MINT_TO,
-        TAG_BURN,
-        TAG_TRANSFER_CHECKED,
-        TAG_MINT_TO_CHECKED,
-        TAG_BURN_CHECKED,
-    ):
+    spec = RAW_TAGS.get(tag)
+    if spec is None:
         return None, None
-    checked = tag in (TAG_TRANSFER_CHECKED, TAG_MINT_TO_CHECKED, TAG_BURN_CHECKED)
-    need_data = 10 if checked else 9
-    need_accounts = 4 if tag == TAG_TRANSFER_CHECKED else 3
-    if len(data) < need_data or len(accounts) < need_accounts:
+    if len(data) < spec.data_len or len(accounts) < spec.accounts:
         raise MalformedReply(
             f"{w}: token instruction {tag} has {len(data)} data bytes / {len(accounts)} accounts "
-            f"(needs {need_data} / {need_accounts})"
+            f"(needs {spec.data_len} / {spec.accounts})"
         )
     amount = int.from_bytes(data[1:9], "little")
-    if tag == TAG_TRANSFER:
-        return _Move(path, EventKind.TRANSFER, None, accounts[0], accounts[1], amount), None
-    if tag == TAG_TRANSFER_CHECKED:
-        return _Move(path, EventKind.TRANSFER, accounts[1], accounts[0], accounts[2], amount), (
-            accounts[0],
-            accounts[1],
-        )
-    if tag in (TAG_MINT_TO, TAG_MINT_TO_CHECKED):
-        return _Move(path, EventKind.MINT, accounts[0], None, accounts[1], amount), (accounts[1], accounts[0])
-    return _Move(path, EventKind.BURN, accounts[1], accounts[0], None, amount), (accounts[0], accounts[1])
+
+    def at(i: int | None) -> str | None:
+        return None if i is None else accounts[i]
+
+    mint = at(spec.mint)
+    move = _Move(path, spec.kind, mint, at(spec.source), at(spec.dest), amount)
+    if mint is None:
+        return move, None
+    # The account whose mint the instruction names: the destination of a mint, else the source.
+    account = at(spec.dest) if spec.kind is EventKind.MINT else at(spec.source)
+    assert account is not None
+    return move, (account, mint)

@@ -10,7 +10,8 @@ Put it in front of a real upstream (anvil) and flip faults at runtime from Pytho
 Faults on the whole HTTP request (in this order): `down` (503, or the connection closed without
 a reply), `rate_limit` (429 + Retry-After), `delay` (seconds before forwarding). Faults per JSON-RPC
 call (batch arrays are split and re-assembled in order): `max_logs_range`, `error_rate`, then after
-forwarding `max_logs_results`. Faults on the reply body: `truncate` (first half only), `garbage`
+forwarding `max_logs_results` and `logs_hook` (a function that rewrites every eth_getLogs
+result list: a log added, dropped or garbled, as a faulty provider would). Faults on the reply body: `truncate` (first half only), `garbage`
 (a non-JSON body). `refuse()` / `accept()` stop and restart listening on the same port (connection
 refused). `fault_methods` limits delay / error_rate / truncate / garbage / rate_limit to requests
 that contain one of those methods (None = every method).
@@ -25,7 +26,7 @@ import asyncio
 import math
 import random
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, Literal
 
@@ -63,6 +64,7 @@ class FaultProxy:
         self.truncate: bool = False
         self.garbage: bool = False
         self.fault_methods: frozenset[str] | None = None
+        self.logs_hook: Callable[[list[Any]], list[Any]] | None = None
         # Counters.
         self.calls: Counter[str] = Counter()
         self.forwarded: Counter[str] = Counter()
@@ -147,6 +149,7 @@ class FaultProxy:
         self.truncate = False
         self.garbage = False
         self.fault_methods = None
+        self.logs_hook = None
 
     def reset_counters(self) -> None:
         self.calls.clear()
@@ -267,6 +270,11 @@ class FaultProxy:
                     reply = rpc_error(
                         item.get("id"), -32005, f"query returned more than {self.max_logs_results} results"
                     )
+                elif method == "eth_getLogs" and self.logs_hook is not None and isinstance(result, list):
+                    changed = self.logs_hook(result)
+                    if changed != result:
+                        self._count_fault("logs_hook", [method])
+                    reply = {**reply, "result": changed}
                 replies[i] = reply
         return [r if r is not None else rpc_error(None, -32603, "no reply") for r in replies]
 

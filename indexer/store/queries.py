@@ -32,6 +32,7 @@ from typing import Any, Literal, Protocol
 import asyncpg
 import orjson
 
+from indexer.model import Family
 from indexer.store.db import Conn, unavailable_on_disconnect
 from indexer.store.pagination import INT32_MAX, CursorCodec, IntField, Layout, TextField
 from indexer.units import amount_json
@@ -127,6 +128,44 @@ async def as_of_all(conn: Conn) -> dict[str, AsOf]:
         "SELECT chain, indexed_number, indexed_hash, indexed_time, finalized_number, updated_at FROM cursors"
     )
     return {r["chain"]: _as_of(r["chain"], r) for r in rows}
+
+
+# ---- coverage per event family -------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """A family of a chain is complete from `from_block` up to the chain's cursor, for the
+    configuration `fingerprint` (`config`: {address: [event signatures]})."""
+
+    family: Family
+    from_block: int
+    fingerprint: str
+    config: dict[str, list[str]]
+    updated_at: datetime | None = None
+
+    def to_json(self, start: int | None = None) -> dict[str, Any]:
+        return {
+            "from_block": self.from_block,
+            "complete": None if start is None else self.from_block <= start,
+            "config": self.config,
+        }
+
+
+async def coverage(conn: Conn, chain: str) -> dict[Family, Coverage]:
+    rows = await conn.fetch(
+        "SELECT family, from_block, fingerprint, config, updated_at FROM coverage WHERE chain = $1", chain
+    )
+    out = {}
+    for r in rows:
+        cfg = r["config"]
+        fam = Family(r["family"])
+        out[fam] = Coverage(
+            fam,
+            r["from_block"],
+            r["fingerprint"],
+            orjson.loads(cfg) if isinstance(cfg, str) else cfg,
+            r["updated_at"],
+        )
+    return out
 
 
 # ---- events ----------------------------------------------------------------------------------------
@@ -243,13 +282,35 @@ class TransferPage:
         }
 
 
-class _Args:
+class SqlArgs:
     def __init__(self, *initial: Any) -> None:
         self.values: list[Any] = list(initial)
 
     def __call__(self, value: Any) -> str:
         self.values.append(value)
         return f"${len(self.values)}"
+
+
+def keyset(p: SqlArgs, conds: list[str], after: Position | None, order: Order) -> str:
+    """Keyset pagination over (block_number, log_index, tx_hash), the order of every
+    block-scoped family's rows: adds the conditions for the rows after `after` and returns the
+    ORDER BY clause."""
+    desc = order == "desc"
+    if after is not None:
+        b, li, tx = p(after.block_number), p(after.log_index), p(after.tx_hash)
+        cmp = "<" if desc else ">"
+        conds.append(f"block_number {cmp}= {b}")
+        conds.append(f"(block_number, log_index, tx_hash) {cmp} ({b}, {li}, {tx})")
+    direction = "DESC" if desc else "ASC"
+    return f"ORDER BY block_number {direction}, log_index {direction}, tx_hash {direction}"
+
+
+def next_position(rows: Sequence[Any], limit: int) -> Position | None:
+    """The position to continue after `rows` (fetched with LIMIT limit + 1), None on the last page."""
+    if len(rows) <= limit:
+        return None
+    last = rows[limit - 1]
+    return Position(last["block_number"], last["log_index"], last["tx_hash"])
 
 
 async def transfers(
@@ -261,7 +322,7 @@ async def transfers(
     at = await as_of(conn, f.chain)
     if at.block is None:
         return TransferPage(f, at, [], limit, None)
-    p = _Args(f.chain)
+    p = SqlArgs(f.chain)
     conds = ["chain = $1", f"block_number <= {p(at.block)}"]
     if f.kinds and set(f.kinds) != set(EVENT_KINDS):
         conds.append(f"kind = ANY({p(sorted(f.kinds))}::text[])")
@@ -285,14 +346,7 @@ async def transfers(
         )
     if f.min_raw is not None and f.min_raw > 0:
         conds.append(f"amount >= {p(Decimal(f.min_raw))}::numeric")
-    desc = f.order == "desc"
-    if after is not None:
-        b, li, tx = p(after.block_number), p(after.log_index), p(after.tx_hash)
-        cmp = "<" if desc else ">"
-        conds.append(f"block_number {cmp}= {b}")
-        conds.append(f"(block_number, log_index, tx_hash) {cmp} ({b}, {li}, {tx})")
-    direction = "DESC" if desc else "ASC"
-    order_by = f"ORDER BY block_number {direction}, log_index {direction}, tx_hash {direction}"
+    order_by = keyset(p, conds, after, f.order)
     n = p(limit + 1)
     where = " AND ".join(conds)
     if f.address is None:
@@ -310,9 +364,7 @@ async def transfers(
         )
     rows = await conn.fetch(sql, *p.values)
     events = [_event(f.chain, r) for r in rows[:limit]]
-    last = events[-1] if len(rows) > limit else None
-    nxt = None if last is None else Position(last.block_number, last.log_index, last.tx_hash)
-    return TransferPage(f, at, events, limit, nxt)
+    return TransferPage(f, at, events, limit, next_position(rows, limit))
 
 
 @dataclass(frozen=True, slots=True)
@@ -571,37 +623,40 @@ async def flow(conn: Conn, chain: str, head_block: int | None, since: datetime) 
 
 
 # ---- accounts and reorgs -----------------------------------------------------------------------------
-async def balance_at(conn: Conn, chain: str, address: str, block: int) -> int:
-    row = await conn.fetchrow(
-        "SELECT"
-        " (SELECT coalesce(sum(amount), 0) FROM events WHERE chain = $1 AND to_addr = $2"
-        "   AND block_number <= $3 AND kind <> 'burn') AS incoming,"
-        " (SELECT coalesce(sum(amount), 0) FROM events WHERE chain = $1 AND from_addr = $2"
-        "   AND block_number <= $3 AND kind <> 'mint') AS outgoing",
-        chain,
-        address,
-        block,
+async def balances_of(
+    conn: Conn, chain: str, addresses: Sequence[str], block: int | None = None
+) -> dict[str, int]:
+    """Balances of `addresses` as of `block`, or (None) at the indexed head: the `balances` row
+    (complete up to the cursor's balances_as_of) plus the events above that point, which
+    backfill folds in later. Each address is one pair of index probes (sender, receiver)."""
+    if not addresses:
+        return {}
+    if block is None:
+        base = "coalesce((SELECT raw FROM balances WHERE chain = $1 AND address = a.address), 0)"
+        scope = "block_number > (SELECT coalesce((SELECT balances_as_of FROM cursors WHERE chain = $1), -1))"
+        args: tuple[Any, ...] = (chain, list(addresses))
+    else:
+        base, scope = "0", "block_number <= $3"
+        args = (chain, list(addresses), block)
+    rows = await conn.fetch(
+        f"SELECT a.address, {base}"
+        " + (SELECT coalesce(sum(amount), 0) FROM events WHERE chain = $1 AND to_addr = a.address"
+        f"   AND {scope} AND kind <> 'burn')"
+        " - (SELECT coalesce(sum(amount), 0) FROM events WHERE chain = $1 AND from_addr = a.address"
+        f"   AND {scope} AND kind <> 'mint') AS raw"
+        " FROM unnest($2::text[]) AS a(address)",
+        *args,
     )
-    assert row is not None
-    return _int(row["incoming"]) - _int(row["outgoing"])
+    return {r["address"]: int(r["raw"]) for r in rows}
+
+
+async def balance_at(conn: Conn, chain: str, address: str, block: int) -> int:
+    return (await balances_of(conn, chain, [address], block))[address]
 
 
 async def head_balance(conn: Conn, chain: str, address: str) -> int:
-    """Balance at the indexed head: the `balances` row (complete up to the cursor's
-    balances_as_of) plus the events above that point, which backfill folds in later."""
-    row = await conn.fetchrow(
-        "WITH c AS (SELECT coalesce((SELECT balances_as_of FROM cursors WHERE chain = $1), -1) AS upto)"
-        " SELECT"
-        " (SELECT raw FROM balances WHERE chain = $1 AND address = $2) AS base,"
-        " (SELECT coalesce(sum(amount), 0) FROM events, c WHERE chain = $1 AND to_addr = $2"
-        "   AND block_number > c.upto AND kind <> 'burn') AS incoming,"
-        " (SELECT coalesce(sum(amount), 0) FROM events, c WHERE chain = $1 AND from_addr = $2"
-        "   AND block_number > c.upto AND kind <> 'mint') AS outgoing",
-        chain,
-        address,
-    )
-    assert row is not None
-    return _int(row["base"]) + _int(row["incoming"]) - _int(row["outgoing"])
+    """Balance at the indexed head (see `balances_of`)."""
+    return (await balances_of(conn, chain, [address]))[address]
 
 
 @dataclass(frozen=True, slots=True)
@@ -657,7 +712,7 @@ async def reorgs(conn: Conn, chain: str | None, limit: int = 100) -> list[dict[s
     )
     out = []
     for r in rows:
-        orphaned = r["orphaned_blocks"]
+        orphaned, per_family = r["orphaned_blocks"], r["orphaned"]
         out.append(
             {
                 "chain": r["chain"],
@@ -668,6 +723,7 @@ async def reorgs(conn: Conn, chain: str | None, limit: int = 100) -> list[dict[s
                 "new_tip": {"block": r["new_tip_number"], "hash": r["new_tip_hash"]},
                 "orphaned_events": r["orphaned_events"],
                 "orphaned_blocks": orjson.loads(orphaned) if isinstance(orphaned, str) else orphaned,
+                "orphaned": orjson.loads(per_family) if isinstance(per_family, str) else per_family,
             }
         )
     return out

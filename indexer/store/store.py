@@ -1,7 +1,10 @@
 """The indexer's PostgreSQL store: one transaction per batch, exact integer amounts.
 
-Write path (`commit`): roll back orphaned blocks, insert events (COPY), update balances and
-cumulative supply, store the window's block refs and move the cursor — all or nothing.
+Write path (`commit`): roll back orphaned blocks (every block-scoped table of the registry in
+`blocktables`), insert each family's records (transfers by COPY, control events), update
+balances and cumulative supply, store the window's block refs and move the cursor — all or
+nothing. Coverage per family (`register_chain`, `fill_family`) says from which height each
+family is complete.
 """
 
 from __future__ import annotations
@@ -10,23 +13,23 @@ import asyncio
 import contextlib
 import functools
 import operator
-from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, assert_never
 
 import asyncpg
 import orjson
 import structlog
 
 from indexer.errors import DataConsistencyError, FinalityViolation
-from indexer.model import BlockRef, Checkpoint, EventKind, TokenEvent
+from indexer.model import BlockRef, Checkpoint, ControlEvent, EventKind, Family, FamilyConfig, TokenEvent
 from indexer.store import queries
+from indexer.store.blocktables import FAMILY_TABLES, Undo, insert_controls, rollback_above
 from indexer.store.copy_binary import COPY_HEADER, COPY_TRAILER
 from indexer.store.db import Conn, unavailable_on_disconnect
-from indexer.store.queries import Totals
+from indexer.store.queries import Coverage, Totals
 
 log = structlog.get_logger(__name__)
 
@@ -104,11 +107,23 @@ class Batch:
     # `events` already encoded for binary COPY (`copy_binary.encode_event_rows`); the commit
     # checks that PostgreSQL counted as many rows as there are events.
     copy_rows: bytes | None = None
+    controls: Sequence[ControlEvent] = ()  # the controls family's records
+
+
+class NotFinalYet(DataConsistencyError):
+    """A fill's range is above the index's finalized height and is not a block the index holds:
+    wait for the index's finality (not an inconsistency of stored data)."""
 
 
 @dataclass(frozen=True, slots=True)
 class CommitResult:
     head: Totals  # cumulative totals at the new cursor
+    orphaned: Mapping[Family, int]  # rows rolled back per family (empty without a rollback)
+    added_controls: int = 0
+
+    @property
+    def controls_changed(self) -> bool:
+        return bool(self.added_controls or self.orphaned.get(Family.CONTROLS))
 
 
 class Store:
@@ -122,10 +137,26 @@ class Store:
             async with self.pool.acquire() as conn:
                 yield conn
 
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[Conn]:
+        """One consistent read-only view (as `queries.snapshot`), failures as `DatabaseUnavailable`."""
+        async with self._acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            yield conn
+
     # ---- setup -------------------------------------------------------------------------------
-    async def register_chain(self, chain: str, kind: str, token: str, decimals: int) -> None:
-        """Record which token a chain's rows belong to (refusing to mix tokens under one name) and
-        make sure the chain has its events partition. Serialised across processes: two daemons
+    async def register_chain(
+        self,
+        chain: str,
+        kind: str,
+        token: str,
+        decimals: int,
+        *,
+        start: int = 0,
+        families: Mapping[Family, FamilyConfig] | None = None,
+    ) -> dict[Family, Coverage]:
+        """Record which token a chain's rows belong to (refusing to mix tokens under one name),
+        make sure the chain has its events partition, and (with `families`) record each
+        family's coverage (see `_register_families`). Serialised across processes: two daemons
         starting together must not race to create the same partition."""
         async with self._acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", REGISTRY_LOCK)
@@ -145,6 +176,71 @@ class Store:
                     "use a new chain name or a new database"
                 )
             await conn.execute("SELECT usd1_ensure_partition($1)", chain)
+            if families is None:
+                return {}
+            return await _register_families(conn, chain, start, families)
+
+    async def coverage(self, chain: str) -> dict[Family, Coverage]:
+        async with self._acquire() as conn:
+            return await queries.coverage(conn, chain)
+
+    async def fill_family(
+        self,
+        chain: str,
+        family: Family,
+        fingerprint: str,
+        lo: int,
+        hi: int,
+        records: Sequence[ControlEvent],
+        top: BlockRef,
+    ) -> Coverage:
+        """Add a family's records of heights [lo, hi] below its coverage, in a transaction of its
+        own, and move the coverage down to `lo`. Refused unless the family still decodes what it
+        did (`fingerprint`), its coverage starts at hi + 1, and [lo, hi] is final: at or below the
+        stored finalized height, or `top` (the chain's header at `hi`, read as finalized) is the
+        block the index holds at `hi`. Rows already stored are left alone."""
+        table = FAMILY_TABLES[family]
+        if table is not FAMILY_TABLES[Family.CONTROLS]:
+            raise ValueError(
+                f"family {family} cannot be filled in below the cursor (its totals are cumulative)"
+            )
+        async with self._acquire() as conn, conn.transaction():
+            cur = await conn.fetchrow(
+                "SELECT finalized_number FROM cursors WHERE chain = $1 FOR UPDATE", chain
+            )
+            row = await conn.fetchrow(
+                "SELECT from_block, fingerprint FROM coverage WHERE chain = $1 AND family = $2 FOR UPDATE",
+                chain,
+                family.value,
+            )
+            if cur is None or row is None or row["fingerprint"] != fingerprint:
+                raise DataConsistencyError(
+                    f"{chain}: the {family} coverage changed while it was being filled"
+                )
+            if row["from_block"] != hi + 1 or top.number != hi or lo > hi:
+                raise DataConsistencyError(
+                    f"{chain}: fill [{lo}, {hi}] does not end below the {family} coverage (from {row['from_block']})"
+                )
+            if hi > cur["finalized_number"]:
+                held = await conn.fetchval(
+                    "SELECT hash FROM blocks WHERE chain = $1 AND number = $2", chain, hi
+                )
+                if held != top.hash:
+                    raise NotFinalYet(
+                        f"{chain}: block {hi} is above the stored finalized height {cur['finalized_number']}"
+                        f" and the index holds {held}, not {top.hash}"
+                    )
+            if any(not lo <= r.block_number <= hi for r in records):
+                raise DataConsistencyError(f"{chain}: fill [{lo}, {hi}] got a record outside its range")
+            await insert_controls(conn, records, skip_existing=True)
+            await conn.execute(
+                "UPDATE coverage SET from_block = $3, updated_at = now() WHERE chain = $1 AND family = $2",
+                chain,
+                family.value,
+                lo,
+            )
+            got = await queries.coverage(conn, chain)
+        return got[family]
 
     async def load_checkpoint(self, chain: str) -> Checkpoint:
         async with self._acquire() as conn:
@@ -234,38 +330,22 @@ class Store:
         stored_final = -1 if cur is None else cur["finalized_number"]
         balances_as_of = -1 if cur is None else cur["balances_as_of"]
 
-        deltas: dict[str, int] = defaultdict(int)
-        rolled_back = 0
+        undo = Undo(balances_as_of)
+        orphaned: dict[Family, int] = {}
         if b.rollback_to is not None:
             if b.rollback_to.number < stored_final:
                 raise FinalityViolation(
                     chain, stored_final, b.rollback_to.number + 1, "rollback below finalized"
                 )
-            rows = await conn.fetch(
-                "DELETE FROM events WHERE chain = $1 AND block_number > $2"
-                " RETURNING block_number, kind, from_addr, to_addr, amount",
-                chain,
-                b.rollback_to.number,
-            )
-            rolled_back = len(rows)
-            # Only rows already folded into `balances` are taken out of it.
-            for r in rows:
-                if r["block_number"] <= balances_as_of:
-                    _apply_delta(deltas, r["kind"], r["from_addr"], r["to_addr"], -int(r["amount"]))
-            balances_as_of = min(balances_as_of, b.rollback_to.number)
-            await conn.execute(
-                "DELETE FROM supply WHERE chain = $1 AND block_number > $2", chain, b.rollback_to.number
-            )
-            await conn.execute(
-                "DELETE FROM blocks WHERE chain = $1 AND number > $2", chain, b.rollback_to.number
-            )
+            orphaned = await rollback_above(conn, chain, b.rollback_to.number, undo)
+            balances_as_of = undo.balances_as_of
             old_tip = b.expected
             assert old_tip is not None
             new_tip = b.cursor
             await conn.execute(
                 "INSERT INTO reorgs (chain, depth, ancestor_number, ancestor_hash, old_tip_number,"
-                " old_tip_hash, new_tip_number, new_tip_hash, orphaned_events, orphaned_blocks)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                " old_tip_hash, new_tip_number, new_tip_hash, orphaned_events, orphaned_blocks, orphaned)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                 chain,
                 len(b.orphaned),
                 b.rollback_to.number,
@@ -274,9 +354,11 @@ class Store:
                 old_tip.hash,
                 new_tip.number,
                 new_tip.hash,
-                rolled_back,
+                orphaned[Family.TRANSFERS],
                 orjson.dumps([{"number": o.number, "hash": o.hash} for o in b.orphaned]).decode(),
+                orjson.dumps({f.value: n for f, n in orphaned.items()}).decode(),
             )
+        deltas = undo.deltas
 
         events = sorted(b.events, key=_EVENT_ORDER)
         base = b.rollback_to.number if b.rollback_to is not None else (stored[0] if stored else -1)
@@ -297,6 +379,11 @@ class Store:
                 )
         elif events:
             await conn.copy_records_to_table("events", records=events, columns=EVENT_COLUMNS)
+        added_controls = 0
+        if b.controls:
+            if min(c.block_number for c in b.controls) <= base:
+                raise DataConsistencyError(f"{chain}: a control event is not above the cursor {base}")
+            added_controls = await insert_controls(conn, b.controls)
 
         if deltas:
             addrs = [a for a, d in deltas.items() if d != 0]
@@ -348,7 +435,7 @@ class Store:
             finalized,
             balances_as_of,
         )
-        return CommitResult(head=head)
+        return CommitResult(head=head, orphaned=orphaned, added_controls=added_controls)
 
     async def _insert_supply(
         self, conn: Conn, chain: str, prev: Totals, events: Sequence[TokenEvent]
@@ -365,15 +452,17 @@ class Store:
         for e in events:  # sorted by block: a row per block, with the totals after its last event
             if last is not None and e.block_number != last.block_number:
                 rows.append(_supply_row(chain, last, minted, burned, mints, burns, transfers))
-            kind = e.kind
-            if kind == "mint":
-                minted += e.amount
-                mints += 1
-            elif kind == "burn":
-                burned += e.amount
-                burns += 1
-            else:
-                transfers += 1
+            match e.kind:  # closed: an unknown kind is never counted as a transfer
+                case EventKind.TRANSFER:
+                    transfers += 1
+                case EventKind.MINT:
+                    minted += e.amount
+                    mints += 1
+                case EventKind.BURN:
+                    burned += e.amount
+                    burns += 1
+                case _:
+                    assert_never(e.kind)
             last = e
         if last is None:
             return prev
@@ -435,12 +524,54 @@ async def _fold_balances(conn: Conn, chain: str, after: int, upto: int) -> None:
     )
 
 
-def _apply_delta(
-    deltas: dict[str, int], kind: str, from_addr: str | None, to_addr: str | None, amount: int
-) -> None:
-    """Balance effect of one event (negative `amount` undoes it). The zero address / missing side
-    of a mint or burn holds no balance."""
-    if kind != EventKind.MINT and from_addr is not None:
-        deltas[from_addr] -= amount
-    if kind != EventKind.BURN and to_addr is not None:
-        deltas[to_addr] += amount
+async def _register_families(
+    conn: Conn, chain: str, start: int, families: Mapping[Family, FamilyConfig]
+) -> dict[Family, Coverage]:
+    """Coverage per family, decided with the chain's registration lock held:
+    - unchanged (same fingerprint): kept;
+    - new on a chain without a cursor: from `start` (the first backfill covers it);
+    - new or changed on an indexed chain: a fillable family starts at cursor + 1 (to be filled
+      below by `backfill --family`); a family that cannot be filled (transfers, whose supply
+      totals are cumulative) is refused, except a database from before coverage was recorded,
+      whose transfers family decoded the token's Transfer logs only;
+    - no longer configured: its coverage row goes (its stored rows stay).
+    """
+    cursor = await conn.fetchval("SELECT indexed_number FROM cursors WHERE chain = $1", chain)
+    known = await queries.coverage(conn, chain)
+    for family, fc in families.items():
+        have = known.get(family)
+        if have is not None and have.fingerprint == fc.fingerprint:
+            continue
+        if cursor is None:
+            from_block = start
+        elif fc.fillable:
+            from_block = cursor + 1
+            log.warning(
+                "family_coverage_starts_at_cursor",
+                chain=chain,
+                family=family.value,
+                from_block=from_block,
+                hint=f"usd1-indexer backfill --family {family.value} fills it in below",
+            )
+        elif have is None and fc.legacy:
+            from_block = start
+        else:
+            raise DataConsistencyError(
+                f"chain {chain!r} is indexed up to block {cursor} and its {family} family now decodes"
+                f" {dict(fc.config)}, which cannot be filled in below the cursor; use a new chain name"
+                " or a new database"
+            )
+        await conn.execute(
+            "INSERT INTO coverage (chain, family, from_block, fingerprint, config) VALUES ($1, $2, $3, $4, $5)"
+            " ON CONFLICT (chain, family) DO UPDATE SET from_block = excluded.from_block,"
+            " fingerprint = excluded.fingerprint, config = excluded.config, updated_at = now()",
+            chain,
+            family.value,
+            from_block,
+            fc.fingerprint,
+            orjson.dumps(fc.config).decode(),
+        )
+    gone = [f.value for f in known if f not in families]
+    if gone:
+        await conn.execute("DELETE FROM coverage WHERE chain = $1 AND family = ANY($2::text[])", chain, gone)
+    return await queries.coverage(conn, chain)

@@ -12,6 +12,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import asyncpg
 import structlog
@@ -28,6 +29,9 @@ from indexer.store.store import Batch, Store
 from indexer.sync.lease import ChainLease
 from indexer.sync.status import STATES, ChainStatus, State
 from indexer.units import to_float
+
+if TYPE_CHECKING:
+    from indexer.sync.controls import ControlsMonitor
 
 log = structlog.get_logger(__name__)
 
@@ -60,9 +64,11 @@ class Follower:
         on_update: Callable[[], None] | None = None,
         lease: ChainLease | None = None,
         heads: HeadWatcher | None = None,
+        controls: ControlsMonitor | None = None,
         db: DatabaseKeeper | None = None,
     ) -> None:
         self.lease = lease
+        self.controls = controls
         self.db = db
         self.heads = heads
         self.src = source
@@ -89,6 +95,8 @@ class Follower:
         await self._advance_finalized(cp.finalized)
         self.status.supply_head = (await self.store.supply_at(self.chain)).supply
         self.status.indexes_deferred = await self.store.missing_event_indexes(self.chain) > 0
+        if self.controls is not None:
+            await self.controls.refresh_head()
         self.export()
 
     async def run(
@@ -170,6 +178,8 @@ class Follower:
         if indexed < target and cursor_final:
             self.status.phase = State.BACKFILL
             await self._backfill(stop, target, fin)
+            if self.controls is not None:
+                await self.controls.refresh_if_stale()
             self._mark_success(head)
             return to_block is not None and self._indexed() >= to_block
         if self.status.indexes_deferred:  # nothing left to backfill: queries get their indexes back
@@ -181,6 +191,8 @@ class Follower:
         moved = await self._live_step(head if to_block is None else min(head, to_block), fin)
         self._mark_success(head)
         await self._check_supply()
+        if self.controls is not None:
+            await self.controls.check(self.window.bottom, self.window.finalized)
         if not moved:
             await self._idle(stop)
         return False
@@ -236,6 +248,7 @@ class Follower:
                         copy_rows=data.copy_rows,
                         refs=(data.end_ref,),
                         fold_balances=fold,
+                        controls=data.controls,
                     ),
                     new_window=reorg.Window((data.end_ref,), max(self.window.finalized, fin)),
                 )
@@ -307,6 +320,7 @@ class Follower:
             return False
         new = decision.new
         events = list(data.events) if data else []
+        controls = list(data.controls) if data else []
         if new and (data is None or new[0].number < data.start):
             # A reorg replaced blocks below what we fetched: read the replacements' events too.
             upto = data.start - 1 if data else new[-1].number
@@ -316,21 +330,16 @@ class Follower:
             if want != got:
                 raise DataConsistencyError(f"{self.chain}: the chain moved while reading a reorg's blocks")
             events = list(extra.events) + events
+            controls = list(extra.controls) + controls
         keep = {r.hash for r in new}
         events = [e for e in events if e.block_hash in keep]
+        controls = [c for c in controls if c.block_hash in keep]
+        rollback_to: BlockRef | None = None
+        orphaned_refs: tuple[BlockRef, ...] = ()
         match decision:
             case reorg.Reorg(ancestor=ancestor, orphaned=orphaned):
                 cursor = new[-1] if new else ancestor
-                batch = Batch(
-                    self.chain,
-                    expected=tip,
-                    cursor=cursor,
-                    finalized=fin,
-                    events=events,
-                    refs=new,
-                    rollback_to=ancestor,
-                    orphaned=orphaned,
-                )
+                rollback_to, orphaned_refs = ancestor, tuple(orphaned)
                 self._log.warning(
                     "reorg",
                     depth=len(orphaned),
@@ -342,7 +351,17 @@ class Follower:
                 self.metrics.reorg_depth.labels(self.chain).observe(len(orphaned))
             case reorg.Advance():
                 cursor = new[-1]
-                batch = Batch(self.chain, expected=tip, cursor=cursor, finalized=fin, events=events, refs=new)
+        batch = Batch(
+            self.chain,
+            expected=tip,
+            cursor=cursor,
+            finalized=fin,
+            events=events,
+            refs=new,
+            rollback_to=rollback_to,
+            orphaned=orphaned_refs,
+            controls=controls,
+        )
         new_window = reorg.apply(self.window, decision).finalize(min(fin, cursor.number))
         await self._commit(batch, new_window=new_window)
         self.export()
@@ -398,6 +417,8 @@ class Follower:
         self.window = new_window
         self.status.indexed = batch.cursor.number
         self.status.supply_head = result.head.supply
+        if self.controls is not None and result.controls_changed:
+            await self.controls.changed(live=self.status.phase is State.LIVE)
         fin = min(batch.finalized, batch.cursor.number)
         if fin > self.status.indexed_finalized:
             await self._advance_finalized(fin)
@@ -419,6 +440,8 @@ class Follower:
         self._final_point = point
         self.status.indexed_finalized = fin
         self.status.supply_finalized = point.supply
+        if self.controls is not None:
+            await self.controls.advance_finalized(fin)
 
     async def _check_supply(self) -> None:
         """Reconcile indexed finalized supply with the chain's own total supply at that block.

@@ -55,6 +55,8 @@ async def test_page_renders_api_figures(site: str) -> None:
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{site}/api/v1/supply") as r:
             supply: dict[str, Any] = await r.json()
+        async with http.get(f"{site}/api/v1/controls") as r:
+            controls: dict[str, Any] = await r.json()
     dp = supply["total"]["decimals"]
     ARTIFACTS.mkdir(exist_ok=True)
     async with async_playwright() as pw:
@@ -77,7 +79,7 @@ async def test_page_renders_api_figures(site: str) -> None:
             head = page.locator("#total-head")
             assert (await head.inner_text()).strip() == raw_to_display(supply["total"]["head"]["raw"], dp)
             for chain in supply["chains"]:
-                row = page.locator(f'tr[data-chain="{chain["chain"]}"]')
+                row = page.locator(f'#chains tr[data-chain="{chain["chain"]}"]')
                 assert (
                     await row.locator(".finalized").get_attribute("data-amount")
                     == chain["finalized"]["amount"]
@@ -89,6 +91,24 @@ async def test_page_renders_api_figures(site: str) -> None:
                 head_block = chain["head"]["block"]
                 pending = "—" if head_block is None else str(head_block - fin_block)
                 assert (await row.locator(".pending-blocks").inner_text()).strip() == pending
+            # Contract controls: the API's head state, chain by chain (chains without controls: no row).
+            enabled = [c for c in controls["chains"] if c["enabled"]]
+            assert enabled and await page.locator("#controls table[data-chain]").count() == len(enabled)
+            for c in enabled:
+                row = page.locator(f'#controls table[data-chain="{c["chain"]}"]')
+                head = c["head"]
+                for field in ("owner", "admin", "implementation"):
+                    assert (await row.locator(f".{field}").inner_text()).strip() == (head[field] or "—")
+                paused = (await row.locator(".paused").inner_text()).strip()
+                assert paused == ("paused" if head["paused"] else "no")
+                assert int(await row.locator(".frozen-count").inner_text()) == head["frozen"]["count"] > 0
+                assert (
+                    await row.locator(".frozen-amount").get_attribute("data-amount")
+                    == head["frozen"]["amount"]
+                )
+                last = row.locator(".last-change")
+                assert await last.get_attribute("data-block") == str(head["last_change"]["block"])
+                assert await last.get_attribute("data-kind") == head["last_change"]["kind"]
             # The supply chart is an inline SVG with a drawn line; mints/burns for 3 windows.
             assert await page.locator("svg.chart path.line").count() == 1
             assert int(await page.locator("svg.chart").get_attribute("data-points") or 0) > 10

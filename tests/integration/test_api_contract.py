@@ -34,6 +34,7 @@ from indexer.api import openapi
 from indexer.api.app import create_app
 from indexer.daemon import serve_http
 from indexer.metrics import Metrics
+from indexer.model import ControlKind
 from indexer.store.store import Store
 from tests.support import api_data
 from tests.support.api_data import Synthetic
@@ -123,12 +124,23 @@ async def test_hostile_inputs_are_400(live: Live) -> None:
             "/api/v1/supply/history": ["chain", "since", "until", "interval"],
             f"/api/v1/accounts/{CHAIN}/{ADDR}": ["block"],
             "/api/v1/reorgs": ["chain", "limit"],
+            "/api/v1/controls": ["chain"],
+            "/api/v1/control-events": [
+                "chain",
+                "kind",
+                "address",
+                "since",
+                "until",
+                "limit",
+                "order",
+                "cursor",
+            ],
         }
         for path, names in routes.items():
             for name in names:
                 for value in HOSTILE:
                     params = {name: value}
-                    if path.endswith("transfers") and name != "chain":
+                    if path.endswith(("transfers", "control-events")) and name != "chain":
                         params["chain"] = CHAIN
                     status, body = await get(http, base + path, **params)
                     if (name, value) in VALID:
@@ -372,6 +384,8 @@ async def test_read_only_role_serves_everything(live: Live, pg_dsn: str, tmp_pat
                 f"/api/v1/tx/{CHAIN}/{live.syn.events[0].tx_hash}",
                 f"/api/v1/accounts/{CHAIN}/{ADDR}?block=50",
                 "/api/v1/reorgs",
+                "/api/v1/controls",
+                f"/api/v1/control-events?chain={CHAIN}&kind=frozen,unfrozen",
                 "/api/openapi.json",
             ]
             async with serve_http(app, "127.0.0.1", 0) as port, aiohttp.ClientSession() as http:
@@ -429,6 +443,90 @@ async def test_pages_and_answers_match_the_written_history(live: Live) -> None:
         assert hist["chains"][1]["points"][0]["raw"] == "0"
 
 
+async def test_controls_and_control_events_match_the_written_history(live: Live) -> None:
+    """State at head and at the finalized block folded from the stored control events, against
+    the synthetic script's answers; every control event once through the pages; cursors of one
+    route are refused by the other."""
+    syn = live.syn
+    async with aiohttp.ClientSession() as http:
+        status, body = await get(http, f"{live.base}/api/v1/controls")
+        assert status == 200
+        c = body["chains"][0]
+        assert c["enabled"] and c["coverage"] == {"from_block": 0, "complete": True}
+        assert [x["label"] for x in c["contracts"]] == ["token", "proxy_admin"]
+        assert body["chains"][1]["enabled"] is False and body["chains"][1]["head"] is None  # Solana
+        for at, block in (("head", syn.head), ("finalized", syn.finalized)):
+            st = c[at]
+            assert st["block"] == block
+            assert st["owner"] == syn.last_subject(ControlKind.OWNERSHIP_TRANSFERRED, block) == api_data.OWNER
+            assert st["pending_owner"] == syn.last_subject(ControlKind.OWNERSHIP_TRANSFER_STARTED, block)
+            assert st["implementation"] == api_data.IMPL and st["admin"] == api_data.PROXY_ADMIN
+            assert st["paused"] is False
+            frozen = syn.frozen_at(block)
+            assert {a["address"] for a in st["frozen"]["accounts"]} == frozen and st["frozen"][
+                "count"
+            ] == len(frozen)
+            assert int(st["frozen"]["raw"]) == sum(syn.balance_at(a, block) for a in frozen)
+            last = max(
+                (x for x in syn.controls if x.block_number <= block),
+                key=lambda x: (x.block_number, x.log_index),
+            )
+            assert (st["last_change"]["block"], st["last_change"]["kind"]) == (
+                last.block_number,
+                last.kind.value,
+            )
+            assert st["watched"][0]["owner"] == api_data.OWNER
+        assert c["head"]["pending_owner"] == api_data.NEW_OWNER and c["finalized"]["pending_owner"] is None
+        assert len(c["head"]["frozen"]["accounts"]) == len(c["finalized"]["frozen"]["accounts"]) + 1
+        # Paused between blocks 50 and 60: the event list says so.
+        status, page = await get(
+            http, f"{live.base}/api/v1/control-events", chain=CHAIN, kind="paused,unpaused", order="asc"
+        )
+        assert [(e["block_number"], e["kind"], e["event"]) for e in page["events"]] == [
+            (50, "paused", "paused"),
+            (60, "unpaused", "unpaused"),
+        ]
+        # Every event exactly once, in order, through small pages.
+        got: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            params = {"chain": CHAIN, "limit": "3", "order": "asc", **({"cursor": cursor} if cursor else {})}
+            status, page = await get(http, f"{live.base}/api/v1/control-events", **params)
+            assert status == 200 and page["coverage"] == {"from_block": 0}
+            got += page["events"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        want = sorted(syn.controls, key=lambda x: (x.block_number, x.log_index, x.tx_hash))
+        assert [(e["block_number"], e["log_index"], e["kind"], e["subject"]) for e in got] == [
+            (x.block_number, x.log_index, x.kind.value, x.subject) for x in want
+        ]
+        assert {e["contract"] for e in got} == {"token", "proxy_admin"}
+        assert all(e["finalized"] == (e["block_number"] <= syn.finalized) for e in got)
+        # The address filter matches the emitting contract and the accounts an event names.
+        holder = "0x" + "03" * 20
+        status, page = await get(http, f"{live.base}/api/v1/control-events", chain=CHAIN, address=holder)
+        assert [e["kind"] for e in page["events"]] == ["unfrozen", "frozen"]
+        status, page = await get(
+            http, f"{live.base}/api/v1/control-events", chain=CHAIN, address=api_data.PROXY_ADMIN
+        )
+        assert {e["kind"] for e in page["events"]} == {"ownership_transferred", "admin_changed"}
+        # One codec, two routes: a cursor of one is refused by the other.
+        status, t = await get(http, f"{live.base}/api/v1/transfers", chain=CHAIN, limit="1")
+        status, bad = await get(
+            http, f"{live.base}/api/v1/control-events", chain=CHAIN, cursor=t["next_cursor"]
+        )
+        assert status == 400 and "another route" in bad["error"]
+        status, ce = await get(http, f"{live.base}/api/v1/control-events", chain=CHAIN, limit="1")
+        status, bad = await get(http, f"{live.base}/api/v1/transfers", chain=CHAIN, cursor=ce["next_cursor"])
+        assert status == 400 and "another route" in bad["error"]
+        status, bad = await get(http, f"{live.base}/api/v1/control-events", chain=CHAIN, kind="frozen,mint")
+        assert status == 400 and "invalid kind" in bad["error"]
+        status, st = await get(http, f"{live.base}/api/v1/status")
+        assert st["chains"][0]["coverage"]["controls"]["from_block"] == 0
+        assert st["chains"][0]["coverage"]["transfers"]["complete"] is True
+
+
 def test_query_cli_prints_what_the_api_serves(live: Live, tmp_path: Path) -> None:
     cfg_path = tmp_path / "c.yaml"
     cfg_path.write_text(yaml.safe_dump(live.cfg_dict))
@@ -470,6 +568,18 @@ def test_query_cli_prints_what_the_api_serves(live: Live, tmp_path: Path) -> Non
     assert r.returncode == 2 and "invalid cursor" in r.stderr
     r = cli("tx", CHAIN, "0x" + "ab" * 32)
     assert r.returncode == 1 and "no token events" in r.stderr
+    r = cli("controls", "--chain", CHAIN, "--format", "json")
+    assert r.returncode == 0, r.stderr
+    assert orjson.loads(r.stdout)["chains"][0]["head"]["owner"] == api_data.OWNER
+    r = cli("controls", "--format", "csv")
+    assert r.returncode == 0 and r.stdout.startswith("chain,at,block,owner"), r.stderr
+    r = cli("control-events", "--chain", CHAIN, "--all", "--limit", "2", "--order", "asc", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    assert len(orjson.loads(r.stdout)["events"]) == len(live.syn.controls)
+    r = cli("control-events", "--chain", CHAIN, "--kind", "frozen")
+    assert r.returncode == 0 and "Freeze" not in r.stdout and "frozen" in r.stdout, r.stderr
+    r = cli("control-events", "--chain", CHAIN, "--kind", "stolen")
+    assert r.returncode == 2 and "invalid kind" in r.stderr
 
 
 async def test_metrics_name_filter(live: Live) -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from indexer.chains.decode_pool import DecodedLogs, DecodePool
 from indexer.chains.evm import EvmSource
+from indexer.chains.evm_families import LogDispatch
 from indexer.chains.rpc import RpcPool
 from indexer.daemon import backfill
 from indexer.devnet.anvil import Anvil
@@ -176,16 +177,18 @@ async def test_cancelled_requests_leave_the_pipe_in_step() -> None:
         return a.rows == b.rows and a.error == b.error and a.copy in (None, b.copy)
 
     try:
-        want = [(await decoder.decode(raw, "devnet", token))["result"] for raw in raws]
+        want = [(await decoder.decode(raw, "devnet", LogDispatch.build(token)))["result"] for raw in raws]
         for delay in (0.0, 0.002, 0.005, 0.02, 0.05):
-            tasks = [asyncio.create_task(decoder.decode(raw, "devnet", token)) for raw in raws]
+            tasks = [
+                asyncio.create_task(decoder.decode(raw, "devnet", LogDispatch.build(token))) for raw in raws
+            ]
             await asyncio.sleep(delay)
             tasks[0].cancel()
             done = await asyncio.gather(*tasks, return_exceptions=True)
             # A request whose worker was killed under it is decoded here (rows only, no COPY bytes).
             assert isinstance(done[0], asyncio.CancelledError) or same(done[0]["result"], want[0])
             assert same(done[1]["result"], want[1])
-            got = [(await decoder.decode(raw, "devnet", token))["result"] for raw in raws]
+            got = [(await decoder.decode(raw, "devnet", LogDispatch.build(token)))["result"] for raw in raws]
             assert got == want
         assert len(want[0].events()) == 20_000 and want[0].copy == encode_event_rows(want[0].events())
         assert decoder.offloaded >= 12
@@ -196,5 +199,5 @@ async def test_cancelled_requests_leave_the_pipe_in_step() -> None:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
     # After close, replies are decoded in this process.
-    after = (await decoder.decode(raws[1], "devnet", token))["result"]
+    after = (await decoder.decode(raws[1], "devnet", LogDispatch.build(token)))["result"]
     assert same(after, want[1]) and after.copy is None

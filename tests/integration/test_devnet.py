@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from indexer.chains.evm_decode import ZERO_ADDRESS, decode_logs
+from indexer.chains.evm_decode import ZERO_ADDRESS
+from indexer.chains.evm_families import LogDispatch, decode_logs
 from indexer.devnet.anvil import Anvil
 from indexer.devnet.evm_devnet import DevnetChainSpec, start_evm_devnet
 from indexer.devnet.solc import Artifact
@@ -22,6 +23,7 @@ from indexer.devnet.token import (
     TxFailed,
 )
 from indexer.devnet.traffic import Traffic
+from tests.support.evm_logs import node_filter
 
 pytestmark = pytest.mark.integration
 
@@ -102,10 +104,11 @@ async def test_extra_mint_and_burn_events_are_emitted_and_ignored_by_decoder(tok
     mint_ev = next(log for log in mint.logs if log["topics"][0] == MINT_TOPIC)
     assert _topic_addr(mint_ev["topics"][1]) == token.owner  # minter
     assert _topic_addr(mint_ev["topics"][2]) == A
-    # Every log of the token, unfiltered: the decoder keeps only the two Transfers.
+    # Every log of the token: the filter asks for the two Transfers only.
     all_logs = await token.logs([])
     assert len(all_logs) == 4
-    events = decode_logs("devnet", all_logs, token.address)
+    d = LogDispatch.build(token.address)
+    events = decode_logs("devnet", node_filter(all_logs, d), d).events
     assert [(e.kind.value, e.amount) for e in events] == [("mint", 50), ("burn", 20)]
 
 
@@ -191,7 +194,9 @@ async def test_traffic_mixes_operations_and_reverts(anvil: Anvil, traffic: Traff
                 assert receipt["logs"] == []
     assert statuses[0] >= 1 and statuses[1] >= 20
     logs = await traffic.token.transfer_logs()
-    kinds = Counter(e.kind.value for e in decode_logs("devnet", logs))
+    kinds = Counter(
+        e.kind.value for e in decode_logs("devnet", logs, LogDispatch.build(traffic.token.address)).events
+    )
     assert kinds["mint"] > 0 and kinds["transfer"] > 0 and kinds["burn"] > 0
     supply, balances = _ledger(logs)
     assert await traffic.token.total_supply() == supply

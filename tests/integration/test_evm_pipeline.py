@@ -26,7 +26,7 @@ from tests.support.chain_truth import chain_transfer_events, indexed_events
 CHAIN = "devnet"
 
 
-def make_config(rpc: str, token: str, dsn: str, tmp: Any, **chain: Any) -> Config:
+def make_config(rpc: str | list[str], token: str, dsn: str, tmp: Any, **chain: Any) -> Config:
     return Config.model_validate(
         {
             "database": {"dsn": dsn},
@@ -35,7 +35,7 @@ def make_config(rpc: str, token: str, dsn: str, tmp: Any, **chain: Any) -> Confi
                 {
                     "name": CHAIN,
                     "kind": "evm",
-                    "rpc": [rpc],
+                    "rpc": rpc if isinstance(rpc, list) else [rpc],
                     "token": token,
                     "decimals": 18,
                     "finality": {"tag": "finalized"},

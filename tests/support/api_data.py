@@ -11,8 +11,8 @@ from typing import Any
 
 import asyncpg
 
-from indexer.config import Config
-from indexer.model import BlockRef, EventKind, TokenEvent
+from indexer.config import Config, EvmChainConfig
+from indexer.model import BlockRef, ControlEvent, ControlKind, EventKind, TokenEvent
 from indexer.store.store import Batch, Store
 
 ZERO = "0x" + "0" * 40
@@ -27,10 +27,25 @@ def config(dsn: str, tmp: Any, chain: str = "devnet", *, with_solana: bool = Tru
     return Config.model_validate(config_dict(dsn, tmp, chain, with_solana=with_solana))
 
 
+PROXY_ADMIN = "0x" + "ad" * 20
+OWNER, NEW_OWNER, IMPL = "0x" + "0e" * 20, "0x" + "1e" * 20, "0x" + "1f" * 20
+
+
+def evm_chain(chain: str) -> dict[str, Any]:
+    """The synthetic EVM chain: a USD1-profile token whose ProxyAdmin is watched."""
+    return {
+        "name": chain,
+        "kind": "evm",
+        "rpc": ["http://127.0.0.1:9"],
+        "token": TOKEN,
+        "decimals": 18,
+        "profile": "usd1",
+        "watch": [{"address": PROXY_ADMIN, "label": "proxy_admin", "controls": ["ownable"]}],
+    }
+
+
 def config_dict(dsn: str, tmp: Any, chain: str = "devnet", *, with_solana: bool = True) -> dict[str, Any]:
-    chains: list[dict[str, Any]] = [
-        {"name": chain, "kind": "evm", "rpc": ["http://127.0.0.1:9"], "token": TOKEN, "decimals": 18}
-    ]
+    chains: list[dict[str, Any]] = [evm_chain(chain)]
     if with_solana:
         chains.append({"name": "sol", "kind": "solana", "rpc": ["http://127.0.0.1:9"], "mint": SOL_MINT})
     return {"database": {"dsn": dsn}, "data_dir": str(tmp), "chains": chains}
@@ -70,6 +85,41 @@ class Synthetic:
     def keys(self) -> set[tuple[int, int, str]]:
         return {(e.block_number, e.log_index, e.tx_hash) for e in self.events}
 
+    controls: list[ControlEvent] = field(default_factory=list)
+
+    def frozen_at(self, block: int) -> set[str]:
+        out: set[str] = set()
+        for c in self.controls:
+            if c.block_number <= block and c.address == TOKEN.lower():
+                if c.kind is ControlKind.FROZEN:
+                    out.add(c.subject or "")
+                elif c.kind is ControlKind.UNFROZEN:
+                    out.discard(c.subject or "")
+        return out
+
+    def last_subject(self, kind: ControlKind, block: int, address: str = TOKEN.lower()) -> str | None:
+        hits = [
+            c for c in self.controls if c.kind is kind and c.block_number <= block and c.address == address
+        ]
+        return hits[-1].subject if hits else None
+
+
+# The synthetic control history: (block, kind, contract, subject). Block 115 and 117 lie above the
+# finalized height (114), so head and finalized state differ.
+CONTROL_SCRIPT: list[tuple[int, ControlKind, str, str | None]] = [
+    (3, ControlKind.UPGRADED, TOKEN.lower(), IMPL),
+    (3, ControlKind.OWNERSHIP_TRANSFERRED, TOKEN.lower(), OWNER),
+    (3, ControlKind.ADMIN_CHANGED, TOKEN.lower(), PROXY_ADMIN),
+    (3, ControlKind.OWNERSHIP_TRANSFERRED, PROXY_ADMIN, OWNER),
+    (20, ControlKind.FROZEN, TOKEN.lower(), "0x" + "03" * 20),
+    (50, ControlKind.PAUSED, TOKEN.lower(), None),
+    (60, ControlKind.UNPAUSED, TOKEN.lower(), None),
+    (70, ControlKind.FROZEN, TOKEN.lower(), "0x" + "04" * 20),
+    (80, ControlKind.UNFROZEN, TOKEN.lower(), "0x" + "03" * 20),
+    (115, ControlKind.FROZEN, TOKEN.lower(), "0x" + "05" * 20),
+    (117, ControlKind.OWNERSHIP_TRANSFER_STARTED, TOKEN.lower(), NEW_OWNER),
+]
+
 
 async def load(
     pool: asyncpg.Pool, chain: str = "devnet", *, blocks: int = 120, seed: int = 5, finalized_lag: int = 6
@@ -78,7 +128,8 @@ async def load(
     of 10 blocks; finalized = head - finalized_lag."""
     rng = random.Random(seed)
     store = Store(pool)
-    await store.register_chain(chain, "evm", TOKEN.lower(), 18)
+    families = EvmChainConfig.model_validate(evm_chain(chain)).family_configs()
+    await store.register_chain(chain, "evm", TOKEN.lower(), 18, families=families)
     holders = [("0x" + f"{i + 1:02x}" * 20) for i in range(8)]
     bal: dict[str, int] = defaultdict(int)
     syn = Synthetic(chain, holders=holders)
@@ -86,6 +137,7 @@ async def load(
     parent = _hash("f", 0)
     refs: list[BlockRef] = []
     evs: list[TokenEvent] = []
+    ctls: list[ControlEvent] = []
     for n in range(1, blocks + 1):
         ts = T0 + n * BLOCK_SECONDS
         ref = BlockRef(n, _hash("b", n), parent, ts)
@@ -110,12 +162,31 @@ async def load(
                 bal[who] -= amt
                 bal[to] += amt
             evs.append(ev)
+        for i, (cn, kind, address, subject) in enumerate(CONTROL_SCRIPT):
+            if cn == n:
+                ctl = ControlEvent(
+                    chain,
+                    n,
+                    ref.hash,
+                    _hash("c", n * 16 + i),
+                    100 + i,
+                    kind,
+                    kind.value,
+                    address,
+                    subject=subject,
+                    actor=OWNER,
+                    timestamp=ts,
+                )
+                ctls.append(ctl)
         refs.append(ref)
         if n % 10 == 0 or n == blocks:
             cursor = refs[-1]
-            await store.commit(Batch(chain, prev, cursor, max(-1, n - finalized_lag), events=evs, refs=refs))
+            await store.commit(
+                Batch(chain, prev, cursor, max(-1, n - finalized_lag), events=evs, refs=refs, controls=ctls)
+            )
             syn.events.extend(evs)
-            prev, refs, evs = cursor, [], []
+            syn.controls.extend(ctls)
+            prev, refs, evs, ctls = cursor, [], [], []
     syn.head = blocks
     syn.finalized = blocks - finalized_lag
     return syn

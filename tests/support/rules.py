@@ -26,19 +26,9 @@ RULES = ROOT / "alerts" / "usd1.rules.yml"
 RUNBOOK_BASE = "https://github.com/usd1-indexer/usd1-indexer/blob/main/alerts/runbooks/"
 
 # Used by alerts/usd1.rules.yml and dashboards/ before the daemon exports them (names fixed in
-# DESIGN.md section 3 and /work/plan/VOCAB.md). Remove a name here when indexer/metrics.py gains it.
+# DESIGN.md section 3). Remove a name here when indexer/metrics.py gains it.
 PENDING_METRICS = frozenset(
     {
-        # issue #14, the event-family seam: control events and contract state
-        "usd1_control_events_total",
-        "usd1_control_head_events",
-        "usd1_last_control_event_timestamp_seconds",
-        "usd1_paused",
-        "usd1_frozen_accounts",
-        "usd1_frozen_tokens",
-        "usd1_control_info",
-        "usd1_control_mismatch",
-        "usd1_control_check_block",
         # issue #17 sections 1 and 5: large mints/burns and watchlists
         "usd1_large_events_total",
         "usd1_watchlist_transfers_total",

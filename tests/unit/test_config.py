@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from indexer.chains.evm_families import ControlFamily
 from indexer.config import (
     Config,
     EvmChainConfig,
@@ -22,6 +23,7 @@ from indexer.config import (
     parse_duration,
 )
 from indexer.errors import ConfigError
+from indexer.model import Family
 
 # Real USD1 deployments (realdata/tokens): Ethereum ERC-20 and Solana SPL mint.
 USD1_ETH = "0x8d0D000Ee44948FC98c9B98A4FA4921476f08B0d"
@@ -486,3 +488,93 @@ def test_cross_checks_also_run_on_direct_model_validation() -> None:
 def test_a_key_named_like_a_kind_keeps_its_path() -> None:
     # Only the union tag pydantic inserts is dropped from paths, not a user key spelled the same.
     assert problems(with_chain_line("evm: 1")) == ["chains.0.evm: unknown key"]
+
+
+# ---- control events and dialects ---------------------------------------------------------------
+ADMIN = "0x" + "ad" * 20
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("profile: usdc", "chains.0.profile: Input should be 'erc20', 'usd1', 'fiattoken' or 'tether'"),
+        ("controls: [ownable, wipe]", "chains.0.controls.1: Input should be 'ownable', 'proxy', 'pausable',"),
+        (
+            f"watch: [{{address: '{USD1_ETH}', label: self}}]",
+            f"chains.0.watch: entry 0: {USD1_ETH.lower()} is the token itself",
+        ),
+        (
+            f"watch: [{{address: '{ADMIN}', label: a}}, {{address: '{ADMIN}', label: b}}]",
+            f"chains.0.watch: entry 1: {ADMIN} is watched twice",
+        ),
+        (
+            f"watch: [{{address: '{ADMIN}', label: token}}]",
+            "chains.0.watch: entry 0: label 'token' is used twice (or is reserved)",
+        ),
+        (
+            f"watch: [{{address: '{ADMIN}', label: a, controls: [tether]}}]",
+            f"chains.0.watch: watched contract {ADMIN}: supply events belong to the token only",
+        ),
+        ("watch: [{address: '0x12', label: a}]", "chains.0.watch.0.address: invalid EVM address '0x12'"),
+        ("dialect: tron-ish", "chains.0.dialect: unknown dialect 'tron-ish'; known: ethereum, bsc, legacy"),
+        (
+            "dialect: legacy",
+            "chains.0.dialect: dialect 'legacy' serves no 'finalized' block tag (it serves: none);"
+            " use finality.confirmations",
+        ),
+        (
+            "control_check_sample: -1",
+            "chains.0.control_check_sample: Input should be greater than or equal to 0",
+        ),
+    ],
+)
+def test_bad_control_and_dialect_keys_name_the_key(line: str, expected: str) -> None:
+    assert one_problem(with_chain_line(line)).startswith(expected)
+
+
+def test_profiles_controls_and_watch_decide_the_families() -> None:
+    cfg = load_config_text(
+        MINIMAL
+        + "    profile: usd1\n"
+        + f"    watch: [{{address: '{ADMIN}', label: proxy_admin, controls: [ownable]}}]\n",
+        {},
+    )
+    chain = cfg.chains[0]
+    assert isinstance(chain, EvmChainConfig)
+    fams = chain.family_configs()
+    assert set(fams) == {Family.TRANSFERS, Family.CONTROLS}
+    assert (
+        fams[Family.TRANSFERS].legacy
+        and not fams[Family.TRANSFERS].fillable
+        and fams[Family.CONTROLS].fillable
+    )
+    assert "Freeze(address,address)" in fams[Family.CONTROLS].config[USD1_ETH.lower()]
+    assert fams[Family.CONTROLS].config[ADMIN] == [
+        "OwnershipTransferStarted(address,address)",
+        "OwnershipTransferred(address,address)",
+    ]
+    assert [c[:2] for c in chain.control_contracts()] == [(USD1_ETH.lower(), "token"), (ADMIN, "proxy_admin")]
+    # The default profile decodes transfers only: the filter and coverage stay what they were.
+    plain = load_config_text(MINIMAL, {}).chains[0]
+    assert isinstance(plain, EvmChainConfig) and set(plain.family_configs()) == {Family.TRANSFERS}
+    assert plain.control_contracts() == [] and plain.dialect == "ethereum"
+    # Tether: supply events join the transfers family (not fillable, not what an old index held).
+    tether = load_config_text(MINIMAL + "    profile: tether\n", {}).chains[0]
+    assert isinstance(tether, EvmChainConfig)
+    t = tether.family_configs()[Family.TRANSFERS]
+    assert not t.legacy and "Issue(uint256)" in t.config[USD1_ETH.lower()]
+    # An explicit list replaces the profile's.
+    custom = load_config_text(MINIMAL + "    profile: usd1\n    controls: [pausable]\n", {}).chains[0]
+    assert isinstance(custom, EvmChainConfig) and custom.control_families == (ControlFamily.PAUSABLE,)
+
+
+def test_dialect_presets() -> None:
+    from indexer.chains.dialects import DIALECTS
+    from indexer.model import BlockRef
+
+    ref = BlockRef(7, "0x" + "ab" * 32, "0x" + "cd" * 32)
+    assert DIALECTS["ethereum"].state_block(ref) == {"blockHash": ref.hash}
+    assert DIALECTS["legacy"].state_block(ref) == "0x7" and not DIALECTS["legacy"].final_tags
+    assert DIALECTS["bsc"].trust_blooms and DIALECTS["bsc"].final_tags == {"finalized", "safe"}
+    cfg = load_config_text(with_chain_line("dialect: legacy\n    finality: {confirmations: 12}"), {})
+    assert isinstance(cfg.chains[0], EvmChainConfig) and cfg.chains[0].evm_dialect is DIALECTS["legacy"]

@@ -15,9 +15,11 @@ from typing import Any
 
 import pytest
 
-from indexer.chains.evm_decode import TRANSFER_TOPIC, ZERO_ADDRESS, classify, decode_logs, decode_transfer
+from indexer.chains.evm_decode import TRANSFER_TOPIC, ZERO_ADDRESS, classify, decode_transfer
+from indexer.chains.evm_families import LogDispatch, UnaskedLog, decode_logs
 from indexer.errors import MalformedReply
 from indexer.model import EventKind, TokenEvent
+from tests.support.evm_logs import node_filter
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -74,8 +76,25 @@ def csv_rows(name: str) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def transfers_of(logs: list[dict[str, Any]], token: str) -> list[TokenEvent]:
+    """What the daemon decodes for `token` (transfers only) from what a node returns for its filter."""
+    d = LogDispatch.build(token)
+    return decode_logs("ethereum", node_filter(logs, d), d).events
+
+
 def decode_tokens(logs: list[dict[str, Any]]) -> dict[str, list[TokenEvent]]:
-    return {sym: decode_logs("ethereum", logs, token=addr) for sym, addr in TOKENS.items()}
+    return {sym: transfers_of(logs, addr) for sym, addr in TOKENS.items()}
+
+
+def erc20_transfers(logs: list[dict[str, Any]]) -> list[TokenEvent]:
+    """The Transfers of every ERC-20 among the logs' emitters (those whose Transfer logs have 3
+    topics; ERC-721 contracts index the token id as a fourth), each decoded as its own token."""
+    emitters: dict[str, set[int]] = defaultdict(set)
+    for log in logs:
+        if log["topics"] and log["topics"][0] == TRANSFER_TOPIC:
+            emitters[log["address"].lower()].add(len(log["topics"]))
+    out = [ev for a, n in emitters.items() if n == {3} for ev in transfers_of(logs, a)]
+    return sorted(out, key=lambda e: (e.block_number, e.log_index))
 
 
 # --------------------------------------------------------------------------------------------
@@ -184,8 +203,8 @@ def test_blocks_16000000_to_16000003_match_the_answer_keys() -> None:
 
 def test_blocks_16000000_to_16000003_all_tokens() -> None:
     logs = logs_16m()
-    events = decode_logs("ethereum", logs)
-    # Every 3-topic log is an ERC-20 Transfer, every 4-topic one an ERC-721 Transfer (skipped).
+    events = erc20_transfers(logs)
+    # Every 3-topic log is an ERC-20 Transfer, every 4-topic one an ERC-721 Transfer.
     n3 = sum(1 for log in logs if len(log["topics"]) == 3)
     assert len(logs) == 431 and n3 == 325
     assert len(events) == n3
@@ -200,7 +219,7 @@ def test_timestamps_come_from_the_log_and_match_the_header() -> None:
     header = json.loads((FIXTURES / "eth_getBlockByNumber__test_02.json").read_text())[0]["response"][
         "result"
     ]
-    events = [ev for ev in decode_logs("ethereum", logs_16m()) if ev.block_number == 16000000]
+    events = [ev for ev in erc20_transfers(logs_16m()) if ev.block_number == 16000000]
     assert events
     assert {ev.block_hash for ev in events} == {header["hash"]}
     assert {ev.timestamp for ev in events} == {int(header["timestamp"], 16)}
@@ -221,7 +240,7 @@ def test_blocks_17173049_17173050_match_the_answer_keys() -> None:
 
 def test_blocks_17173049_17173050_match_ethereum_etl_extraction() -> None:
     raw = etl_logs()
-    events = decode_logs("ethereum", [etl_as_rpc(log) for log in raw])
+    events = erc20_transfers([etl_as_rpc(log) for log in raw])
     etl = [json.loads(line) for line in (FIXTURES / ETL_TRANSFERS).read_text().splitlines() if line.strip()]
     # ethereum-etl also emits ERC-721 transfers (4 topics); we skip those by design.
     topics_by_id = {(log["transaction_hash"], log["log_index"]): len(log["topics"]) for log in raw}
@@ -310,12 +329,16 @@ def test_block_19999999_usdc_mints_and_burn() -> None:
             assert burns[0].amount == amount
 
 
-def test_mint_and_burn_topics_with_the_transfer_shape_are_ignored() -> None:
+def test_mint_and_burn_topics_with_the_transfer_shape_are_not_asked_for() -> None:
     # A USDC `Mint(minter, to, amount)` has 3 topics and a one-word data field, exactly the shape
-    # of a Transfer: only topic0 tells them apart.
+    # of a Transfer: only topic0 tells them apart. The filter never asks for them (the Transfer
+    # from 0x0 next to each one is the supply move), and one that comes back anyway is an error.
     mint_logs = [log for log in receipt_logs_19999999() if log["topics"][0] == MINT_TOPIC]
     assert mint_logs and all(len(log["topics"]) == 3 and len(log["data"]) == 66 for log in mint_logs)
-    assert decode_logs("ethereum", mint_logs) == []
+    d = LogDispatch.build(TOKENS["USDC"])
+    assert node_filter(mint_logs, d) == []
+    with pytest.raises(UnaskedLog, match="not asked for"):
+        decode_logs("ethereum", mint_logs, d)
 
 
 # --------------------------------------------------------------------------------------------
@@ -324,6 +347,11 @@ def test_mint_and_burn_topics_with_the_transfer_shape_are_ignored() -> None:
 
 def a_log() -> dict[str, Any]:
     return copy.deepcopy(logs_16m()[0])
+
+
+def dispatch_of(log: dict[str, Any]) -> LogDispatch:
+    """The transfers dispatch of the token that emitted `log`."""
+    return LogDispatch.build(log["address"])
 
 
 def test_classify() -> None:
@@ -365,11 +393,13 @@ def test_uppercase_hex_is_normalized() -> None:
     assert decode_transfer("ethereum", up) == ev
 
 
-def test_erc721_transfer_with_four_topics_is_skipped() -> None:
+def test_erc721_transfer_with_four_topics_is_not_an_erc20_transfer() -> None:
     erc721 = next(log for log in logs_16m() if len(log["topics"]) == 4)
     assert erc721["topics"][0] == TRANSFER_TOPIC
     assert decode_transfer("ethereum", erc721) is None
-    assert decode_logs("ethereum", [erc721]) == []
+    # Configured as the token, its Transfer log cannot be a token movement: a clear error.
+    with pytest.raises(MalformedReply, match="has 4 topics; an ERC-20 Transfer has 3"):
+        decode_logs("ethereum", [erc721], dispatch_of(erc721))
 
 
 def test_other_events_are_skipped() -> None:
@@ -379,10 +409,12 @@ def test_other_events_are_skipped() -> None:
 
 
 def test_duplicates_are_dropped() -> None:
-    logs = logs_16m()[:5]
-    events = decode_logs("ethereum", [*logs, copy.deepcopy(logs[2]), copy.deepcopy(logs[0])])
-    assert events == decode_logs("ethereum", logs)
-    assert len(events) == len({ev.identity for ev in events})
+    d = LogDispatch.build(TOKENS["USDT"])
+    logs = node_filter(logs_16m(), d)[:5]
+    assert len(logs) == 5
+    events = decode_logs("ethereum", [*logs, copy.deepcopy(logs[2]), copy.deepcopy(logs[0])], d).events
+    assert events == decode_logs("ethereum", logs, d).events
+    assert len(events) == 5 == len({ev.identity for ev in events})
 
 
 def test_conflicting_duplicates_are_malformed() -> None:
@@ -390,13 +422,17 @@ def test_conflicting_duplicates_are_malformed() -> None:
     other = copy.deepcopy(log)
     other["data"] = "0x" + "0" * 63 + "1"
     with pytest.raises(MalformedReply, match="one identity"):
-        decode_logs("ethereum", [log, other])
+        decode_logs("ethereum", [log, other], dispatch_of(log))
 
 
-def test_token_filter_is_case_insensitive() -> None:
+def test_token_address_is_case_insensitive() -> None:
     logs = logs_16m()
-    assert decode_logs("ethereum", logs, token=TOKENS["USDC"].upper().replace("0X", "0x")) == decode_logs(
-        "ethereum", logs, token=TOKENS["USDC"]
+    upper = TOKENS["USDC"].upper().replace("0X", "0x")
+    assert transfers_of(logs, upper) == transfers_of(logs, TOKENS["USDC"])
+    # A node that returns the emitter in mixed case: the slow path decodes it identically.
+    mixed = [{**lg, "address": upper} for lg in node_filter(logs, LogDispatch.build(TOKENS["USDC"]))]
+    assert decode_logs("ethereum", mixed, LogDispatch.build(TOKENS["USDC"])).events == transfers_of(
+        logs, TOKENS["USDC"]
     )
 
 
@@ -438,9 +474,10 @@ def test_token_filter_is_case_insensitive() -> None:
 )
 def test_malformed_logs_raise(mutate: Any, message: str) -> None:
     log = a_log()
+    d = dispatch_of(log)
     mutate(log)
     with pytest.raises(MalformedReply, match=message):
-        decode_logs("ethereum", [log])
+        decode_logs("ethereum", [log], d)
 
 
 def test_missing_block_timestamp_uses_the_given_one() -> None:
@@ -459,14 +496,15 @@ def test_decode_reply_gives_the_same_events_as_decode_logs() -> None:
 
     from indexer.chains.decode_pool import DecodedLogs, decode_reply
 
-    logs = logs_16m()
+    d = LogDispatch.build(TOKENS["USDC"])
+    logs = node_filter(logs_16m(), d)
     raw = orjson.dumps({"jsonrpc": "2.0", "id": 7, "result": logs})
-    reply = decode_reply(raw, "ethereum", TOKENS["USDC"])
+    reply = decode_reply(raw, "ethereum", d)
     assert reply["id"] == 7
     part = reply["result"]
     assert isinstance(part, DecodedLogs) and part.error is None
     events = part.events()
-    assert events == decode_logs("ethereum", logs, TOKENS["USDC"])
+    assert events == decode_logs("ethereum", logs, d).events
     assert len(events) > 0 and all(type(e) is TokenEvent for e in events)
 
 
@@ -480,11 +518,12 @@ def test_decode_reply_passes_other_replies_through() -> None:
         "id": 1,
         "error": {"code": -32005, "message": "query returned more than 10000 results"},
     }
-    assert decode_reply(orjson.dumps(error), "ethereum", TOKENS["USDC"]) == error
+    d = LogDispatch.build(TOKENS["USDC"])
+    assert decode_reply(orjson.dumps(error), "ethereum", d) == error
     odd = {"jsonrpc": "2.0", "id": 1, "result": [1, 2]}
-    assert decode_reply(orjson.dumps(odd), "ethereum", TOKENS["USDC"]) == odd
+    assert decode_reply(orjson.dumps(odd), "ethereum", d) == odd
     with pytest.raises(NotJson) as exc:
-        decode_reply(b'{"jsonrpc": "2.0", "id": 1, "result": [', "ethereum", TOKENS["USDC"])
+        decode_reply(b'{"jsonrpc": "2.0", "id": 1, "result": [', "ethereum", d)
     assert isinstance(exc.value, ValueError)  # what RpcPool treats as a body that is not JSON
 
 
@@ -493,14 +532,10 @@ def test_decode_reply_reports_a_malformed_log() -> None:
 
     from indexer.chains.decode_pool import DecodedLogs, decode_reply
 
-    logs = copy.deepcopy(logs_16m())
-    usdc = [
-        lg for lg in logs if lg["address"].lower() == TOKENS["USDC"] and lg["topics"][0] == TRANSFER_TOPIC
-    ]
+    d = LogDispatch.build(TOKENS["USDC"])
+    usdc = copy.deepcopy(node_filter(logs_16m(), d))
     usdc[0]["data"] = "0x12"
-    reply = decode_reply(
-        orjson.dumps({"jsonrpc": "2.0", "id": 1, "result": logs}), "ethereum", TOKENS["USDC"]
-    )
+    reply = decode_reply(orjson.dumps({"jsonrpc": "2.0", "id": 1, "result": usdc}), "ethereum", d)
     part = reply["result"]
     assert isinstance(part, DecodedLogs) and part.error is not None and "data" in part.error
     with pytest.raises(MalformedReply, match="not one 32-byte hex word"):

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from indexer.chains.bloom import log_in_bloom, parse_bloom
 from indexer.chains.evm import parse_header, parse_header_bloom
-from indexer.chains.evm_decode import TRANSFER_TOPIC, decode_logs
+from indexer.chains.evm_decode import TRANSFER_TOPIC
+from indexer.chains.evm_families import ControlFamily, LogDispatch, decode_logs
 from indexer.chains.rpc import _unpack
 from indexer.config import load_config_text
 from indexer.errors import ConfigError, MalformedReply, RpcError
@@ -123,11 +124,15 @@ log_like = st.fixed_dictionaries(
     st.lists(log_like | st.dictionaries(st.text(max_size=8), json_values, max_size=4), max_size=5),
     st.booleans(),
 )
-def test_decode_logs(logs: Any, filtered: bool) -> None:
-    """Log objects with any content. (A list element that is not an object is rejected by
-    EvmSource before decoding; see test_decode_logs_non_object_element.)"""
+def test_decode_logs(logs: Any, controls: bool) -> None:
+    """Log objects with any content, for a transfers-only token and for one with every control
+    family: decoded or a MalformedReply, nothing else. (A list element that is not an object is
+    rejected by EvmSource before decoding; see test_decode_logs_non_object_element.)"""
+    families = list(ControlFamily) if controls else []
     try:
-        decode_logs("c", logs, "0x" + "11" * 20 if filtered else None)
+        decode_logs(
+            "c", logs, LogDispatch.build("0x" + "11" * 20, families, [("0x" + "0" * 24 + "ab" * 8, "w", [])])
+        )
     except MalformedReply:
         pass
 
@@ -136,7 +141,7 @@ def test_decode_logs_non_object_element() -> None:
     """Found by fuzzing: a list element that is not an object is a MalformedReply (it used to
     raise AttributeError)."""
     with pytest.raises(MalformedReply, match="not a JSON object"):
-        decode_logs("c", [None])  # type: ignore[list-item]
+        decode_logs("c", [None], LogDispatch.build("0x" + "11" * 20))  # type: ignore[list-item]
 
 
 @FUZZ

@@ -1,0 +1,57 @@
+"""PURE: EVM dialects, the quirks of an eth-compatible chain as settings the EVM source reads.
+
+A chain's `dialect:` names one preset (default `ethereum`); the source never branches on a chain's
+name. A new eth-compatible chain with its own quirks is a new entry in `DIALECTS`, nothing else.
+
+- `trust_blooms`: whether `logsBloom` holds every log (the positive and negative bloom checks of
+  `indexer.chains.evm` run only then; a chain with zero blooms must say False).
+- `final_tags`: the block tags the node serves for finality (`finalized`, `safe`); a config whose
+  `finality.tag` the dialect lacks is refused at load time (use `confirmations`).
+- `state_at`: how `eth_call` / `eth_getStorageAt` select a past block: `hash` (EIP-1898
+  `{"blockHash": ...}`, exact even across reorgs), `number` (a hex height: exact at finalized
+  heights), or `latest` (no past state: the supply and control checks at the finalized block are
+  skipped, logged once).
+- `timestamp_ms`: block timestamps in milliseconds rather than seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from indexer.model import BlockRef
+
+StateAt = Literal["hash", "number", "latest"]
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    name: str
+    trust_blooms: bool = True
+    final_tags: frozenset[str] = frozenset({"finalized", "safe"})
+    state_at: StateAt = "hash"
+    timestamp_ms: bool = False
+
+    def state_block(self, block: BlockRef) -> Any | None:
+        """The block parameter of a state read at `block`; None when the dialect cannot read past state."""
+        match self.state_at:
+            case "hash":
+                return {"blockHash": block.hash}
+            case "number":
+                return hex(block.number)
+            case "latest":
+                return None
+
+    def seconds(self, timestamp: int) -> int:
+        return timestamp // 1000 if self.timestamp_ms else timestamp
+
+
+DIALECTS: dict[str, Dialect] = {
+    # Ethereum and the geth family: EIP-1898 state reads, finalized/safe tags, honest blooms.
+    "ethereum": Dialect("ethereum"),
+    # BNB Smart Chain: `finalized`/`safe` from fast finality (BEP-126), EIP-1898 reads. Its own
+    # preset so that a BSC quirk is one edit here.
+    "bsc": Dialect("bsc"),
+    # Nodes from before the merge / EIP-1898: no finality tags (use `confirmations`), state by number.
+    "legacy": Dialect("legacy", final_tags=frozenset(), state_at="number"),
+}

@@ -1,0 +1,311 @@
+"""Read-only queries of the controls family, shared by the HTTP API, the `query` CLI, the page and
+the daemon's control metrics. Like `queries`, every read runs in the caller's snapshot; pagination
+uses the same keyset and cursor codec as transfers (`queries.keyset`, `encode_cursor`), with a
+fingerprint of its own so a transfers cursor is refused here and the other way round.
+
+Contract state is folded from the stored events (`indexer.controls.fold`) at the head and at the
+finalized block, and says from which block its family's coverage starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from indexer.controls import ContractState, ControlState, fold
+from indexer.model import ControlEvent, ControlKind, Family
+from indexer.store import queries as q
+from indexer.store.db import Conn
+from indexer.store.pagination import CursorCodec, Layout
+from indexer.units import amount_json
+
+MAX_FROZEN_LISTED = 100  # frozen accounts listed per state (largest balances first); count and sum cover all
+_COLS = (
+    "block_number, block_hash, tx_hash, log_index, kind, event, address, subject, previous, actor, role,"
+    " amount, block_unix, block_time"
+)
+
+
+def _control(chain: str, r: Any) -> ControlEvent:
+    return ControlEvent(
+        chain,
+        r["block_number"],
+        r["block_hash"],
+        r["tx_hash"],
+        r["log_index"],
+        ControlKind(r["kind"]),
+        r["event"],
+        r["address"],
+        r["subject"],
+        r["previous"],
+        r["actor"],
+        r["role"],
+        None if r["amount"] is None else int(r["amount"]),
+        r["block_unix"],
+    )
+
+
+def event_json(
+    e: ControlEvent, at: q.AsOf, label: str | None = None, decimals: int | None = None
+) -> dict[str, Any]:
+    """A control event as the API gives it; `amount` as base units (and tokens when the event's
+    amount is in the token's units: destroyed frozen funds)."""
+    amount: dict[str, Any] | None = None
+    if e.amount is not None:
+        tokens = decimals is not None and e.kind is ControlKind.FROZEN_FUNDS_DESTROYED
+        amount = (
+            amount_json(e.amount, decimals) if tokens and decimals is not None else {"raw": str(e.amount)}
+        )
+    return {
+        "chain": e.chain,
+        "block_number": e.block_number,
+        "block_hash": e.block_hash,
+        "block_time": q.iso(block_time(e.timestamp)),
+        "tx_hash": e.tx_hash,
+        "log_index": e.log_index,
+        "kind": e.kind.value,
+        "event": e.event,
+        "address": e.address,
+        "contract": label,
+        "subject": e.subject,
+        "previous": e.previous,
+        "actor": e.actor,
+        "role": e.role,
+        "amount": amount,
+        "finalized": at.is_final(e.block_number),
+    }
+
+
+def block_time(unix: int) -> datetime | None:
+    return datetime.fromtimestamp(unix, UTC) if unix else None
+
+
+async def events_upto(conn: Conn, chain: str, block: int) -> list[ControlEvent]:
+    """Every stored control event of `chain` at or below `block`, in chain order."""
+    rows = await conn.fetch(
+        f"SELECT {_COLS} FROM control_events WHERE chain = $1 AND block_number <= $2"
+        " ORDER BY block_number, log_index, tx_hash",
+        chain,
+        block,
+    )
+    return [_control(chain, r) for r in rows]
+
+
+async def kind_stats(conn: Conn, chain: str, block: int) -> dict[ControlKind, tuple[int, int]]:
+    """(count, newest block time) per kind at or below `block`."""
+    rows = await conn.fetch(
+        "SELECT kind, count(*) AS n, max(block_unix) AS t FROM control_events"
+        " WHERE chain = $1 AND block_number <= $2 GROUP BY kind",
+        chain,
+        block,
+    )
+    return {ControlKind(r["kind"]): (int(r["n"]), int(r["t"] or 0)) for r in rows}
+
+
+# ---- contract state -----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class StateAt:
+    """The folded state at `block` with the frozen accounts' balances there."""
+
+    block: int
+    state: ControlState
+    frozen_balances: dict[str, int]
+
+    @property
+    def frozen_raw(self) -> int:
+        return sum(self.frozen_balances.values())
+
+    def to_json(self, decimals: int) -> dict[str, Any]:
+        t = self.state.token
+        listed = sorted(self.frozen_balances.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_FROZEN_LISTED]
+        last = self.state.last
+        return {
+            "block": self.block,
+            **_contract_json(t),
+            "frozen": {
+                "count": len(t.frozen),
+                **amount_json(self.frozen_raw, decimals),
+                "accounts": [{"address": a, **amount_json(v, decimals)} for a, v in listed],
+            },
+            "minters": [{"minter": m, "allowance": str(a)} for m, a in sorted(t.minters.items())],
+            "roles": [{"role": r, "account": a} for r, a in sorted(t.roles)],
+            "watched": [
+                {"address": c.address, "label": c.label, **_contract_json(c)}
+                for c in self.state.contracts[1:]
+            ],
+            "last_change": None
+            if last is None
+            else {
+                "block": last.block_number,
+                "block_time": q.iso(block_time(last.timestamp)),
+                "tx_hash": last.tx_hash,
+                "kind": last.kind.value,
+                "event": last.event,
+                "address": last.address,
+            },
+            "events": sum(c.events for c in self.state.contracts),
+        }
+
+
+# The holder fields of a contract's state, as the API gives them (an address, or null: never set).
+HOLDER_FIELDS = (
+    "owner",
+    "pending_owner",
+    "implementation",
+    "admin",
+    "beacon",
+    "master_minter",
+    "pauser",
+    "blacklister",
+)
+
+
+def _contract_json(c: ContractState) -> dict[str, Any]:
+    return {**{f: getattr(c, f) for f in HOLDER_FIELDS}, "paused": c.paused}
+
+
+async def state_at(
+    conn: Conn, chain: str, contracts: Sequence[tuple[str, str]], block: int, head: bool
+) -> StateAt:
+    """The state at `block` (`head`: the indexed head, whose balances come from `balances`)."""
+    state = fold(await events_upto(conn, chain, block), contracts)
+    frozen = sorted(state.token.frozen)
+    balances = await q.balances_of(conn, chain, frozen, None if head else block)
+    return StateAt(block, state, balances)
+
+
+@dataclass(frozen=True, slots=True)
+class ChainControls:
+    """/api/v1/controls for one chain: the state at head and at the finalized block, and from
+    which block the controls family's coverage starts (`complete`: from the chain's start)."""
+
+    chain: str
+    decimals: int
+    as_of: q.AsOf
+    contracts: Sequence[tuple[str, str, Sequence[str]]]  # (address, label, families)
+    coverage: q.Coverage | None
+    start: int
+    head: StateAt | None
+    finalized: StateAt | None
+
+    @property
+    def complete(self) -> bool:
+        return self.coverage is not None and self.coverage.from_block <= self.start
+
+    def to_json(self, check: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {
+            "chain": self.chain,
+            "enabled": bool(self.contracts) and self.coverage is not None,
+            "contracts": [{"address": a, "label": lb, "families": list(f)} for a, lb, f in self.contracts],
+            "coverage": None
+            if self.coverage is None
+            else {"from_block": self.coverage.from_block, "complete": self.complete},
+            "as_of": self.as_of.to_json(),
+            "head": None if self.head is None else self.head.to_json(self.decimals),
+            "finalized": None if self.finalized is None else self.finalized.to_json(self.decimals),
+            "check": check,
+        }
+
+
+async def chain_controls(
+    conn: Conn,
+    chain: str,
+    decimals: int,
+    start: int,
+    contracts: Sequence[tuple[str, str, Sequence[str]]],
+    at: q.AsOf | None = None,
+) -> ChainControls:
+    at = at if at is not None else await q.as_of(conn, chain)
+    cov = (await q.coverage(conn, chain)).get(Family.CONTROLS)
+    if not contracts or cov is None or at.block is None or at.finalized_block is None:
+        return ChainControls(chain, decimals, at, contracts, cov, start, None, None)
+    pairs = [(a, label) for a, label, _ in contracts]
+    head = await state_at(conn, chain, pairs, at.block, head=True)
+    fin = await state_at(conn, chain, pairs, at.finalized_block, head=False)
+    return ChainControls(chain, decimals, at, contracts, cov, start, head, fin)
+
+
+# ---- the event list -----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ControlFilter:
+    chain: str
+    kinds: tuple[str, ...] = ()  # empty: every kind
+    address: str | None = None  # the emitting contract or the account named (subject, previous, actor)
+    since: datetime | None = None  # inclusive
+    until: datetime | None = None  # exclusive
+    order: q.Order = "desc"
+
+    def fingerprint(self) -> str:
+        key = [
+            "control-events",
+            self.chain,
+            sorted(self.kinds),
+            self.address,
+            q.iso(self.since),
+            q.iso(self.until),
+        ]
+        return hashlib.sha256(orjson.dumps([*key, self.order])).hexdigest()[:16]
+
+
+# The control-events cursor: the transfers position, in a scope of its own (a cursor of one route
+# is refused by the other).
+POSITION = Layout("control-events", q.Position, q.POSITION.fields)
+
+
+@dataclass(frozen=True, slots=True)
+class ControlPage:
+    filter: ControlFilter
+    as_of: q.AsOf
+    events: list[ControlEvent]
+    limit: int
+    next: q.Position | None  # the last row's position when there are more rows
+    coverage: q.Coverage | None
+
+    def to_json(self, labels: dict[str, str], decimals: int, cursors: CursorCodec) -> dict[str, Any]:
+        next_cursor = (
+            None if self.next is None else cursors.encode(POSITION, self.filter.fingerprint(), self.next)
+        )
+        return {
+            "chain": self.filter.chain,
+            "order": self.filter.order,
+            "limit": self.limit,
+            "as_of": self.as_of.to_json(),
+            "coverage": None if self.coverage is None else {"from_block": self.coverage.from_block},
+            "events": [event_json(e, self.as_of, labels.get(e.address), decimals) for e in self.events],
+            "next_cursor": next_cursor,
+        }
+
+
+async def control_events(
+    conn: Conn, f: ControlFilter, *, limit: int = q.DEFAULT_PAGE, after: q.Position | None = None
+) -> ControlPage:
+    """One page of `f`'s control events in (block_number, log_index, tx_hash) order, after `after`."""
+    if not 1 <= limit <= q.MAX_PAGE:
+        raise ValueError(f"limit must be 1..{q.MAX_PAGE}")
+    at = await q.as_of(conn, f.chain)
+    cov = (await q.coverage(conn, f.chain)).get(Family.CONTROLS)
+    if at.block is None:
+        return ControlPage(f, at, [], limit, None, cov)
+    p = q.SqlArgs(f.chain)
+    conds = ["chain = $1", f"block_number <= {p(at.block)}"]
+    if f.kinds:
+        conds.append(f"kind = ANY({p(sorted(f.kinds))}::text[])")
+    if f.address is not None:
+        a = p(f.address)
+        conds.append(f"(address = {a} OR subject = {a} OR previous = {a} OR actor = {a})")
+    if f.since is not None:
+        conds.append(f"block_time >= {p(f.since)}")
+    if f.until is not None:
+        conds.append(f"block_time < {p(f.until)}")
+    order_by = q.keyset(p, conds, after, f.order)
+    rows = await conn.fetch(
+        f"SELECT {_COLS} FROM control_events WHERE {' AND '.join(conds)} {order_by} LIMIT {p(limit + 1)}",
+        *p.values,
+    )
+    events = [_control(f.chain, r) for r in rows[:limit]]
+    return ControlPage(f, at, events, limit, q.next_position(rows, limit), cov)
