@@ -37,6 +37,23 @@ PENDING_METRICS = frozenset(
 )
 
 
+# Exported by the daemon, but without series on the devnet the e2e test runs: its chains run the
+# TestToken (profile erc20), so no chain decodes control events. Remove a name when the devnet runs
+# a chain whose families export it.
+NOT_ON_DEVNET = frozenset(
+    {
+        "usd1_control_events_total",
+        "usd1_control_head_events",
+        "usd1_last_control_event_timestamp_seconds",
+        "usd1_paused",
+        "usd1_frozen_accounts",
+        "usd1_frozen_tokens",
+        "usd1_control_info",
+        "usd1_control_mismatch",
+        "usd1_control_check_block",
+    }
+)
+
 def rule_groups() -> list[dict[str, Any]]:
     groups: list[dict[str, Any]] = yaml.safe_load(RULES.read_text())["groups"]
     return groups
