@@ -54,6 +54,7 @@ NOT_ON_DEVNET = frozenset(
     }
 )
 
+
 def rule_groups() -> list[dict[str, Any]]:
     groups: list[dict[str, Any]] = yaml.safe_load(RULES.read_text())["groups"]
     return groups
