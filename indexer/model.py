@@ -76,6 +76,11 @@ class RangeData:
     asked for them (live following), else only `end_ref`. `end_ref` is the header of the last
     existing block at or below `end` (the new cursor). `copy_rows`, when given, is `events`
     already encoded for the store's binary COPY (`indexer.store.copy_binary`).
+    `follows` is the (height, hash) of the block the range continues: the parent of its first
+    existing block (EVM: `start - 1` and its parentHash; Solana: parentSlot and
+    previousBlockhash), or for a range without blocks the newest block below it. The follower
+    checks it against its cursor (`indexer.reorg.check_link`); None only from a source that
+    cannot tell, which the follower refuses.
     """
 
     start: int
@@ -84,3 +89,4 @@ class RangeData:
     headers: tuple[BlockRef, ...]
     end_ref: BlockRef
     copy_rows: bytes | None = None
+    follows: tuple[int, str] | None = None

@@ -41,7 +41,21 @@ class ChainSource(Protocol):
         """Every token event in [start, end] (inclusive) and the header of the range's last
         existing block. With `with_headers`, also every existing block's header in the range,
         and every event's block hash is checked against them (a mismatch raises
-        DataConsistencyError: the chain moved between calls)."""
+        DataConsistencyError: the chain moved between calls). `RangeData.follows` names the
+        block the range continues (the follower checks it links to its cursor)."""
+        ...
+
+    def endpoints(self) -> list[str]:
+        """The endpoint labels (metric label `endpoint`), in configured order."""
+        ...
+
+    def via(self, label: str) -> ChainSource:
+        """This source reading through one endpoint only (no failover, no cross-checks): what
+        that endpoint says, for quorum checks (`indexer.chains.witness`) and audits."""
+        ...
+
+    def penalize(self, label: str, reason: str) -> None:
+        """Count a reply of `label` that a quorum contradicts as that endpoint's fault."""
         ...
 
     async def total_supply(self, block: BlockRef) -> int:

@@ -5,7 +5,8 @@ aiohttp + orjson, retries, failover, metrics) rather than solana-py's `AsyncClie
 turns every reply into solders objects, which this source would have to turn back into plain data
 for the pure parser (`solana_parse`, which also reads the recorded mainnet fixtures), hides the
 RPC error codes this source needs (-32004/-32007/-32009) and has no failover. Any object with
-`async call(method, params) -> result` raising `RpcError` works (`JsonRpc`).
+`async call(method, params) -> result` raising `RpcError`, plus `labels`, `pinned` and `penalize`
+for the cross-checks, works (`JsonRpc`).
 
 Heights are slots. Reads use the `confirmed` commitment (`getBlock`/`getBlocks` do not serve
 `processed`); `head()` is the confirmed slot and `finalized()` follows the configured commitment.
@@ -53,7 +54,15 @@ _CODE_RE = re.compile(r"RPC error (-?\d+)")
 
 
 class JsonRpc(Protocol):
+    """The endpoint pool as this source uses it (`RpcPool` is one)."""
+
     async def call(self, method: str, params: list[Any]) -> Any: ...
+
+    def labels(self) -> list[str]: ...
+
+    def pinned(self, label: str) -> JsonRpc: ...
+
+    def penalize(self, label: str, reason: str) -> None: ...
 
 
 class SupplySlotMismatch(RpcError):
@@ -106,6 +115,7 @@ class SolanaSource:
         self._log = logger if logger is not None else structlog.get_logger(__name__).bind(chain=config.name)
         self._sem = asyncio.Semaphore(config.max_concurrency)
         self._close = close
+        self._via: dict[str, SolanaSource] = {}
         self.requests: Counter[str] = Counter()  # per RPC method, for measurement and tests
 
     @classmethod
@@ -142,6 +152,21 @@ class SolanaSource:
         if self._close is not None:
             await self._close()
             self._close = None
+
+    def endpoints(self) -> list[str]:
+        return self._rpc.labels()
+
+    def via(self, label: str) -> SolanaSource:
+        """This source reading through endpoint `label` only: cross-checks and audits."""
+        src = self._via.get(label)
+        if src is None:
+            src = self._via[label] = SolanaSource(
+                self.config, self._rpc.pinned(label), encoding=self.encoding, logger=self._log
+            )
+        return src
+
+    def penalize(self, label: str, reason: str) -> None:
+        self._rpc.penalize(label, reason)
 
     # ---- RPC helpers ----
 
@@ -285,12 +310,16 @@ class SolanaSource:
         if unattributed:
             self._log.warning("solana_unattributed_transfers", count=unattributed, start=start, end=eff_end)
         end_ref = refs[-1] if refs else await self.header_at_or_below(min(eff_end, start - 1))
+        # What the range continues: its first block's parent slot and blockhash, or (no block in
+        # the range) the newest block below it.
+        follows = (replies[0][3], refs[0].parent_hash) if refs else (end_ref.number, end_ref.hash)
         return RangeData(
             start=start,
             end=eff_end,
             events=tuple(events),
             headers=tuple(refs) if with_headers else (),
             end_ref=end_ref,
+            follows=follows,
         )
 
     async def _full_block(self, slot: int) -> tuple[BlockRef, list[TokenEvent], int, int]:
