@@ -20,8 +20,9 @@ $(BIN)/usd1-indexer: pyproject.toml
 	touch $@
 install-py: $(BIN)/usd1-indexer
 
-# anvil, solc and the Uniswap artifacts, project-local in ./node_modules.
-$(ANVIL): package.json
+# anvil, solc (0.8.28, and 0.8.14 for the real USD1 source), the Uniswap artifacts, OpenZeppelin
+# 4.8.1 and Chainlink sources, project-local in ./node_modules (versions pinned in package-lock.json).
+$(ANVIL): package.json package-lock.json
 	npm install --no-audit --no-fund --loglevel=error
 	test -x $(ANVIL)
 	touch $@

@@ -17,7 +17,7 @@ import orjson
 import structlog
 
 from indexer.config import Config, load_config
-from indexer.errors import ConfigError
+from indexer.errors import ConfigError, DatabaseGaveUp
 from indexer.logs import configure_logging
 
 log = structlog.get_logger(__name__)
@@ -172,7 +172,7 @@ def migrate(config_path: str) -> None:
     cfg = load_or_exit(config_path)
 
     async def main_() -> None:
-        async with database(cfg) as pool, pool.acquire() as conn:
+        async with database(cfg) as db, db.pool.acquire() as conn:
             rows = await conn.fetch("SELECT version, name FROM schema_migrations ORDER BY version")
         for r in rows:
             click.echo(f"{r['version']:03d} {r['name']}")
@@ -207,6 +207,9 @@ def write_devnet_attestation(path: Path, amount_usd: str = "2500000.00") -> None
     path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
 
 
+EXIT_DATABASE_UNAVAILABLE = 3  # database.exit_on_unavailable: unreachable past unavailable_limit
+
+
 def _run_async(fn: Any) -> Any:
     try:
         return asyncio.run(fn())
@@ -214,6 +217,9 @@ def _run_async(fn: Any) -> Any:
         for p in exc.problems:
             click.echo(p, err=True)
         sys.exit(2)
+    except DatabaseGaveUp as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_DATABASE_UNAVAILABLE)
     except KeyboardInterrupt:
         return None
 

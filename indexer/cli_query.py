@@ -45,8 +45,8 @@ def _run(cfg: Config, fn: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
     from indexer.runtime import database
 
     async def main() -> T:
-        async with database(cfg, run_migrations=False) as pool:
-            return await fn(pool)
+        async with database(cfg, run_migrations=False) as db:
+            return await fn(db.pool)
 
     try:
         return asyncio.run(main())
@@ -247,8 +247,10 @@ def transfers_cmd(
         cursor=cursor,
     )
 
+    cursors = P.cursor_codec(cfg)
+
     async def go(pool: asyncpg.Pool) -> list[q.TransferPage]:
-        f, size, after = P.transfer_filter(cfg, params)
+        f, size, after = P.transfer_filter(cfg, params, cursors)
         pages = []
         total = 0
         while True:
@@ -256,13 +258,13 @@ def transfers_cmd(
                 page = await q.transfers(conn, f, limit=size, after=after)
             pages.append(page)
             total += len(page.events)
-            if not walk_all or page.next_cursor is None or total >= MAX_ALL_ROWS:
+            if not walk_all or page.next is None or total >= MAX_ALL_ROWS:
                 return pages
-            after = q.decode_cursor(f, page.next_cursor)
+            after = page.next
 
     pages = _run(cfg, go)
     decimals = cfg.chain(pages[0].filter.chain).decimals
-    bodies = [p.to_json(decimals) for p in pages]
+    bodies = [p.to_json(decimals, cursors) for p in pages]
     body = (
         bodies[0]
         if len(bodies) == 1

@@ -18,6 +18,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     model_validator,
 )
@@ -31,6 +32,7 @@ _EVM_ADDR_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _B58_RE = re.compile(r"^[1-9A-HJ-NP-Za-km-z]{32,44}$")
 _NAME_RE = re.compile(r"^[a-z0-9_-]+$")
 MAX_NAME_LENGTH = 40
+MIN_CURSOR_KEY_LENGTH = 16
 
 
 def parse_duration(value: Any) -> float:
@@ -102,6 +104,10 @@ class DatabaseConfig(_Strict):
     read_dsn: str = ""  # optional read replica for the HTTP API
     pool_min: int = Field(default=1, ge=1)
     pool_max: int = Field(default=8, ge=1, le=200)
+    # Unreachable for longer than this: /healthz fails (503), and the process exits non-zero
+    # if exit_on_unavailable (embedded PostgreSQL is restarted, a DSN reconnected, meanwhile).
+    unavailable_limit: Duration = 300.0
+    exit_on_unavailable: bool = False
 
 
 def _listen(value: str) -> str:
@@ -111,8 +117,17 @@ def _listen(value: str) -> str:
     return value
 
 
+def _cursor_key(value: SecretStr) -> SecretStr:
+    n = len(value.get_secret_value())
+    if 0 < n < MIN_CURSOR_KEY_LENGTH:
+        raise ValueError(f"cursor_key must be at least {MIN_CURSOR_KEY_LENGTH} characters (or empty)")
+    return value
+
+
 class HttpConfig(_Strict):
     listen: Annotated[str, AfterValidator(_listen)] = "127.0.0.1:9464"
+    # HMAC key of pagination cursors; empty -> generated once into data_dir/cursor.key.
+    cursor_key: Annotated[SecretStr, AfterValidator(_cursor_key)] = SecretStr("")
 
     @property
     def host(self) -> str:

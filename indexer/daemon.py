@@ -13,9 +13,10 @@ from aiohttp import web
 
 from indexer.api.app import create_app
 from indexer.config import Config, EvmChainConfig
+from indexer.errors import DatabaseGaveUp
 from indexer.metrics import Metrics
 from indexer.reserves import ReservesService, TotalSupply
-from indexer.runtime import Runtime, database, open_runtime
+from indexer.runtime import Runtime, database, kept, open_runtime
 from indexer.store.store import Store
 from indexer.sync.supervisor import Supervisor
 
@@ -51,8 +52,9 @@ async def run_daemon(
     on_ready: Callable[[Runtime, int], None] | None = None,
     config_dir: Path | None = None,
 ) -> None:
-    """Index every selected chain and serve HTTP until `stop` is set."""
-    async with open_runtime(cfg, chains) as rt:
+    """Index every selected chain and serve HTTP until `stop` is set (or the database stays
+    unreachable past its limit with `database.exit_on_unavailable`: then `DatabaseGaveUp`)."""
+    async with open_runtime(cfg, chains, stop) as rt:
         reserves = None
         if cfg.reserves is not None:
             reserves = ReservesService(
@@ -70,6 +72,7 @@ async def run_daemon(
             rt.metrics,
             rt.statuses,
             reserves=reserves.snapshot if reserves is not None else None,
+            db=rt.db,
         )
         async with serve_http(app, cfg.http.host, cfg.http.port) as port:
             log.info("daemon_started", chains=[c.name for c in rt.chains], http=f"{cfg.http.host}:{port}")
@@ -93,6 +96,10 @@ async def run_daemon(
                 for t in services:
                     t.cancel()
                 await asyncio.gather(*services, return_exceptions=True)
+        gave_up = rt.db.describe() if rt.db.gave_up else None
+    if gave_up is not None:
+        log.error("daemon_stopped", reason="database_unavailable")
+        raise DatabaseGaveUp(gave_up)
     log.info("daemon_stopped")
 
 
@@ -102,13 +109,16 @@ async def serve_api(cfg: Config, stop: asyncio.Event, on_ready: Callable[[int], 
     No migrations, no followers: indexing processes elsewhere write the database."""
     metrics = Metrics()
     dsn = cfg.database.read_dsn or cfg.database.dsn
-    async with database(cfg, dsn=dsn, run_migrations=False) as pool:
-        app = create_app(cfg, Store(pool), metrics, None)
+    async with database(cfg, metrics, dsn=dsn, run_migrations=False) as db, kept(db, stop):
+        app = create_app(cfg, Store(db.pool), metrics, None, db=db)
         async with serve_http(app, cfg.http.host, cfg.http.port) as port:
             log.info("api_started", http=f"{cfg.http.host}:{port}", read_only=bool(cfg.database.read_dsn))
             if on_ready is not None:
                 on_ready(port)
             await stop.wait()
+        gave_up = db.describe() if db.gave_up else None
+    if gave_up is not None:
+        raise DatabaseGaveUp(gave_up)
     log.info("api_stopped")
 
 
@@ -137,7 +147,7 @@ async def backfill(
     indexed height per chain."""
     stop = asyncio.Event()
     install_signal_handlers(stop)
-    async with open_runtime(cfg, chains) as rt:
+    async with open_runtime(cfg, chains, stop) as rt:
         targets: dict[str, int] = {}
         for name, src in rt.sources.items():
             head = await src.head()
@@ -147,4 +157,6 @@ async def backfill(
             await asyncio.gather(
                 *(rt.followers[name].run(stop, to_block=targets[name]) for name in rt.followers)
             )
+        if rt.db.gave_up:
+            raise DatabaseGaveUp(rt.db.describe())
         return {name: f.status.indexed for name, f in rt.followers.items()}

@@ -75,3 +75,8 @@ class MalformedReply(RpcError):
 class DatabaseUnavailable(IndexerError):
     """PostgreSQL could not be reached or dropped the connection; the operation did not happen
     (or, for a commit, may have: callers reload their state from the store)."""
+
+
+class DatabaseGaveUp(DatabaseUnavailable):
+    """The database stayed unreachable past `database.unavailable_limit` and
+    `database.exit_on_unavailable` is set: the process stops and exits non-zero."""

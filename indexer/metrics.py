@@ -180,5 +180,8 @@ class Metrics:
         )
         self.reserves_up = Gauge("usd1_reserves_up", "1 if the last attestation read succeeded", registry=r)
         # Process
-        self.db_up = Gauge("usd1_database_up", "1 if the last database operation succeeded", registry=r)
+        self.db_up = Gauge("usd1_database_up", "1 if the database answers (probed every second)", registry=r)
+        self.db_restarts = Counter(
+            "usd1_database_restarts_total", "Restarts of the embedded PostgreSQL after it died", registry=r
+        )
         self.build_info = Gauge("usd1_build_info", "Build information", ["version"], registry=r)

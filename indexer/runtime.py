@@ -3,6 +3,7 @@ lifecycle, and tears everything down in reverse order."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 from collections.abc import AsyncIterator, Sequence
@@ -21,7 +22,8 @@ from indexer.chains.rpc import RpcPool
 from indexer.config import ChainConfig, Config, EvmChainConfig, SolanaChainConfig
 from indexer.errors import ConfigError
 from indexer.metrics import Metrics
-from indexer.store.db import EmbeddedPostgres, create_pool, migrate
+from indexer.store.db import EmbeddedPostgres, close_pool, create_pool, migrate
+from indexer.store.keeper import DatabaseKeeper, KeeperSettings
 from indexer.store.store import Store
 from indexer.sync.follower import Follower, FollowerSettings
 from indexer.sync.lease import ChainLease
@@ -38,6 +40,7 @@ class Runtime:
     pool: asyncpg.Pool
     session: aiohttp.ClientSession
     chains: list[ChainConfig]
+    db: DatabaseKeeper
     sources: dict[str, ChainSource] = field(default_factory=dict)
     statuses: dict[str, ChainStatus] = field(default_factory=dict)
     followers: dict[str, Follower] = field(default_factory=dict)
@@ -108,11 +111,23 @@ def select_chains(cfg: Config, names: Sequence[str] | None) -> list[ChainConfig]
     return [c for c in cfg.chains if c.name in names]
 
 
+def keeper_settings(cfg: Config) -> KeeperSettings:
+    return KeeperSettings(
+        unavailable_limit=cfg.database.unavailable_limit,
+        exit_on_unavailable=cfg.database.exit_on_unavailable,
+    )
+
+
 @contextlib.asynccontextmanager
 async def database(
-    cfg: Config, *, dsn: str | None = None, run_migrations: bool = True
-) -> AsyncIterator[asyncpg.Pool]:
-    """A migrated pool on the configured DSN, or on the embedded PostgreSQL under data_dir."""
+    cfg: Config,
+    metrics: Metrics | None = None,
+    *,
+    dsn: str | None = None,
+    run_migrations: bool = True,
+) -> AsyncIterator[DatabaseKeeper]:
+    """A migrated pool on the configured DSN, or on the embedded PostgreSQL under data_dir, with
+    its keeper (not yet running: long-lived processes start `keeper.run`)."""
     embedded: EmbeddedPostgres | None = None
     dsn = dsn if dsn is not None else cfg.database.dsn
     if not dsn:
@@ -124,12 +139,23 @@ async def database(
             if run_migrations:
                 async with pool.acquire() as conn:
                     await migrate(conn)
-            yield pool
+            yield DatabaseKeeper(pool, dsn, metrics, keeper_settings(cfg), embedded)
         finally:
-            await pool.close()
+            await close_pool(pool)
     finally:
         if embedded is not None:
             await embedded.stop()
+
+
+@contextlib.asynccontextmanager
+async def kept(db: DatabaseKeeper, stop: asyncio.Event) -> AsyncIterator[DatabaseKeeper]:
+    """`db.run(stop)` in a task for the duration of the block."""
+    task = asyncio.create_task(db.run(stop), name="database-keeper")
+    try:
+        yield db
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 GC_THRESHOLDS = (50_000, 50, 100)  # CPython's default is (700, 10, 10)
@@ -146,13 +172,22 @@ def tune_gc() -> None:
 
 
 @contextlib.asynccontextmanager
-async def open_runtime(cfg: Config, chain_names: Sequence[str] | None = None) -> AsyncIterator[Runtime]:
+async def open_runtime(
+    cfg: Config, chain_names: Sequence[str] | None = None, stop: asyncio.Event | None = None
+) -> AsyncIterator[Runtime]:
+    """Everything a run needs, the database kept alive throughout; with `stop`, the keeper sets it
+    when the database stays unreachable past its limit and `database.exit_on_unavailable` is on."""
     chains = select_chains(cfg, chain_names)
     metrics = Metrics()
     metrics.build_info.labels(__version__).set(1)
-    async with database(cfg) as pool, aiohttp.ClientSession() as session:
+    async with (
+        database(cfg, metrics) as db,
+        kept(db, stop or asyncio.Event()),
+        aiohttp.ClientSession() as session,
+    ):
+        pool = db.pool
         store = Store(pool)
-        rt = Runtime(cfg, metrics, store, pool, session, chains)
+        rt = Runtime(cfg, metrics, store, pool, session, chains, db)
         # Workers start on the first large reply: none for a process without EVM backfill.
         decoder = DecodePool(cfg.decode_processes) if cfg.decode_processes else None
         try:
@@ -184,8 +219,8 @@ async def open_runtime(cfg: Config, chain_names: Sequence[str] | None = None) ->
                     on_update=rt.update_totals,
                     lease=ChainLease(pool, chain.name),
                     heads=heads,
+                    db=db,
                 )
-            metrics.db_up.set(1)
             tune_gc()
             yield rt
         finally:

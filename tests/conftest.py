@@ -3,7 +3,10 @@ database per test. Set USD1_TEST_DSN to use an existing PostgreSQL server instea
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,19 +23,40 @@ def _with_db(dsn: str, db: str) -> str:
     return f"{base}/{db}{sep}{tail}"
 
 
+@contextlib.contextmanager
+def server_dir() -> Iterator[Path]:
+    """A directory for a PostgreSQL server's data, outside pytest's temp root: run as root,
+    pgserver starts PostgreSQL as the unprivileged user `pgserver`, and pytest resets its root
+    (/tmp/pytest-of-<user>) to mode 0700 whenever another pytest session starts, which cuts a
+    running server off from its data directory (it PANICs at its next checkpoint)."""
+    path = Path(tempfile.mkdtemp(prefix="usd1-pg-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_dsn() -> Iterator[str]:
     if os.environ.get("USD1_TEST_DSN"):
         yield os.environ["USD1_TEST_DSN"]
         return
     import pgserver
 
-    data = Path(tmp_path_factory.mktemp("pg")) / "data"
-    server = pgserver.get_server(data, cleanup_mode="stop")
-    try:
-        yield str(server.get_uri())
-    finally:
-        server.cleanup()
+    with server_dir() as root:
+        server = pgserver.get_server(root / "data", cleanup_mode="stop")
+        try:
+            yield str(server.get_uri())
+        finally:
+            server.cleanup()
+
+
+@pytest.fixture
+def pg_tmp() -> Iterator[Path]:
+    """A test's own directory for a PostgreSQL server it starts (see `server_dir`)."""
+    with server_dir() as path:
+        yield path
 
 
 @pytest.fixture

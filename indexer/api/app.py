@@ -25,11 +25,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from indexer.api import openapi
 from indexer.api import validate as v
 from indexer.api.page import ReservesProvider, transparency_page
-from indexer.api.params import history_params, transfer_filter
+from indexer.api.params import cursor_codec, history_params, transfer_filter
 from indexer.config import Config
+from indexer.errors import DatabaseUnavailable
 from indexer.http_json import json_response
 from indexer.metrics import Metrics
 from indexer.store import queries as q
+from indexer.store.keeper import DatabaseKeeper
+from indexer.store.pagination import CursorCodec
 from indexer.store.store import Store
 from indexer.sync.status import ChainStatus
 
@@ -42,17 +45,41 @@ STATUSES = web.AppKey("statuses", dict)
 RESERVES: web.AppKey[ReservesProvider | None] = web.AppKey("reserves")
 OPENAPI = web.AppKey("openapi", bytes)
 PAGE_CACHE = web.AppKey("page_cache", dict)
+CURSORS = web.AppKey("cursors", CursorCodec)
+DB = web.AppKey("db", DatabaseKeeper)
 STATIC_DIR = Path(__file__).parent / "static"
+# Served by name from this fixed set: no client path ever reaches the file system (a long or odd
+# path is a 404, not an OSError).
+STATIC_FILES = {p.name: p for p in STATIC_DIR.iterdir() if p.is_file()}
 QUERY_TIMEOUT_MS = 10_000  # per statement: a pathological filter cannot hog the database
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+# Routes that read the database: a 503 while it is known to be down, without trying.
+_DB_FREE = ("/healthz", "/readyz", "/metrics", "/api/openapi.json", "/static/")
+
+
+def _reads_database(path: str) -> bool:
+    return not path.startswith(_DB_FREE)
+
+
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """User errors are 400 JSON; unexpected ones are a logged 500 with no stack trace."""
+    """User errors are 400 JSON; the database being unavailable is a 503 JSON (logged once per
+    outage, by the keeper); unexpected errors are a logged 500 with no stack trace."""
+    db = request.app[DB]
+    routed = request.match_info.http_exception is None  # an unknown path stays a 404
+    if db.watching and not db.available and routed and _reads_database(request.path):
+        return _unavailable()
     try:
-        return await handler(request)
+        resp = await handler(request)
+        if _reads_database(request.path):
+            db.note_ok()
+        return resp
+    except DatabaseUnavailable as exc:
+        db.report(exc)
+        return _unavailable()
     except web.HTTPException as exc:
         if exc.content_type != "application/json" and exc.status >= 400:
             return json_response({"error": exc.reason}, status=exc.status)
@@ -65,6 +92,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except Exception:
         log.exception("http_handler_failed", path=request.path)
         return json_response({"error": "internal error"}, status=500)
+
+
+def _unavailable() -> web.Response:
+    return json_response({"error": "database unavailable; try again shortly"}, status=503)
 
 
 @web.middleware
@@ -82,9 +113,13 @@ def create_app(
     statuses: Mapping[str, ChainStatus] | None = None,
     *,
     reserves: ReservesProvider | None = None,
+    cursors: CursorCodec | None = None,
+    db: DatabaseKeeper | None = None,
 ) -> web.Application:
     """`reserves`: optional callable returning the latest `ReservesSnapshot` (e.g.
-    `ReservesService.snapshot`) for the transparency page; None shows "no attestation configured"."""
+    `ReservesService.snapshot`) for the transparency page; None shows "no attestation configured".
+    `cursors`: the pagination cursor codec (default: the key of `http.cursor_key` or data_dir).
+    `db`: the process's database keeper (default: a passive one over `store.pool`)."""
     app = web.Application(middlewares=[errors_middleware, cors_middleware])
     app[CFG] = cfg
     app[STORE] = store
@@ -93,8 +128,10 @@ def create_app(
     app[RESERVES] = reserves
     app[OPENAPI] = orjson.dumps(openapi.document(f"{cfg.token.symbol} indexer API"))
     app[PAGE_CACHE] = {}
+    app[CURSORS] = cursors if cursors is not None else cursor_codec(cfg)
+    app[DB] = db if db is not None else DatabaseKeeper(store.pool, None)
     app.router.add_get("/", page)
-    app.router.add_static("/static", STATIC_DIR, show_index=False, append_version=False)
+    app.router.add_get("/static/{name}", static_file)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_handler)
@@ -114,12 +151,19 @@ def _pool(request: web.Request) -> asyncpg.Pool:
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """Alive unless the database has been unreachable past `database.unavailable_limit` (so a
+    liveness probe restarts a process that cannot recover by itself)."""
     v.only_params(request, set())
-    return json_response({"status": "ok"})
+    db = request.app[DB]
+    if not db.healthy:
+        return json_response({"status": "database_unavailable", "error": db.describe()}, status=503)
+    return json_response({"status": "ok", "database": "up" if db.available else "down"})
 
 
 async def readyz(request: web.Request) -> web.Response:
     statuses: dict[str, ChainStatus] = request.app[STATUSES]
+    if not request.app[DB].available:
+        return json_response({"ready": False, "database": "unavailable", "chains": []}, status=503)
     now = time.time()
     chains = [
         {
@@ -173,10 +217,11 @@ async def supply_history(request: web.Request) -> web.Response:
 async def transfers(request: web.Request) -> web.Response:
     v.only_params(request, openapi.allowed("/api/v1/transfers"))
     cfg, query = request.app[CFG], request.query
-    f, limit, after = transfer_filter(cfg, query)
+    cursors = request.app[CURSORS]
+    f, limit, after = transfer_filter(cfg, query, cursors)
     async with q.snapshot(_pool(request), timeout_ms=QUERY_TIMEOUT_MS) as conn:
         page_ = await q.transfers(conn, f, limit=limit, after=after)
-    return json_response(page_.to_json(cfg.chain(f.chain).decimals))
+    return json_response(page_.to_json(cfg.chain(f.chain).decimals, cursors))
 
 
 async def tx(request: web.Request) -> web.Response:
@@ -252,6 +297,13 @@ async def reorgs(request: web.Request) -> web.Response:
     async with q.snapshot(_pool(request), timeout_ms=QUERY_TIMEOUT_MS) as conn:
         rows = await q.reorgs(conn, chain, limit)
     return json_response({"reorgs": rows})
+
+
+async def static_file(request: web.Request) -> web.StreamResponse:
+    path = STATIC_FILES.get(request.match_info["name"])
+    if path is None:
+        raise web.HTTPNotFound(reason="no such file")
+    return web.FileResponse(path)
 
 
 async def openapi_handler(request: web.Request) -> web.Response:

@@ -370,7 +370,15 @@ SCHEMAS: dict[str, Schema] = {
             }
         },
     },
-    "Health": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
+    "Health": {
+        "type": "object",
+        "required": ["status"],
+        "properties": {
+            "status": {"type": "string", "enum": ["ok", "database_unavailable"]},
+            "database": {"type": "string", "enum": ["up", "down"]},
+            "error": {"type": "string"},
+        },
+    },
 }
 
 
@@ -381,7 +389,14 @@ def _json(schema: str, description: str) -> Schema:
 BAD = _json("Error", "Bad input: unknown, repeated or invalid parameter, unknown chain, bad cursor.")
 
 OPERATIONS: dict[str, tuple[str, str, dict[str, Schema]]] = {
-    "/healthz": ("Liveness", "health", {"200": _json("Health", "Alive.")}),
+    "/healthz": (
+        "Liveness",
+        "health",
+        {
+            "200": _json("Health", "Alive."),
+            "503": _json("Health", "The database has been unreachable past database.unavailable_limit."),
+        },
+    ),
     "/api/v1/supply": (
         "Supply per chain and in total, at the head and at the finalized block",
         "supply",
@@ -439,7 +454,9 @@ def document(title: str = "usd1-indexer API") -> dict[str, Any]:
         op["responses"]["400"] = BAD
         if path.startswith("/api/v1/"):
             op["responses"]["503"] = _json(
-                "Error", "A query exceeded the statement timeout; narrow the filters."
+                "Error",
+                "The database is unavailable (try again shortly), or a query exceeded the statement"
+                " timeout (narrow the filters).",
             )
         paths[path] = {"get": op}
     return {

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from indexer.api import validate as v
 from indexer.config import ChainConfig, Config
 from indexer.store import queries as q
+from indexer.store.pagination import CursorCodec, CursorError, cursor_key
 
 DEFAULT_INTERVAL = timedelta(days=1)
 DEFAULT_BUCKETS = 100
@@ -40,7 +41,14 @@ def history_params(cfg: Config, query: Mapping[str, str], now: datetime | None =
     return HistoryParams(chains, not name, since, until, interval, query.get("interval") or "1d")
 
 
-def transfer_filter(cfg: Config, query: Mapping[str, str]) -> tuple[q.TransferFilter, int, q.Position | None]:
+def cursor_codec(cfg: Config) -> CursorCodec:
+    """The pagination cursor codec of this deployment (`http.cursor_key` or `data_dir/cursor.key`)."""
+    return CursorCodec(cursor_key(cfg.http.cursor_key.get_secret_value(), cfg.data_dir))
+
+
+def transfer_filter(
+    cfg: Config, query: Mapping[str, str], cursors: CursorCodec
+) -> tuple[q.TransferFilter, int, q.Position | None]:
     """Parse and check the transfers filters (shared by the API and the CLI)."""
     name = query.get("chain")
     if not name:
@@ -71,7 +79,7 @@ def transfer_filter(cfg: Config, query: Mapping[str, str]) -> tuple[q.TransferFi
     limit = v.bounded_int(query.get("limit"), "limit", q.DEFAULT_PAGE, 1, q.MAX_PAGE)
     cursor = query.get("cursor")
     try:
-        after = q.decode_cursor(f, cursor) if cursor else None
-    except q.CursorError as exc:
+        after = cursors.decode(q.POSITION, f.fingerprint(), cursor) if cursor else None
+    except CursorError as exc:
         raise v.BadRequest(str(exc)) from None
     return f, limit, after

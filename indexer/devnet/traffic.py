@@ -2,6 +2,9 @@
 some reverting transfers, and reorgs (`anvil_reorg`) whose replacement blocks carry different
 token events than the orphaned ones.
 
+`TokenTraffic` is the shared driver (holders, amounts, sending, pacing, the reorg skeleton);
+`Traffic` drives the TestToken, `indexer.devnet.tether.TetherTraffic` the Tether-style token.
+
 The record kept here (`history`) is for debugging only; tests check the chain itself
 (totalSupply / balanceOf at a block, logs), never this record.
 """
@@ -19,6 +22,7 @@ import structlog
 from eth_utils import keccak, to_checksum_address
 
 from indexer.devnet.anvil import RpcCallError
+from indexer.devnet.contract import Erc20Contract
 from indexer.devnet.token import TestToken
 
 
@@ -53,13 +57,15 @@ def holder_addresses(seed: int, count: int) -> list[str]:
     return [to_checksum_address(keccak(text=f"usd1-devnet-holder:{seed}:{i}")[12:]) for i in range(count)]
 
 
-class Traffic:
-    """Drives one TestToken. `wait=True` waits for every receipt (automine tests); with interval
-    mining (`--block-time`) use `wait=False` so several operations land in one block."""
+class TokenTraffic:
+    """What every seeded token driver shares: holders, amounts, sending, history, pacing and
+    reorgs. Subclasses define `step()` (one random operation) and `replacement_txs()` (what the
+    blocks that replace orphaned ones carry). `wait=True` waits for every receipt (automine tests);
+    with interval mining (`--block-time`) use `wait=False` so several operations land in one block."""
 
     def __init__(
         self,
-        token: TestToken,
+        token: Erc20Contract,
         *,
         seed: int = 0,
         holders: int = 20,
@@ -92,6 +98,9 @@ class Traffic:
             return 0
         return max(1, min(hi, self.rng.randint(1, max(1, hi // cents)) * cents))
 
+    def _other_holder(self, holder: str) -> str:
+        return self.rng.choice([h for h in self.holders if h != holder])
+
     async def _balances(self, addrs: Sequence[str]) -> list[int]:
         return list(await asyncio.gather(*(self.token.balance_of(a) for a in addrs)))
 
@@ -106,6 +115,93 @@ class Traffic:
         self.stats.bump(kind)
         return tx_hash
 
+    async def transfer(self, holder: str, balance: int) -> str:
+        to = self._other_holder(holder)
+        amount = self._amount(balance)
+        tx = self.token.transfer_tx(holder, to, amount)
+        return await self._send("transfer", tx, {"from": holder, "to": to, "amount": amount})
+
+    async def failing_transfer(self, holder: str, balance: int) -> str:
+        """A transfer of more than the balance: mined, reverted, no logs."""
+        to = self._other_holder(holder)
+        amount = balance + self._amount()
+        tx = self.token.transfer_tx(holder, to, amount)
+        return await self._send("fail_transfer", tx, {"from": holder, "to": to, "amount": amount})
+
+    # -- driving ---------------------------------------------------------------------------------
+
+    async def step(self) -> str:
+        """One random operation; returns its tx hash."""
+        raise NotImplementedError
+
+    async def run(self, ops: int) -> None:
+        for _ in range(ops):
+            await self.step()
+
+    async def run_until(self, stop: asyncio.Event, ops_per_second: float = 3.0) -> None:
+        """Steps at about `ops_per_second` until `stop` is set."""
+        period = 1.0 / ops_per_second
+        while not stop.is_set():
+            await self.step()
+            try:
+                await asyncio.wait_for(stop.wait(), period)
+            except TimeoutError:
+                pass
+
+    # -- reorg -----------------------------------------------------------------------------------
+
+    def replacement_txs(self, txs_per_block: int, funded: dict[str, int]) -> list[dict[str, Any]]:
+        """The transactions of one replacement block; `funded` ({holder: balance at the fork
+        point}, empty when the node has no state there) is debited by what they spend."""
+        raise NotImplementedError
+
+    async def reorg(self, depth: int, *, txs_per_block: int = 1) -> ReorgResult:
+        """Replace the last `depth` blocks (`anvil_reorg`) with blocks carrying different token
+        events (`replacement_txs` per block). The head height stays the same. Transactions of the
+        orphaned blocks are dropped."""
+        if depth < 1:
+            raise ValueError("reorg depth must be >= 1")
+        rpc = self.token.rpc
+        head = int((await rpc.rpc("eth_getBlockByNumber", ["latest", False]))["number"], 16)
+        if depth >= head:
+            raise ValueError(f"reorg depth {depth} reaches genesis (head {head})")
+        fork_point = head - depth + 1
+        old = [await rpc.rpc("eth_getBlockByNumber", [hex(n), False]) for n in range(fork_point, head + 1)]
+        base = fork_point - 1
+        try:
+            base_balances = await asyncio.gather(*(self.token.balance_of(h, base) for h in self.holders))
+            funded = {h: b for h, b in zip(self.holders, base_balances, strict=True) if b > 0}
+        except RpcCallError:
+            # No state at the fork point (a node restarted from a state dump keeps no history):
+            # skip the replacement transfer; the fresh mints still change the blocks' events.
+            funded = {}
+        pairs: list[list[Any]] = [
+            [tx, offset] for offset in range(depth) for tx in self.replacement_txs(txs_per_block, funded)
+        ]
+        await rpc.rpc("anvil_reorg", [depth, pairs])
+        self.token.forget_accounts()
+        new = [await rpc.rpc("eth_getBlockByNumber", [hex(n), False]) for n in range(fork_point, head + 1)]
+        result = ReorgResult(
+            depth=depth,
+            fork_point=fork_point,
+            old_hashes=tuple(b["hash"] for b in old),
+            new_hashes=tuple(b["hash"] for b in new),
+            replacement_txs=len(pairs),
+        )
+        self.history.append(OpRecord("reorg", {"depth": depth, "fork_point": fork_point}))
+        self.stats.bump("reorg")
+        self._log.info("reorg", depth=depth, fork_point=fork_point, head=head, replacement_txs=len(pairs))
+        return result
+
+
+class Traffic(TokenTraffic):
+    """Drives one TestToken: mints, burns, transfers, failing transfers, batch mints/transfers."""
+
+    token: TestToken
+
+    def __init__(self, token: TestToken, **kwargs: Any) -> None:
+        super().__init__(token, **kwargs)
+
     # -- operations ------------------------------------------------------------------------------
 
     async def mint(self) -> str:
@@ -118,19 +214,6 @@ class Traffic:
         return await self._send(
             "burn", self.token.burn_tx(holder, amount), {"from": holder, "amount": amount}
         )
-
-    async def transfer(self, holder: str, balance: int) -> str:
-        to = self.rng.choice([h for h in self.holders if h != holder])
-        amount = self._amount(balance)
-        tx = self.token.transfer_tx(holder, to, amount)
-        return await self._send("transfer", tx, {"from": holder, "to": to, "amount": amount})
-
-    async def failing_transfer(self, holder: str, balance: int) -> str:
-        """A transfer of more than the balance: mined, reverted, no logs."""
-        to = self.rng.choice([h for h in self.holders if h != holder])
-        amount = balance + self._amount()
-        tx = self.token.transfer_tx(holder, to, amount)
-        return await self._send("fail_transfer", tx, {"from": holder, "to": to, "amount": amount})
 
     async def batch_mint(self, n: int) -> str:
         to = [self.rng.choice(self.holders) for _ in range(n)]
@@ -150,7 +233,7 @@ class Traffic:
             amount = self._amount(left // 2 or left)
             spent[holder] = spent.get(holder, 0) + amount
             froms.append(holder)
-            tos.append(self.rng.choice([h for h in self.holders if h != holder]))
+            tos.append(self._other_holder(holder))
             amounts.append(amount)
         if not froms:
             return await self.mint()
@@ -176,65 +259,18 @@ class Traffic:
             return await self.batch_mint(self.rng.randint(2, 5))
         return await self.batch_transfer(funded, self.rng.randint(2, 5))
 
-    async def run(self, ops: int) -> None:
-        for _ in range(ops):
-            await self.step()
-
-    async def run_until(self, stop: asyncio.Event, ops_per_second: float = 3.0) -> None:
-        """Steps at about `ops_per_second` until `stop` is set."""
-        period = 1.0 / ops_per_second
-        while not stop.is_set():
-            await self.step()
-            try:
-                await asyncio.wait_for(stop.wait(), period)
-            except TimeoutError:
-                pass
-
     # -- reorg -----------------------------------------------------------------------------------
 
-    async def reorg(self, depth: int, *, txs_per_block: int = 1) -> ReorgResult:
-        """Replace the last `depth` blocks (`anvil_reorg`) with blocks carrying different token
-        events: per replacement block, `txs_per_block` fresh mints (random holder and amount) and a
-        transfer (owner `batchTransfer`) from a holder funded at the fork point. The head height
-        stays the same. Transactions of the orphaned blocks are dropped."""
-        if depth < 1:
-            raise ValueError("reorg depth must be >= 1")
-        rpc = self.token.rpc
-        head = int((await rpc.rpc("eth_getBlockByNumber", ["latest", False]))["number"], 16)
-        if depth >= head:
-            raise ValueError(f"reorg depth {depth} reaches genesis (head {head})")
-        fork_point = head - depth + 1
-        old = [await rpc.rpc("eth_getBlockByNumber", [hex(n), False]) for n in range(fork_point, head + 1)]
-        base = fork_point - 1
-        try:
-            base_balances = await asyncio.gather(*(self.token.balance_of(h, base) for h in self.holders))
-            funded = {h: b for h, b in zip(self.holders, base_balances, strict=True) if b > 0}
-        except RpcCallError:
-            # No state at the fork point (a node restarted from a state dump keeps no history):
-            # skip the replacement transfer; the fresh mints still change the blocks' events.
-            funded = {}
-        pairs: list[list[Any]] = []
-        for offset in range(depth):
-            for _ in range(txs_per_block):
-                to = self.rng.choice(self.holders)
-                pairs.append([self.token.mint_tx(to, self._amount()), offset])
-            if funded:
-                src = self.rng.choice(sorted(funded))
-                amount = self._amount(funded[src] // 2 or funded[src])
-                funded[src] -= amount
-                dst = self.rng.choice([h for h in self.holders if h != src])
-                pairs.append([self.token.batch_transfer_tx([src], [dst], [amount]), offset])
-        await rpc.rpc("anvil_reorg", [depth, pairs])
-        self.token.forget_accounts()
-        new = [await rpc.rpc("eth_getBlockByNumber", [hex(n), False]) for n in range(fork_point, head + 1)]
-        result = ReorgResult(
-            depth=depth,
-            fork_point=fork_point,
-            old_hashes=tuple(b["hash"] for b in old),
-            new_hashes=tuple(b["hash"] for b in new),
-            replacement_txs=len(pairs),
-        )
-        self.history.append(OpRecord("reorg", {"depth": depth, "fork_point": fork_point}))
-        self.stats.bump("reorg")
-        self._log.info("reorg", depth=depth, fork_point=fork_point, head=head, replacement_txs=len(pairs))
-        return result
+    def replacement_txs(self, txs_per_block: int, funded: dict[str, int]) -> list[dict[str, Any]]:
+        """`txs_per_block` fresh mints (random holder and amount), then a transfer (owner
+        `batchTransfer`) from a holder funded at the fork point."""
+        txs = [
+            self.token.mint_tx(self.rng.choice(self.holders), self._amount()) for _ in range(txs_per_block)
+        ]
+        if funded:
+            src = self.rng.choice(sorted(funded))
+            amount = self._amount(funded[src] // 2 or funded[src])
+            funded[src] -= amount
+            dst = self._other_holder(src)
+            txs.append(self.token.batch_transfer_tx([src], [dst], [amount]))
+        return txs

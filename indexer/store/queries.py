@@ -8,9 +8,10 @@ Orders and pagination:
 - Transfers are ordered by (block_number, log_index, tx_hash), descending by default. That key is
   unique per chain on the canonical chain (one block hash per height), so keyset pagination over
   it is stable: a page never repeats or skips a row of the snapshot it continues.
-- Cursors are opaque: urlsafe base64 of [version, filter fingerprint, block, log_index, tx_hash].
-  The fingerprint binds a cursor to the filters it was issued for; reusing it with other filters
-  is refused (`CursorError`).
+- Cursors are opaque and authenticated (`indexer.store.pagination`): a position (block,
+  log_index, tx_hash) with the filter fingerprint, which binds a cursor to the filters it was
+  issued for; a forged, altered or out-of-range cursor, or one reused with other filters, is
+  refused (`CursorError`).
 
 Time filters (`since` inclusive, `until` exclusive) apply to `block_time` and are also turned into
 block bounds through the `supply` table (one row per block with events, indexed by time), so a
@@ -20,8 +21,6 @@ not decrease with height (EVM consensus rule; Solana block times in practice).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Sequence
@@ -33,16 +32,15 @@ from typing import Any, Literal, Protocol
 import asyncpg
 import orjson
 
-from indexer.store.db import Conn
+from indexer.store.db import Conn, unavailable_on_disconnect
+from indexer.store.pagination import INT32_MAX, CursorCodec, IntField, Layout, TextField
 from indexer.units import amount_json
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
 MAX_BUCKETS = 1000
-CURSOR_VERSION = 1
 EVENT_KINDS = ("mint", "burn", "transfer")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MAX_CURSOR_CHARS = 512
 
 Order = Literal["desc", "asc"]
 
@@ -57,10 +55,6 @@ class ChainInfo(Protocol):
     def decimals(self) -> int: ...
 
 
-class CursorError(ValueError):
-    """A pagination cursor that is malformed or was issued for other filters."""
-
-
 def iso(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
@@ -72,11 +66,12 @@ def _int(value: Decimal | int | None) -> int:
 @contextlib.asynccontextmanager
 async def snapshot(pool: asyncpg.Pool, *, timeout_ms: int | None = None) -> AsyncIterator[Conn]:
     """One consistent, read-only view of the database; `timeout_ms` bounds each statement
-    (asyncpg.QueryCanceledError when exceeded)."""
-    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        if timeout_ms is not None:
-            await conn.execute(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
-        yield conn
+    (asyncpg.QueryCanceledError when exceeded). Losing the server is `DatabaseUnavailable`."""
+    with unavailable_on_disconnect():
+        async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            if timeout_ms is not None:
+                await conn.execute(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
+            yield conn
 
 
 # ---- where each chain stands ---------------------------------------------------------------------
@@ -218,31 +213,12 @@ class Position:
     tx_hash: str
 
 
-def encode_cursor(f: TransferFilter, pos: Position) -> str:
-    raw = orjson.dumps([CURSOR_VERSION, f.fingerprint(), pos.block_number, pos.log_index, pos.tx_hash])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(f: TransferFilter, token: str) -> Position:
-    if not token or len(token) > _MAX_CURSOR_CHARS or not token.isascii():
-        raise CursorError("invalid cursor")
-    try:
-        data = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (binascii.Error, ValueError, orjson.JSONDecodeError):
-        raise CursorError("invalid cursor") from None
-    if (
-        not isinstance(data, list)
-        or len(data) != 5
-        or data[0] != CURSOR_VERSION
-        or not isinstance(data[1], str)
-        or not all(type(x) is int and 0 <= x < 2**62 for x in data[2:4])
-        or not isinstance(data[4], str)
-        or not 0 < len(data[4]) <= 128
-    ):
-        raise CursorError("invalid cursor")
-    if data[1] != f.fingerprint():
-        raise CursorError("cursor was issued for different filters; start again without a cursor")
-    return Position(data[2], data[3], data[4])
+# The transfers cursor: each field within what its column holds (bigint, integer, hash text).
+POSITION = Layout(
+    "transfers",
+    Position,
+    (IntField("block_number"), IntField("log_index", high=INT32_MAX), TextField("tx_hash", 128)),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,16 +227,19 @@ class TransferPage:
     as_of: AsOf
     events: list[Event]
     limit: int
-    next_cursor: str | None
+    next: Position | None  # the last row's position when there are more rows
 
-    def to_json(self, decimals: int) -> dict[str, Any]:
+    def to_json(self, decimals: int, cursors: CursorCodec) -> dict[str, Any]:
+        next_cursor = (
+            None if self.next is None else cursors.encode(POSITION, self.filter.fingerprint(), self.next)
+        )
         return {
             "chain": self.filter.chain,
             "order": self.filter.order,
             "limit": self.limit,
             "as_of": self.as_of.to_json(),
             "transfers": [e.to_json(decimals, self.as_of) for e in self.events],
-            "next_cursor": self.next_cursor,
+            "next_cursor": next_cursor,
         }
 
 
@@ -331,11 +310,9 @@ async def transfers(
         )
     rows = await conn.fetch(sql, *p.values)
     events = [_event(f.chain, r) for r in rows[:limit]]
-    next_cursor = None
-    if len(rows) > limit:
-        last = events[-1]
-        next_cursor = encode_cursor(f, Position(last.block_number, last.log_index, last.tx_hash))
-    return TransferPage(f, at, events, limit, next_cursor)
+    last = events[-1] if len(rows) > limit else None
+    nxt = None if last is None else Position(last.block_number, last.log_index, last.tx_hash)
+    return TransferPage(f, at, events, limit, nxt)
 
 
 @dataclass(frozen=True, slots=True)

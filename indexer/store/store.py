@@ -21,11 +21,11 @@ import asyncpg
 import orjson
 import structlog
 
-from indexer.errors import DatabaseUnavailable, DataConsistencyError, FinalityViolation
+from indexer.errors import DataConsistencyError, FinalityViolation
 from indexer.model import BlockRef, Checkpoint, EventKind, TokenEvent
 from indexer.store import queries
 from indexer.store.copy_binary import COPY_HEADER, COPY_TRAILER
-from indexer.store.db import Conn
+from indexer.store.db import Conn, unavailable_on_disconnect
 from indexer.store.queries import Totals
 
 log = structlog.get_logger(__name__)
@@ -51,15 +51,6 @@ REGISTRY_LOCK = 0x55534432  # advisory lock key serialising chain registration
 INDEX_BUILD_MEMORY = "256MB"  # maintenance_work_mem for building a chain's event indexes
 INDEX_BUILD_TIMEOUT = 24 * 3600.0  # an index build over a long history may take minutes
 INDEX_BUILD_CONCURRENCY = 2  # index builds at once (each may take INDEX_BUILD_MEMORY)
-
-CONNECTION_ERRORS = (
-    OSError,
-    ConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError,
-)
 
 
 @functools.lru_cache(maxsize=4096)  # one datetime per block, not per event
@@ -127,11 +118,9 @@ class Store:
     @contextlib.asynccontextmanager
     async def _acquire(self) -> AsyncIterator[Conn]:
         """A pooled connection; connection-level failures become `DatabaseUnavailable`."""
-        try:
+        with unavailable_on_disconnect():
             async with self.pool.acquire() as conn:
                 yield conn
-        except CONNECTION_ERRORS as exc:
-            raise DatabaseUnavailable(f"database unavailable: {type(exc).__name__}: {exc}") from exc
 
     # ---- setup -------------------------------------------------------------------------------
     async def register_chain(self, chain: str, kind: str, token: str, decimals: int) -> None:

@@ -24,6 +24,7 @@ from indexer.errors import DatabaseUnavailable, DataConsistencyError, FinalityVi
 from indexer.metrics import Metrics
 from indexer.model import BlockRef, RangeData
 from indexer.quorum import Overturned, Undecided, Upheld
+from indexer.store.keeper import DatabaseKeeper
 from indexer.store.queries import Totals
 from indexer.store.store import Batch, Store
 from indexer.sync.lease import ChainLease
@@ -61,8 +62,10 @@ class Follower:
         on_update: Callable[[], None] | None = None,
         lease: ChainLease | None = None,
         heads: HeadWatcher | None = None,
+        db: DatabaseKeeper | None = None,
     ) -> None:
         self.lease = lease
+        self.db = db
         self.heads = heads
         self.src = source
         self.store = store
@@ -98,7 +101,8 @@ class Follower:
         With a `lease`, index only while holding the chain's lock; otherwise wait as a standby.
         Any transient fault (RPC, database, inconsistent reads) backs off and reloads the cursor
         and window from the store before the next step: a commit whose acknowledgement was lost
-        may have landed, and the store, not memory, is the truth.
+        may have landed, and the store, not memory, is the truth. A database outage (with `db`)
+        waits for the keeper to bring the database back, then retakes the lease and reloads.
         """
         lease = lease if lease is not None else self.lease
         failures = 0
@@ -123,11 +127,16 @@ class Follower:
                     self._halt(exc)
                     raise
                 except TRANSIENT_ERRORS as exc:
-                    failures += 1
                     loaded = False
                     self.status.last_error = f"{type(exc).__name__}: {exc}"
-                    if isinstance(exc, DB_ERRORS):
-                        self.metrics.db_up.set(0)
+                    if self.db is not None and isinstance(exc, DatabaseUnavailable):
+                        # The keeper logs the outage once and restarts / reconnects; wait for it.
+                        self.export()
+                        if await self.db.outage(exc, stop):
+                            if lease is not None:  # its session died with the server
+                                await lease.release()
+                            continue
+                    failures += 1
                     delay = min(self.s.error_backoff_max, self.s.poll_interval * 2 ** min(failures, 6))
                     if failures == 1 or failures % 20 == 0:
                         self._log.warning(
@@ -438,7 +447,6 @@ class Follower:
     # ---- shared ------------------------------------------------------------------------------
     async def _commit(self, batch: Batch, new_window: reorg.Window) -> None:
         result = await self.store.commit(batch)
-        self.metrics.db_up.set(1)
         self.cursor = batch.cursor
         self.window = new_window
         self.status.indexed = batch.cursor.number

@@ -16,9 +16,12 @@ import asyncpg
 import structlog
 from asyncpg.pool import PoolConnectionProxy
 
+from indexer.store.db import unavailable_on_disconnect
+
 log = structlog.get_logger(__name__)
 
 LOCK_CLASS = 0x55534431  # "USD1"
+RELEASE_TIMEOUT = 5.0  # unlocking over a connection to a vanished server must not hang
 
 
 class ChainLease:
@@ -34,23 +37,32 @@ class ChainLease:
         return self._conn is not None
 
     async def try_acquire(self) -> bool:
+        """Take the lock if free. A lock held before the database restarted is gone with its
+        session: after an outage the follower `release`s and takes it again here (or stands by if
+        another process got it first)."""
         if self._conn is not None:
             return True
-        conn = await self.pool.acquire()
-        try:
-            got = await conn.fetchval(
-                "SELECT pg_try_advisory_lock($1, hashtext($2))", LOCK_CLASS, f"usd1-indexer:{self.chain}"
-            )
-        except BaseException:
-            await self.pool.release(conn)
-            raise
+        with unavailable_on_disconnect():
+            conn = await self.pool.acquire()
+            try:
+                got = await conn.fetchval(
+                    "SELECT pg_try_advisory_lock($1, hashtext($2))", LOCK_CLASS, f"usd1-indexer:{self.chain}"
+                )
+            except BaseException:
+                await self._return(conn)
+                raise
         if got:
             self._conn = conn
             self._checked = time.monotonic()
             log.info("chain_lease_acquired", chain=self.chain)
             return True
-        await self.pool.release(conn)
+        await self._return(conn)
         return False
+
+    async def _return(self, conn: PoolConnectionProxy) -> None:
+        """Back to the pool; a connection to a server that went away is closed, not reset."""
+        with contextlib.suppress(Exception):
+            await self.pool.release(conn, timeout=RELEASE_TIMEOUT)
 
     async def still_held(self) -> bool:
         """Cheap liveness check of the lock's session (at most every `check_interval`)."""
@@ -82,9 +94,12 @@ class ChainLease:
         conn, self._conn = self._conn, None
         if conn is None:
             return
+        # A connection lost with its server is already detached from the pool: nothing to unlock.
         with contextlib.suppress(Exception):
             await conn.execute(
-                "SELECT pg_advisory_unlock($1, hashtext($2))", LOCK_CLASS, f"usd1-indexer:{self.chain}"
+                "SELECT pg_advisory_unlock($1, hashtext($2))",
+                LOCK_CLASS,
+                f"usd1-indexer:{self.chain}",
+                timeout=RELEASE_TIMEOUT,
             )
-        with contextlib.suppress(Exception):
-            await self.pool.release(conn)
+        await self._return(conn)

@@ -133,7 +133,7 @@ async def _cursor(dsn: str) -> tuple[int, int] | None:
 
 
 @pytest.mark.parametrize("seed", _seeds())
-async def test_fault_suite(anvil: Anvil, token: TestToken, tmp_path: Path, seed: int) -> None:
+async def test_fault_suite(anvil: Anvil, token: TestToken, tmp_path: Path, pg_tmp: Path, seed: int) -> None:
     import pgserver
 
     rng = random.Random(seed)
@@ -141,7 +141,7 @@ async def test_fault_suite(anvil: Anvil, token: TestToken, tmp_path: Path, seed:
     report = Report(seed)
     started = time.monotonic()
     traffic = Traffic(token, seed=seed, holders=10, wait=True)
-    pgdata = tmp_path / "pg"
+    pgdata = pg_tmp / "pg"
     server = await asyncio.to_thread(pgserver.get_server, pgdata, cleanup_mode="stop")
     base = str(server.get_uri())
     db = f"fs_{uuid.uuid4().hex[:8]}"

@@ -52,13 +52,13 @@ def config(dsn: str, tmp: Path, chain: dict[str, Any]) -> Config:
     return Config.model_validate({"database": {"dsn": dsn}, "data_dir": str(tmp), "chains": [chain]})
 
 
-def evm_chain(urls: list[str], token: str) -> dict[str, Any]:
+def evm_chain(urls: list[str], token: str, finality: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "name": CHAIN,
         "kind": "evm",
         "rpc": urls,
         "token": token,
-        "finality": {"tag": "finalized"},
+        "finality": finality or {"tag": "finalized"},
         "poll_interval": "50ms",
         "request_timeout": "2s",
         "audit": {"enabled": False},
@@ -149,12 +149,27 @@ async def _index_to_tip(rt: Runtime, anvil: Anvil) -> None:
     await wait_for(lambda: status.indexed_finalized >= tip - 4, 10, "finality of tip - 4")
 
 
-@pytest.mark.parametrize("mode", ["live", "stopped"])
+@pytest.mark.parametrize(
+    ("mode", "rule"),
+    [
+        ("live", {"tag": "finalized"}),
+        ("live", {"tag": "safe"}),
+        ("live", {"confirmations": 3}),
+        ("stopped", {"tag": "finalized"}),
+    ],
+    ids=["live-finalized", "live-safe", "live-confirmations", "stopped-finalized"],
+)
 async def test_evm_deep_reorg_with_one_endpoint_halts(
-    anvil: Anvil, token: TestToken, traffic: Traffic, dsn: str, tmp_path: Path, mode: str
+    anvil: Anvil,
+    token: TestToken,
+    traffic: Traffic,
+    dsn: str,
+    tmp_path: Path,
+    mode: str,
+    rule: dict[str, Any],
 ) -> None:
     await traffic.run(12)
-    cfg = config(dsn, tmp_path, evm_chain([anvil.url], token.address))
+    cfg = config(dsn, tmp_path, evm_chain([anvil.url], token.address, rule))
     with capture_logs() as logs:
         async with following(cfg) as rt:
             await _index_to_tip(rt, anvil)

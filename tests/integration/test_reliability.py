@@ -1,5 +1,6 @@
 """Reliability on real parts: two daemons for one chain (hot standby takes over on SIGKILL), a
-PostgreSQL restart mid-run (retried whole, /metrics keeps serving, nothing half-written)."""
+PostgreSQL restart mid-run (retried whole, /metrics keeps serving, the API answers 503 JSON and
+/healthz fails past the configured limit, nothing half-written)."""
 
 from __future__ import annotations
 
@@ -119,8 +120,9 @@ async def test_hot_standby_takes_over_when_owner_is_killed(
 
 
 async def test_postgres_restart_mid_run(
-    anvil: Anvil, token: TestToken, traffic: Traffic, tmp_path: Path
+    anvil: Anvil, token: TestToken, traffic: Traffic, pg_tmp: Path
 ) -> None:
+    tmp_path = pg_tmp
     import pgserver
 
     pgdata = tmp_path / "pg"
@@ -128,7 +130,12 @@ async def test_postgres_restart_mid_run(
     dsn = str(server.get_uri())
     port = free_port()
     cfg = make_config(anvil.url, token.address, dsn, tmp_path)
-    cfg = cfg.model_copy(update={"http": cfg.http.model_copy(update={"listen": f"127.0.0.1:{port}"})})
+    cfg = cfg.model_copy(
+        update={
+            "http": cfg.http.model_copy(update={"listen": f"127.0.0.1:{port}"}),
+            "database": cfg.database.model_copy(update={"unavailable_limit": 2.0}),
+        }
+    )
     stop = asyncio.Event()
     holder: dict[str, Runtime] = {}
     task = asyncio.create_task(run_daemon(cfg, stop, on_ready=lambda rt, _p: holder.setdefault("rt", rt)))
@@ -149,6 +156,20 @@ async def test_postgres_restart_mid_run(
                 return r.status == 200 and "usd1_database_up 0.0" in text
 
             await until(degraded, 20, "/metrics to report the database down")
+            # Every route that reads the database: 503 JSON, never a 500 or a traceback.
+            for path in ("/api/v1/status", "/api/v1/supply", f"/api/v1/transfers?chain={CHAIN}", "/"):
+                async with http.get(f"http://127.0.0.1:{port}{path}") as r:
+                    assert r.status == 503, path
+                    assert await r.json() == {"error": "database unavailable; try again shortly"}
+            async with http.get(f"http://127.0.0.1:{port}/readyz") as r:
+                assert r.status == 503 and (await r.json())["database"] == "unavailable"
+
+            async def unhealthy() -> bool:
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
+                    body = await r.json()
+                return r.status == 503 and body["status"] == "database_unavailable"
+
+            await until(unhealthy, 10, "/healthz to fail past database.unavailable_limit")
 
         server = await asyncio.to_thread(pgserver.get_server, pgdata, cleanup_mode="stop")
         assert str(server.get_uri()) == dsn
@@ -159,6 +180,9 @@ async def test_postgres_restart_mid_run(
             lambda: _true(status.indexed == head and status.indexed_finalized >= head - 4), 60, "recovery"
         )
         assert rt.metrics.registry.get_sample_value("usd1_database_up") == 1
+        assert rt.metrics.registry.get_sample_value("usd1_database_restarts_total") == 0  # not embedded
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/healthz") as r:
+            assert r.status == 200 and (await r.json())["database"] == "up"
         got = await indexed_events(rt.pool, CHAIN)
         assert len(got) == len(set(got))
         assert set(got) == await chain_transfer_events(anvil, token.address, head)

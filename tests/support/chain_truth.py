@@ -56,3 +56,19 @@ async def indexed_events(pool: asyncpg.Pool, chain: str, to_block: int | None = 
         )
         for r in rows
     ]
+
+
+async def assert_index_exact(
+    pool: asyncpg.Pool, chain: str, token: Any, holders: list[str], upto: int
+) -> None:
+    """The index up to `upto` is exactly the chain's: every Transfer log once, the supply equal to
+    totalSupply(), each holder's indexed balance equal to balanceOf() — all at block `upto`."""
+    from indexer.store.store import Store
+
+    got = await indexed_events(pool, chain, upto)
+    assert len(got) == len(set(got)), "an event was stored twice"
+    assert set(got) == await chain_transfer_events(token.rpc, token.address, upto)
+    store = Store(pool)
+    assert (await store.supply_at(chain, upto)).supply == await token.total_supply(upto)
+    for h in holders:
+        assert await store.balance(chain, h.lower(), upto) == await token.balance_of(h, upto), h

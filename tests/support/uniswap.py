@@ -3,16 +3,14 @@
 - `Anvil`: a minimal launcher (free port, large code-size limit for the V3 factory); `stop()`
   kills and reaps the process.
 - `compile_helpers()`: TestToken + V3Helper from `indexer/market/contracts/` with npm `solc`
-  (standard-JSON API via node), cached under `.usd1/cache/solc-market/`.
+  (`indexer.devnet.solc.compile_sources`), cached under `.usd1/cache/solc/`.
 - `UniswapLab`: deploys tokens, the real V2 factory/pair and V3 factory/pool from the npm
   artifacts, adds liquidity and executes swaps (sync web3; used only for test set-up and checks).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import socket
 import subprocess
 import time
@@ -26,6 +24,7 @@ from typing import Any, cast
 from web3 import Web3
 from web3.contract import Contract
 
+from indexer.devnet.solc import compile_sources
 from indexer.market.depth import (
     MAX_SQRT_RATIO,
     MIN_SQRT_RATIO,
@@ -41,7 +40,6 @@ ROOT = Path(__file__).resolve().parents[2]
 NODE_MODULES = ROOT / "node_modules"
 ANVIL_BIN = NODE_MODULES / "@foundry-rs/anvil-linux-amd64/bin/anvil"
 CONTRACTS = ROOT / "indexer/market/contracts"
-CACHE = ROOT / ".usd1/cache/solc-market"
 V2_BUILD = NODE_MODULES / "@uniswap/v2-core/build"
 V3_ARTIFACTS = NODE_MODULES / "@uniswap/v3-core/artifacts/contracts"
 
@@ -85,49 +83,10 @@ class Anvil:
         self.proc = None
 
 
-_NODE_COMPILE = """
-const solc = require('solc');
-let input = '';
-process.stdin.on('data', d => input += d);
-process.stdin.on('end', () => process.stdout.write(solc.compile(input)));
-"""
-
-
 def compile_helpers() -> dict[str, dict[str, Any]]:
     """{contract name: {"abi": ..., "bytecode": "0x..."}} for every .sol in the contracts dir."""
-    sources = {p.name: {"content": p.read_text()} for p in sorted(CONTRACTS.glob("*.sol"))}
-    std_input = {
-        "language": "Solidity",
-        "sources": sources,
-        "settings": {
-            "optimizer": {"enabled": True, "runs": 200},
-            "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object"]}},
-        },
-    }
-    text = json.dumps(std_input, sort_keys=True)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    cached = CACHE / f"{hashlib.sha256(text.encode()).hexdigest()[:24]}.json"
-    if cached.exists():
-        return dict(json.loads(cached.read_text()))
-    out = subprocess.run(
-        ["node", "-e", _NODE_COMPILE],
-        input=text.encode(),
-        capture_output=True,
-        check=True,
-        cwd=ROOT,
-        env={**os.environ, "NODE_PATH": str(NODE_MODULES)},
-    )
-    result = json.loads(out.stdout)
-    errors = [e for e in result.get("errors", []) if e.get("severity") == "error"]
-    if errors:
-        raise RuntimeError("solc: " + "\n".join(e["formattedMessage"] for e in errors))
-    artifacts = {
-        name: {"abi": c["abi"], "bytecode": "0x" + c["evm"]["bytecode"]["object"]}
-        for file in result["contracts"].values()
-        for name, c in file.items()
-    }
-    cached.write_text(json.dumps(artifacts))
-    return artifacts
+    compiled = compile_sources(sorted(CONTRACTS.glob("*.sol")))
+    return {name: {"abi": a.abi, "bytecode": a.bytecode} for name, a in compiled.by_name().items()}
 
 
 def _v2_artifact(name: str) -> dict[str, Any]:
