@@ -25,6 +25,7 @@ from indexer.metrics import Metrics
 from indexer.store.db import EmbeddedPostgres, close_pool, create_pool, migrate
 from indexer.store.keeper import DatabaseKeeper, KeeperSettings
 from indexer.store.store import Store
+from indexer.sync.audit import Auditor
 from indexer.sync.follower import Follower, FollowerSettings
 from indexer.sync.lease import ChainLease
 from indexer.sync.status import STATES, ChainStatus
@@ -44,6 +45,7 @@ class Runtime:
     sources: dict[str, ChainSource] = field(default_factory=dict)
     statuses: dict[str, ChainStatus] = field(default_factory=dict)
     followers: dict[str, Follower] = field(default_factory=dict)
+    auditors: dict[str, Auditor] = field(default_factory=dict)  # started by the daemon
     heads: list[HeadWatcher] = field(default_factory=list)
 
     def update_totals(self) -> None:
@@ -93,6 +95,15 @@ def follower_settings(chain: ChainConfig) -> FollowerSettings:
         concurrency=chain.max_concurrency,
         defer_indexes=chain.defer_indexes,
     )
+
+
+def audit_range_blocks(chain: ChainConfig) -> int:
+    """Default heights per range-audit re-read: 500 blocks (at most a backfill range) / 64 slots."""
+    if chain.audit.range_blocks is not None:
+        return chain.audit.range_blocks
+    if isinstance(chain, EvmChainConfig):
+        return min(500, chain.max_block_range)
+    return 64
 
 
 def chain_token(chain: ChainConfig) -> str:
@@ -220,6 +231,15 @@ async def open_runtime(
                     lease=ChainLease(pool, chain.name),
                     heads=heads,
                     db=db,
+                )
+                rt.auditors[chain.name] = Auditor(
+                    src,
+                    store,
+                    metrics,
+                    status,
+                    chain.audit,
+                    start=follower_settings(chain).start,
+                    range_blocks=audit_range_blocks(chain),
                 )
             tune_gc()
             yield rt

@@ -62,4 +62,10 @@ class ChainSource(Protocol):
         """The token's own total supply at that block, in base units."""
         ...
 
+    async def balance_snapshot(self, address: str, block: BlockRef) -> tuple[int, int] | None:
+        """(height, balance in base units) of `address` as the chain reports it: at `block` where
+        the chain serves historical reads (EVM), else at the configured commitment's current
+        height (Solana). None when the chain knows no such account."""
+        ...
+
     async def close(self) -> None: ...

@@ -576,5 +576,9 @@ class EvmSource:
             BALANCE_OF_SELECTOR + address.lower().removeprefix("0x").rjust(64, "0"), block
         )
 
+    async def balance_snapshot(self, address: str, block: BlockRef) -> tuple[int, int] | None:
+        """(height, balance) of `address`: `balanceOf` at `block` itself (by hash)."""
+        return block.number, await self.balance_of(address, block)
+
     async def close(self) -> None:
         return None

@@ -50,6 +50,7 @@ LONG_TERM_STORAGE_SLOT_SKIPPED = -32009
 BLOCK_NOT_AVAILABLE = -32004
 NO_BLOCK_CODES = frozenset({SLOT_SKIPPED, LONG_TERM_STORAGE_SLOT_SKIPPED, BLOCK_NOT_AVAILABLE})
 MAX_GET_BLOCKS_RANGE = 500_000
+INVALID_PARAMS = -32602  # e.g. getTokenAccountBalance of an account that is not a token account
 _CODE_RE = re.compile(r"RPC error (-?\d+)")
 
 
@@ -353,6 +354,31 @@ class SolanaSource:
         if decimals != self.decimals:
             raise DataConsistencyError(
                 f"{self.name}: mint {self.mint} has {decimals} decimals, the config says {self.decimals}"
+            )
+        return slot, int(amount)
+
+    async def balance_snapshot(self, address: str, block: BlockRef) -> tuple[int, int] | None:
+        """(slot, amount) of token account `address` at the configured commitment's current
+        slot (`getTokenAccountBalance`). Solana has no historical reads: `block` is not used and
+        callers compare at the returned slot. None when the node says it is not a token account
+        (closed, or not yet at that commitment)."""
+        commitment = self.config.finality.commitment
+        try:
+            reply = await self._call("getTokenAccountBalance", [address, {"commitment": commitment}])
+        except RpcError as exc:
+            if rpc_error_code(exc) == INVALID_PARAMS:
+                return None
+            raise
+        if not isinstance(reply, dict):
+            raise MalformedReply(f"getTokenAccountBalance result is not an object: {reply!r:.80}")
+        ctx, value = reply.get("context"), reply.get("value")
+        if not isinstance(ctx, dict) or not isinstance(value, dict):
+            raise MalformedReply(f"getTokenAccountBalance result lacks context/value: {reply!r:.120}")
+        slot = _int(ctx.get("slot"), "getTokenAccountBalance context.slot")
+        amount = value.get("amount")
+        if not isinstance(amount, str) or not amount.isdigit():
+            raise MalformedReply(
+                f"getTokenAccountBalance amount is not a decimal integer string: {amount!r:.40}"
             )
         return slot, int(amount)
 

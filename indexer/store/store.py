@@ -11,11 +11,11 @@ import contextlib
 import functools
 import operator
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import orjson
@@ -29,6 +29,7 @@ from indexer.store.db import Conn, unavailable_on_disconnect
 from indexer.store.queries import Totals
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 SUPPLY_COLUMNS = (
     "chain",
@@ -408,6 +409,12 @@ class Store:
                 limit,
             )
         return [dict(r) for r in rows]
+
+    async def read(self, query: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Run one read-only query function (`query(conn, *args)`, e.g. from
+        `indexer.store.audit_queries`) on a pooled connection."""
+        async with self._acquire() as conn:
+            return await query(conn, *args)
 
 
 async def _fold_balances(conn: Conn, chain: str, after: int, upto: int) -> None:

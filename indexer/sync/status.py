@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class State(StrEnum):
@@ -42,6 +43,8 @@ class ChainStatus:
     mismatch_block: int | None = None
     restarts: int = 0
     indexes_deferred: bool = False  # secondary event indexes dropped for a long backfill
+    audit: dict[str, Any] | None = None  # the last balance audit (indexer.sync.audit)
+    range_audit: dict[str, Any] | None = None  # the last range audit
 
     def lag_seconds(self, now: float | None = None) -> float:
         """Seconds since the follower last confirmed it had indexed the head it observed."""
