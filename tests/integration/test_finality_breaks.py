@@ -389,3 +389,30 @@ async def test_solana_slot_reusing_forks_record_the_exact_ancestor(
         rows = await rt.store.reorgs(SOL)
         assert st.state() == State.LIVE
     assert sorted(r["ancestor_number"] for r in rows) == sorted(forks)
+
+
+async def test_backfill_cli_exits_4_on_a_finality_violation(
+    anvil: Anvil, token: TestToken, traffic: Traffic, dsn: str, tmp_path: Path
+) -> None:
+    """`usd1-indexer backfill` to the finalized head, a reorg below it, a second backfill: its
+    first range no longer follows the cursor, so the chain halts and the command says so."""
+    import subprocess
+
+    from tests.integration.test_cli_daemon import cli, write_config
+
+    await traffic.run(10)
+    cfg = write_config(tmp_path / "c.yaml", anvil.url, token.address, dsn)
+    first = subprocess.run(
+        cli("backfill", "--config", str(cfg), "--no-progress"), capture_output=True, timeout=120
+    )
+    assert first.returncode == 0, first.stderr.decode()[-2000:]
+    result = await traffic.reorg(8)  # reaches below the first backfill's cursor (head - 4)
+    await anvil.mine(6)
+    second = subprocess.run(
+        cli("backfill", "--config", str(cfg), "--no-progress"), capture_output=True, timeout=120
+    )
+    err = second.stderr.decode()
+    assert second.returncode == 4, err[-2000:]
+    assert "finality violation, chain halted" in err
+    assert "finality_violation_chain_halted" in err and any(h in err for h in result.new_hashes)
+    assert "Traceback" not in err
