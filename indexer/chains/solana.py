@@ -95,6 +95,20 @@ def _int(value: Any, what: str) -> int:
     return value
 
 
+def _token_amount(reply: Any, method: str) -> tuple[int, int, int]:
+    """(context slot, amount, decimals) of a `getTokenSupply` / `getTokenAccountBalance` result."""
+    if not isinstance(reply, dict):
+        raise MalformedReply(f"{method} result is not an object: {reply!r:.80}")
+    ctx, value = reply.get("context"), reply.get("value")
+    if not isinstance(ctx, dict) or not isinstance(value, dict):
+        raise MalformedReply(f"{method} result lacks context/value: {reply!r:.120}")
+    slot = _int(ctx.get("slot"), f"{method} context.slot")
+    amount = value.get("amount")
+    if not isinstance(amount, str) or not amount.isdigit():
+        raise MalformedReply(f"{method} amount is not a decimal integer string: {amount!r:.40}")
+    return slot, int(amount), _int(value.get("decimals"), f"{method} decimals")
+
+
 class SolanaSource:
     """`ChainSource` for one SPL mint (Token or Token-2022)."""
 
@@ -341,21 +355,12 @@ class SolanaSource:
         """(slot, supply in base units) at the configured commitment."""
         commitment = self.config.finality.commitment
         reply = await self._call("getTokenSupply", [self.mint, {"commitment": commitment}])
-        if not isinstance(reply, dict):
-            raise MalformedReply(f"getTokenSupply result is not an object: {reply!r:.80}")
-        ctx, value = reply.get("context"), reply.get("value")
-        if not isinstance(ctx, dict) or not isinstance(value, dict):
-            raise MalformedReply(f"getTokenSupply result lacks context/value: {reply!r:.120}")
-        slot = _int(ctx.get("slot"), "getTokenSupply context.slot")
-        amount = value.get("amount")
-        if not isinstance(amount, str) or not amount.isdigit():
-            raise MalformedReply(f"getTokenSupply amount is not a decimal integer string: {amount!r:.40}")
-        decimals = _int(value.get("decimals"), "getTokenSupply decimals")
+        slot, amount, decimals = _token_amount(reply, "getTokenSupply")
         if decimals != self.decimals:
             raise DataConsistencyError(
                 f"{self.name}: mint {self.mint} has {decimals} decimals, the config says {self.decimals}"
             )
-        return slot, int(amount)
+        return slot, amount
 
     async def balance_snapshot(self, address: str, block: BlockRef) -> tuple[int, int] | None:
         """(slot, amount) of token account `address` at the configured commitment's current
@@ -369,18 +374,8 @@ class SolanaSource:
             if rpc_error_code(exc) == INVALID_PARAMS:
                 return None
             raise
-        if not isinstance(reply, dict):
-            raise MalformedReply(f"getTokenAccountBalance result is not an object: {reply!r:.80}")
-        ctx, value = reply.get("context"), reply.get("value")
-        if not isinstance(ctx, dict) or not isinstance(value, dict):
-            raise MalformedReply(f"getTokenAccountBalance result lacks context/value: {reply!r:.120}")
-        slot = _int(ctx.get("slot"), "getTokenAccountBalance context.slot")
-        amount = value.get("amount")
-        if not isinstance(amount, str) or not amount.isdigit():
-            raise MalformedReply(
-                f"getTokenAccountBalance amount is not a decimal integer string: {amount!r:.40}"
-            )
-        return slot, int(amount)
+        slot, amount, _ = _token_amount(reply, "getTokenAccountBalance")
+        return slot, amount
 
     async def total_supply(self, block: BlockRef) -> int:
         slot, amount = await self.supply_snapshot()

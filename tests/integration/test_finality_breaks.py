@@ -13,8 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -32,20 +31,12 @@ from indexer.devnet.traffic import Traffic
 from indexer.runtime import Runtime, open_runtime
 from indexer.sync.status import State
 from indexer.sync.supervisor import Supervisor
+from tests.integration.test_evm_pipeline import wait_for
 from tests.support.chain_truth import chain_transfer_events, indexed_events
 
 pytestmark = pytest.mark.integration
 CHAIN = "devnet"
 SOL = "sol"
-
-
-async def wait_for(cond: Callable[[], bool], limit: float, what: str) -> None:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {limit}s waiting for {what}")
 
 
 def config(dsn: str, tmp: Path, chain: dict[str, Any]) -> Config:
