@@ -17,7 +17,7 @@ import orjson
 import structlog
 
 from indexer.config import Config, load_config
-from indexer.errors import ConfigError, DatabaseGaveUp
+from indexer.errors import ConfigError, DatabaseGaveUp, FinalityViolation
 from indexer.logs import configure_logging
 
 log = structlog.get_logger(__name__)
@@ -229,6 +229,7 @@ def write_devnet_attestation(path: Path, amount_usd: str = "2500000.00") -> None
 
 
 EXIT_DATABASE_UNAVAILABLE = 3  # database.exit_on_unavailable: unreachable past unavailable_limit
+EXIT_FINALITY_VIOLATION = 4  # `backfill`: a chain halted on a finality violation
 
 
 def _run_async(fn: Any) -> Any:
@@ -241,6 +242,9 @@ def _run_async(fn: Any) -> Any:
     except DatabaseGaveUp as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_DATABASE_UNAVAILABLE)
+    except FinalityViolation as exc:
+        click.echo(f"error: finality violation, chain halted: {exc}", err=True)
+        sys.exit(EXIT_FINALITY_VIOLATION)
     except KeyboardInterrupt:
         return None
 

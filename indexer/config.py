@@ -182,6 +182,22 @@ class SolanaFinality(_Strict):
     commitment: Literal["finalized", "confirmed"] = "finalized"
 
 
+class AuditConfig(_Strict):
+    """The background audit of a chain at its finalized block (`indexer.sync.audit`)."""
+
+    enabled: bool = True
+    interval: Duration = 60.0  # one audit round this often
+    # Balance audit: balanceOf / getTokenAccountBalance reads per hour (the request budget),
+    # spread over the rounds; the largest holders first (down to `top_holders`), then random ones.
+    accounts_per_hour: int = Field(default=360, ge=0, le=1_000_000)
+    top_holders: int = Field(default=1000, ge=0, le=1_000_000)
+    # Range audit (two or more endpoints): re-reads per hour of a recently finalized range from
+    # each endpoint, compared with the store by event count and digest. One re-read costs what a
+    # backfill fetch of `range_blocks` costs on that endpoint.
+    ranges_per_hour: int = Field(default=60, ge=0, le=100_000)
+    range_blocks: int | None = Field(default=None, ge=1, le=100_000)  # default: 500 blocks / 64 slots
+
+
 class _ChainBase(_Strict):
     name: Name
     rpc: list[Url] = Field(min_length=1)
@@ -192,6 +208,7 @@ class _ChainBase(_Strict):
     # A backfill that more than doubles the indexed range builds the chain's secondary event
     # indexes once at its end instead of row by row (see migration 005).
     defer_indexes: bool = True
+    audit: AuditConfig = AuditConfig()
 
 
 class WatchConfig(_Strict):

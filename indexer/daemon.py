@@ -82,6 +82,10 @@ async def run_daemon(
                 on_ready(rt, port)
             supervisor = Supervisor(list(rt.followers.values()), rt.metrics, tick=rt.update_totals)
             services = [asyncio.create_task(supervisor.run(stop), name="supervisor")]
+            # The audits run beside indexing, each in its own task, within their budgets.
+            for name, auditor in rt.auditors.items():
+                if auditor.cfg.enabled:
+                    services.append(asyncio.create_task(auditor.run(stop), name=f"audit:{name}"))
             # Market and reserves pollers run in their own tasks: a dead venue never blocks indexing.
             if cfg.venues:
                 from indexer.market.service import MarketService  # web3: only when venues exist

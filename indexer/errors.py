@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class IndexerError(Exception):
     """Base class of the indexer's own errors."""
@@ -21,12 +23,32 @@ class DataConsistencyError(IndexerError):
 
 
 class FinalityViolation(IndexerError):
-    """A reorg reached at or below the finalized height: the chain halts, nothing is repaired."""
+    """A reorg reached at or below the finalized height: the chain halts, nothing is repaired.
 
-    def __init__(self, chain: str, finalized: int, fork_point: int, detail: str = "") -> None:
+    `block` is the final height whose block changed, `stored` the hash the index (or the source)
+    held there and `new` the one the chain gives now (None: no block there / not known);
+    `votes` what each endpoint said (endpoint -> hash, None for no block)."""
+
+    def __init__(
+        self,
+        chain: str,
+        finalized: int,
+        fork_point: int,
+        detail: str = "",
+        *,
+        block: int | None = None,
+        stored: str | None = None,
+        new: str | None = None,
+        votes: Mapping[str, str | None] | None = None,
+    ) -> None:
         self.chain = chain
         self.finalized = finalized
         self.fork_point = fork_point
+        self.detail = detail
+        self.block = fork_point if block is None else block
+        self.stored = stored
+        self.new = new
+        self.votes = dict(votes or {})
         msg = f"{chain}: reorg reaches block {fork_point} at or below finalized height {finalized}"
         super().__init__(msg + (f" ({detail})" if detail else ""))
 

@@ -33,6 +33,10 @@ class Metrics:
             self.events.labels(chain, kind)
         for state in states:
             self.chain_state.labels(chain, state).set(0)
+        self.balance_audit_accounts.labels(chain)
+        self.balance_mismatch_accounts.labels(chain).set(0)
+        self.range_audit_ranges.labels(chain)
+        self.range_audit_mismatch.labels(chain)
 
     def init_venue(self, venue: str, kind: str, chain: str, depth_floor_usd: float | None) -> None:
         """A venue's static series: `usd1_venue_info` (kind, chain; "" for order books) and, when
@@ -280,6 +284,31 @@ class Metrics:
             "usd1_reserves_age_seconds", "Age of the latest reserve attestation", registry=r
         )
         self.reserves_up = Gauge("usd1_reserves_up", "1 if the last attestation read succeeded", registry=r)
+        # Audits (indexer.sync.audit)
+        self.balance_audit_accounts = Counter(
+            "usd1_balance_audit_accounts",
+            "Accounts whose indexed finalized balance was compared with the chain's own",
+            ["chain"],
+            registry=r,
+        )
+        self.balance_mismatch_accounts = Gauge(
+            "usd1_balance_mismatch_accounts",
+            "Audited accounts whose indexed balance differs from the chain's at the last check",
+            ["chain"],
+            registry=r,
+        )
+        self.range_audit_ranges = Counter(
+            "usd1_range_audit_ranges",
+            "Finalized ranges re-read from an endpoint and compared with the store",
+            ["chain"],
+            registry=r,
+        )
+        self.range_audit_mismatch = Counter(
+            "usd1_range_audit_mismatch",
+            "Range re-reads whose event count or digest differs from the store",
+            ["chain"],
+            registry=r,
+        )
         # Process
         self.db_up = Gauge("usd1_database_up", "1 if the database answers (probed every second)", registry=r)
         self.db_restarts = Counter(

@@ -165,6 +165,11 @@ class RangeData:
     existing block at or below `end` (the new cursor). `copy_rows`, when given, is `events`
     already encoded for the store's binary COPY (`indexer.store.copy_binary`). `controls` are the
     control events of the range (family `controls`; empty when the chain decodes none).
+    `follows` is the (height, hash) of the block the range continues: the parent of its first
+    existing block (EVM: `start - 1` and its parentHash; Solana: parentSlot and
+    previousBlockhash), or for a range without blocks the newest block below it. The follower
+    checks it against its cursor (`indexer.reorg.check_link`); None only from a source that
+    cannot tell, which the follower refuses.
     """
 
     start: int
@@ -174,3 +179,4 @@ class RangeData:
     end_ref: BlockRef
     copy_rows: bytes | None = None
     controls: tuple[ControlEvent, ...] = ()
+    follows: tuple[int, str] | None = None

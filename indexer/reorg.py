@@ -14,11 +14,17 @@ window and says what to do:
   `number` (or the nearest existing one below it), prepend it and call again.
 - `Inconsistent(reason)`: the candidates are not linked among themselves (the chain moved while
   they were read); read them again.
-- `Violation(fork_point, finalized)`: the chain disagrees with a finalized block (one would be
-  orphaned, or a new block appeared at a finalized height the window holds as a skipped slot),
-  or no common ancestor exists at or above the window's bottom: halt.
+- `Violation(fork_point, finalized, ...)`: the chain disagrees with a finalized block (one would
+  be orphaned, or a new block appeared at a finalized height the window holds as a skipped slot),
+  or no common ancestor exists at or above the window's bottom: halt (once a quorum of endpoints
+  confirms it, see `indexer.quorum`). `height`/`stored`/`new` say where the window and the chain
+  disagree: the window's hash there (None: held as an empty slot) and the candidates' (None: they
+  show no block there).
 
 The last candidate is taken to be the chain's head: window blocks above it are orphaned.
+
+`check_link(cursor, follows, finalized)` is the same question for a range fetched without every
+header (backfill): does the range's first block follow the cursor (parent height and hash)?
 """
 
 from __future__ import annotations
@@ -121,6 +127,9 @@ class Violation:
     fork_point: int
     finalized: int
     detail: str
+    height: int  # the final height where the window and the chain disagree
+    stored: str | None  # the window's hash there; None: the window holds it as an empty slot
+    new: str | None = None  # the candidates' hash there; None: they show no block there
 
 
 Decision = Advance | Reorg | NeedParent | Inconsistent | Violation
@@ -162,22 +171,35 @@ def reconcile(window: Window, candidates: Sequence[BlockRef]) -> Decision:
     mine = window.at(first.number)
     if mine is not None and mine.number <= window.finalized:
         return Violation(
-            first.number, window.finalized, f"block {first.number} hash {first.hash} != {mine.hash}"
+            first.number,
+            window.finalized,
+            f"block {first.number} hash {first.hash} != {mine.hash}",
+            mine.number,
+            mine.hash,
+            first.hash,
         )
     # The first candidate's parent is the canonical block at or below `first.number - 1`.
     highest_parent = first.number - 1
     if highest_parent < bottom.number:
+        seen = next((c.hash for c in cands if c.number == bottom.number), None)
         return Violation(
             first.number,
             window.finalized,
             f"no common ancestor at or above the window bottom {bottom.number}",
+            bottom.number,
+            bottom.hash,
+            seen,
         )
     if highest_parent < window.finalized and highest_parent <= tip.number:
         # The parent is at or below finality and inside the window's span, yet not in the window.
+        # (`first` is at a finalized height the window holds as an empty slot.)
         return Violation(
             first.number,
             window.finalized,
             f"block {first.number} {first.hash} does not descend from the finalized chain",
+            first.number,
+            None,
+            first.hash,
         )
     # Walk back one parent at a time (never jump to the tip: prepending a header that is not the
     # first candidate's parent could never link).
@@ -187,10 +209,15 @@ def reconcile(window: Window, candidates: Sequence[BlockRef]) -> Decision:
 def _split(window: Window, ancestor: BlockRef, new: tuple[BlockRef, ...]) -> Decision:
     orphaned = window.above(ancestor.number)
     if orphaned and orphaned[0].number <= window.finalized:
+        lost = orphaned[0]
         return Violation(
-            orphaned[0].number,
+            lost.number,
             window.finalized,
-            f"finalized block {orphaned[0].number} {orphaned[0].hash} would be orphaned",
+            f"finalized block {lost.number} {lost.hash} would be orphaned"
+            f" (the chain forks after block {ancestor.number} {ancestor.hash})",
+            lost.number,
+            lost.hash,
+            next((r.hash for r in new if r.number == lost.number), None),
         )
     tip = window.tip
     if new and tip is not None and new[0].number <= min(window.finalized, tip.number):
@@ -199,6 +226,9 @@ def _split(window: Window, ancestor: BlockRef, new: tuple[BlockRef, ...]) -> Dec
             new[0].number,
             window.finalized,
             f"new block {new[0].number} {new[0].hash} at or below finalized height {window.finalized}",
+            new[0].number,
+            None,
+            new[0].hash,
         )
     if not orphaned:
         return Advance(new)
@@ -211,3 +241,34 @@ def apply(window: Window, decision: Advance | Reorg) -> Window:
             return window.extend(new)
         case Reorg(ancestor=ancestor, new=new):
             return window.rollback(ancestor).extend(new)
+
+
+def check_link(cursor: BlockRef, follows: tuple[int, str], finalized: int) -> Violation | Inconsistent | None:
+    """Does a fetched range follow `cursor`? `follows` is the (height, hash) of the block the
+    range's first block names as its parent (EVM: height - 1 and parentHash; Solana: parentSlot
+    and previousBlockhash), or, for a range without blocks, of the newest block below it.
+    None when it does; a Violation when the break is at or below `finalized`; else Inconsistent."""
+    number, block_hash = follows
+    if number == cursor.number and block_hash == cursor.hash:
+        return None
+    height: int
+    stored: str | None
+    new: str | None
+    if number == cursor.number:
+        height, stored, new = cursor.number, cursor.hash, block_hash
+        detail = f"block {number} is {block_hash} on the chain, {cursor.hash} in the index"
+    elif number < cursor.number:
+        height, stored, new = cursor.number, cursor.hash, None
+        detail = (
+            f"the range follows block {number} {block_hash}, below the indexed block"
+            f" {cursor.number} {cursor.hash}, which is no longer on the chain"
+        )
+    else:
+        height, stored, new = number, None, block_hash
+        detail = (
+            f"the range follows block {number} {block_hash}, at a height the index holds as"
+            f" empty (its cursor is block {cursor.number} {cursor.hash})"
+        )
+    if height <= finalized:
+        return Violation(height, finalized, detail, height, stored, new)
+    return Inconsistent(f"the range does not follow the cursor: {detail}")

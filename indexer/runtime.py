@@ -27,6 +27,7 @@ from indexer.model import Family
 from indexer.store.db import EmbeddedPostgres, close_pool, create_pool, migrate
 from indexer.store.keeper import DatabaseKeeper, KeeperSettings
 from indexer.store.store import Store
+from indexer.sync.audit import Auditor
 from indexer.sync.controls import ControlsMonitor
 from indexer.sync.follower import Follower, FollowerSettings
 from indexer.sync.lease import ChainLease
@@ -48,6 +49,7 @@ class Runtime:
     statuses: dict[str, ChainStatus] = field(default_factory=dict)
     followers: dict[str, Follower] = field(default_factory=dict)
     settings: dict[str, FollowerSettings] = field(default_factory=dict)
+    auditors: dict[str, Auditor] = field(default_factory=dict)  # started by the daemon
     heads: list[HeadWatcher] = field(default_factory=list)
 
     def update_totals(self) -> None:
@@ -68,6 +70,13 @@ class ChainParts:
     token: str
     ws: str | None
     controls: ControlsMonitor | None
+    audit_range_blocks: int  # heights per range-audit re-read (chains[].audit.range_blocks)
+
+
+def audit_range(chain: ChainConfig, default: int) -> int:
+    """Heights per range-audit re-read: the configured value, else the kind's default (500 blocks,
+    at most a backfill range, on EVM; 64 slots on Solana)."""
+    return chain.audit.range_blocks if chain.audit.range_blocks is not None else default
 
 
 def chain_parts(
@@ -104,7 +113,14 @@ def chain_parts(
                 concurrency=chain.max_concurrency,
                 defer_indexes=chain.defer_indexes,
             )
-            return ChainParts(src, settings, chain.token, chain.ws, monitor)
+            return ChainParts(
+                src,
+                settings,
+                chain.token,
+                chain.ws,
+                monitor,
+                audit_range(chain, min(500, chain.max_block_range)),
+            )
         case SolanaChainConfig():
             from indexer.chains.solana import SolanaSource
 
@@ -117,7 +133,9 @@ def chain_parts(
                 defer_indexes=chain.defer_indexes,
             )
             # Solana control instructions come with their decoder (issue #14 section 3).
-            return ChainParts(SolanaSource(chain, pool), settings, chain.mint, None, None)
+            return ChainParts(
+                SolanaSource(chain, pool), settings, chain.mint, None, None, audit_range(chain, 64)
+            )
         case _:
             assert_never(chain)
 
@@ -253,6 +271,15 @@ async def open_runtime(
                     heads=heads,
                     controls=parts.controls,
                     db=db,
+                )
+                rt.auditors[chain.name] = Auditor(
+                    src,
+                    store,
+                    metrics,
+                    status,
+                    chain.audit,
+                    start=parts.settings.start,
+                    range_blocks=parts.audit_range_blocks,
                 )
             tune_gc()
             yield rt

@@ -301,6 +301,8 @@ async def status(request: web.Request) -> web.Response:
             item["supply_check_block"] = st.mismatch_block
             item["restarts"] = st.restarts
             item["indexes_deferred"] = st.indexes_deferred
+            item["audit"] = st.audit
+            item["range_audit"] = st.range_audit
         out.append(item)
     return json_response({"chains": out})
 

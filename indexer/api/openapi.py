@@ -358,6 +358,30 @@ SCHEMAS: dict[str, Schema] = {
                             "description": "true while a long first backfill runs without the"
                             " chain's sender/receiver/tx indexes: address and tx queries scan",
                         },
+                        "audit": _nullable(
+                            {
+                                "type": "object",
+                                "description": "The last balance audit at the finalized block: time,"
+                                " block, accounts_checked, mismatches found in that round and every"
+                                " account still mismatched (address, block, onchain, indexed)",
+                                "properties": {
+                                    "time": {"type": "string"},
+                                    "block": {"type": "integer"},
+                                    "accounts_checked": {"type": "integer"},
+                                    "mismatched_accounts": {"type": "integer"},
+                                    "mismatches": {"type": "array", "items": {"type": "object"}},
+                                    "mismatched": {"type": "array", "items": {"type": "object"}},
+                                },
+                            }
+                        ),
+                        "range_audit": _nullable(
+                            {
+                                "type": "object",
+                                "description": "The last re-read of a finalized range from every"
+                                " endpoint: start, end, stored_events, and per endpoint its event"
+                                " count, digest and whether it matches the store",
+                            }
+                        ),
                     },
                 },
             }

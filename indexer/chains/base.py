@@ -44,11 +44,32 @@ class ChainSource(Protocol):
         range's last existing block; with `families`, only the records of those families (a
         family filled in below the cursor, see `indexer.sync.fill`). With `with_headers`, also
         every existing block's header in the range, and every record's block hash is checked
-        against them (a mismatch raises DataConsistencyError: the chain moved between calls)."""
+        against them (a mismatch raises DataConsistencyError: the chain moved between calls).
+        `RangeData.follows` names the block the range continues (the follower checks it links to
+        its cursor)."""
+        ...
+
+    def endpoints(self) -> list[str]:
+        """The endpoint labels (metric label `endpoint`), in configured order."""
+        ...
+
+    def via(self, label: str) -> ChainSource:
+        """This source reading through one endpoint only (no failover, no cross-checks): what
+        that endpoint says, for quorum checks (`indexer.chains.witness`) and audits."""
+        ...
+
+    def penalize(self, label: str, reason: str) -> None:
+        """Count a reply of `label` that a quorum contradicts as that endpoint's fault."""
         ...
 
     async def total_supply(self, block: BlockRef) -> int:
         """The token's own total supply at that block, in base units."""
+        ...
+
+    async def balance_snapshot(self, address: str, block: BlockRef) -> tuple[int, int] | None:
+        """(height, balance in base units) of `address` as the chain reports it: at `block` where
+        the chain serves historical reads (EVM), else at the configured commitment's current
+        height (Solana). None when the chain knows no such account."""
         ...
 
     async def close(self) -> None: ...

@@ -13,9 +13,14 @@ read retried avoiding it):
 
 - Finalized hashes are sticky: a header at or below the finalized height whose hash differs from
   the one seen before (or, when first seen and several endpoints exist, from another endpoint's)
-  is settled by asking every endpoint; the majority wins, the others are penalized. Without a
-  majority the first-seen hash stands. So one lying endpoint can neither halt the chain with a
-  false finality violation nor slip a block in.
+  is settled by asking every endpoint what it says now (`witness`). A hash a quorum confirmed
+  when first seen (or the only endpoint's) that a quorum no longer upholds is a finality
+  violation (`indexer.quorum.judge`: one endpoint, or a majority on the new hash, or a tie):
+  `FinalityViolation`, naming what each endpoint said. A minority that disagrees is an endpoint
+  fault (penalized). A hash first seen from one of several endpoints without a cross-check is
+  replaced when a majority says otherwise (its endpoint penalized); without a majority nothing is
+  trusted. So one lying endpoint among three or more can neither halt the chain nor slip a block
+  in; the follower's own link checks against the stored chain back this up after a restart.
 - Logs bloom, positive (live and backfill, when the dialect trusts blooms): every returned log's
   address and topics must be in its block's `logsBloom` (a bloom has no false negatives), and the
   log's block hash must be the header's (always). Headers of every block with logs are fetched in
@@ -36,7 +41,7 @@ import dataclasses
 import functools
 import operator
 import re
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -56,10 +61,12 @@ from indexer.chains.decode_pool import DecodedLogs, DecodePool, decode_reply
 from indexer.chains.evm_families import Decoded, LogDispatch, SupplyClaim, UnaskedLog, decode_logs
 from indexer.chains.ranges import AdaptiveRange
 from indexer.chains.rpc import RpcPool
+from indexer.chains.witness import collect_votes
 from indexer.config import EvmChainConfig
-from indexer.errors import DataConsistencyError, MalformedReply, RpcError
+from indexer.errors import DataConsistencyError, FinalityViolation, MalformedReply, RpcError
 from indexer.finality import evm_finalized_height
 from indexer.model import BlockRef, ControlEvent, Family, RangeData, TokenEvent
+from indexer.quorum import Overturned, Undecided, Upheld, describe, judge, quorum
 
 log = structlog.get_logger(__name__)
 
@@ -142,14 +149,22 @@ class _Header:
     endpoint: str
 
 
+@dataclass(frozen=True, slots=True)
+class _Final:
+    hash: str
+    endpoint: str
+    verified: bool  # a quorum agreed when first seen (always, with one endpoint)
+
+
 @dataclass
 class EvmSource:
     cfg: EvmChainConfig
     rpc: RpcPool
     ranges: AdaptiveRange = field(init=False)
     contradictions: int = field(init=False, default=0)
-    _final: OrderedDict[int, tuple[str, str]] = field(init=False, default_factory=OrderedDict)
+    _final: OrderedDict[int, _Final] = field(init=False, default_factory=OrderedDict)
     _fin_seen: int = field(init=False, default=-1)
+    _via: dict[str, EvmSource] = field(init=False, default_factory=dict)
     # Parses and decodes large eth_getLogs replies in a worker process (None: in this process).
     decoder: DecodePool | None = None
     dispatch: LogDispatch = field(init=False)  # every family of the chain
@@ -174,6 +189,21 @@ class EvmSource:
     @property
     def name(self) -> str:
         return self.cfg.name
+
+    def endpoints(self) -> list[str]:
+        return self.rpc.labels()
+
+    def via(self, label: str) -> EvmSource:
+        """This source reading through endpoint `label` only (no failover, no memory of
+        finalized hashes, decoding in-process): cross-checks and audits."""
+        src = self._via.get(label)
+        if src is None:
+            src = self._via[label] = EvmSource(self.cfg, self.rpc.pinned(label))
+        return src
+
+    def penalize(self, label: str, reason: str) -> None:
+        self.contradictions += 1
+        self.rpc.penalize(label, reason)
 
     @property
     def decimals(self) -> int:
@@ -265,65 +295,87 @@ class EvmSource:
         a backfill range's end that becomes the cursor, headers the follower asks for); other
         first sightings are remembered and checked against every later reply."""
         limit = self._fin_seen
+        single = len(self.rpc.endpoints) == 1
         for h in hdrs:
             n = h.ref.number
             if n > limit:
                 continue
             known = self._final.get(n)
-            if known is not None and known[0] == h.ref.hash:
+            if known is not None and known.hash == h.ref.hash:
                 self._final.move_to_end(n)
                 continue
-            if known is None and (len(self.rpc.endpoints) == 1 or n not in verify):
-                self._remember(n, h.ref.hash, h.endpoint)
+            if known is None and (single or n not in verify):
+                self._remember(n, _Final(h.ref.hash, h.endpoint, verified=single))
                 continue
             await self._settle(n, h, known)
 
-    def _remember(self, n: int, block_hash: str, endpoint: str) -> None:
-        self._final[n] = (block_hash, endpoint)
+    def _remember(self, n: int, final: _Final) -> None:
+        self._final[n] = final
         self._final.move_to_end(n)
         while len(self._final) > FINAL_HASH_CACHE:
             self._final.popitem(last=False)
 
-    async def _settle(self, n: int, h: _Header, known: tuple[str, str] | None) -> None:
-        """Ask every other endpoint for block `n`; the majority hash wins."""
-        votes: dict[str, set[str]] = {h.ref.hash: {h.endpoint}}
-        if known is not None:
-            votes.setdefault(known[0], set()).add(known[1])
-        for label in self.rpc.labels():
-            if any(label in v for v in votes.values()):
-                continue
-            try:
-                reply = await self.rpc.call_ex("eth_getBlockByNumber", [hex(n), False], only=label)
-                ref = parse_header(reply.result)
-            except RpcError:
-                continue
-            if ref is not None and ref.number == n:
-                votes.setdefault(ref.hash, set()).add(label)
-        ranked = sorted(votes.items(), key=lambda kv: len(kv[1]), reverse=True)
-        top, top_voters = ranked[0]
-        majority = len(ranked) == 1 or len(top_voters) > len(ranked[1][1])
-        if not majority:
-            if known is None:
-                # No majority and nothing seen before: nobody can be trusted with this block.
-                raise DataConsistencyError(
-                    f"{self.name}: endpoints disagree on finalized block {n} and no majority exists: "
-                    + "; ".join(f"{hsh} from {', '.join(sorted(eps))}" for hsh, eps in votes.items())
-                )
-            top = known[0]  # a tie: the first-seen hash stands
-        losers = {ep for hsh, eps in votes.items() if hsh != top for ep in eps}
-        self._remember(n, top, h.endpoint if top == h.ref.hash else (known or ("", h.endpoint))[1])
-        if known is not None and top != known[0]:
-            log.error("finalized_hash_replaced_by_majority", chain=self.name, block=n, old=known[0], new=top)
-        if losers:
-            for ep in losers:
-                self.rpc.penalize(ep, f"finalized block {n}: hash differs from the majority ({top})")
-            self.contradictions += 1
-            if h.ref.hash != top:
-                raise Contradiction(
-                    f"{self.name}: {h.endpoint} says finalized block {n} is {h.ref.hash}, "
-                    f"other endpoints say {top}",
-                    frozenset(losers),
-                )
+    async def _settle(self, n: int, h: _Header, known: _Final | None) -> None:
+        """Ask every endpoint what block `n` is now and decide (see the module docstring)."""
+        votes = await collect_votes(self, n, {h.endpoint: h.ref.hash})
+        said = describe(votes)
+        endpoints = len(self.rpc.endpoints)
+        if known is not None and known.verified:
+            match judge(known.hash, votes, endpoints):
+                case Upheld(liars=liars):
+                    for ep in sorted(liars):
+                        self.penalize(
+                            ep, f"finalized block {n}: says {votes[ep]}, a quorum says {known.hash} ({said})"
+                        )
+                    raise Contradiction(
+                        f"{self.name}: {h.endpoint} says finalized block {n} is {h.ref.hash}, a quorum"
+                        f" of endpoints says {known.hash} ({said})",
+                        frozenset(liars),
+                    )
+                case Overturned(new=new):
+                    raise FinalityViolation(
+                        self.name,
+                        self._fin_seen,
+                        n,
+                        f"finalized block {n} was {known.hash} (from {known.endpoint}), now: {said}",
+                        block=n,
+                        stored=known.hash,
+                        new=new,
+                        votes=votes,
+                    )
+                case Undecided(reason=reason):
+                    raise DataConsistencyError(
+                        f"{self.name}: finalized block {n} was {known.hash}, now: {said}; {reason}"
+                    )
+        # First sighting (or one not cross-checked then): the majority of what endpoints say now.
+        ranked = Counter(votes.values()).most_common()
+        top, count = ranked[0]
+        if top is None or (len(ranked) > 1 and ranked[1][1] == count):
+            # No majority and nothing trusted before: nobody can be trusted with this block.
+            raise DataConsistencyError(
+                f"{self.name}: endpoints disagree on finalized block {n} and no majority exists: {said}"
+            )
+        winner = h.endpoint if votes[h.endpoint] == top else min(ep for ep, v in votes.items() if v == top)
+        self._remember(n, _Final(top, winner, verified=count >= quorum(endpoints)))
+        losers = {ep for ep, v in votes.items() if v != top}
+        if known is not None and top != known.hash:
+            log.error(
+                "finalized_hash_replaced_by_majority",
+                chain=self.name,
+                block=n,
+                old=known.hash,
+                new=top,
+                votes=said,
+            )
+            losers.add(known.endpoint)
+        for ep in sorted(losers):
+            self.penalize(ep, f"finalized block {n}: hash differs from the majority ({said})")
+        if h.ref.hash != top:
+            raise Contradiction(
+                f"{self.name}: {h.endpoint} says finalized block {n} is {h.ref.hash}, "
+                f"the majority says {top} ({said})",
+                frozenset(losers),
+            )
 
     # ---- logs --------------------------------------------------------------------------------
 
@@ -429,7 +481,7 @@ class EvmSource:
         else:
             decoded, served, copy_rows = await self._logs(start, end, d, avoid)
             log_blocks = decoded.blocks()
-            numbers = sorted(log_blocks | {end})
+            numbers = sorted(log_blocks | {start, end})  # start: it must follow the cursor
             main = served[0][2] if len(served) == 1 else None
             got = await self._headers(numbers, prefer=main, avoid=avoid, verify=(end,))
 
@@ -481,6 +533,7 @@ class EvmSource:
             by_number[end].ref,
             copy_rows if events is decoded.events and not self.dialect.timestamp_ms else None,
             tuple(_controls_with_timestamps(decoded.controls, by_number)),
+            follows=(start - 1, by_number[start].ref.parent_hash),
         )
 
     def _wrong_block(
@@ -664,6 +717,10 @@ class EvmSource:
         return await self._call_word(
             BALANCE_OF_SELECTOR + address.lower().removeprefix("0x").rjust(64, "0"), block
         )
+
+    async def balance_snapshot(self, address: str, block: BlockRef) -> tuple[int, int] | None:
+        """(height, balance) of `address`: `balanceOf` at `block` itself (by hash)."""
+        return block.number, await self.balance_of(address, block)
 
     async def close(self) -> None:
         return None

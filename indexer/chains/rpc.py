@@ -129,6 +129,7 @@ class RpcPool:
     endpoints: list[Endpoint] = field(init=False)
     _sem: asyncio.Semaphore = field(init=False)
     _ids: int = field(init=False, default=0)
+    _pinned: dict[str, RpcPool] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.urls:
@@ -152,6 +153,29 @@ class RpcPool:
             if e.label == label:
                 return e
         raise KeyError(label)
+
+    def pinned(self, label: str) -> RpcPool:
+        """A pool of this one endpoint (same session, metrics and label; its own health and
+        retries, no failover): for reads that must come from a given endpoint (cross-checks,
+        audits). Cached per label."""
+        pool = self._pinned.get(label)
+        if pool is None:
+            ep = self.endpoint(label)
+            pool = RpcPool(
+                self.chain,
+                [ep.url],
+                self.session,
+                self.metrics,
+                timeout=self.timeout,
+                attempts=min(self.attempts, 2),
+                backoff_base=self.backoff_base,
+                backoff_max=self.backoff_max,
+                max_in_flight=self.max_in_flight,
+                rng=self.rng,
+            )
+            pool.endpoints[0].label = label
+            self._pinned[label] = pool
+        return pool
 
     async def call(self, method: str, params: list[Any]) -> Any:
         """One JSON-RPC call with retries and failover; returns `result`."""

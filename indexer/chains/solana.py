@@ -5,7 +5,8 @@ aiohttp + orjson, retries, failover, metrics) rather than solana-py's `AsyncClie
 turns every reply into solders objects, which this source would have to turn back into plain data
 for the pure parser (`solana_parse`, which also reads the recorded mainnet fixtures), hides the
 RPC error codes this source needs (-32004/-32007/-32009) and has no failover. Any object with
-`async call(method, params) -> result` raising `RpcError` works (`JsonRpc`).
+`async call(method, params) -> result` raising `RpcError`, plus `labels`, `pinned` and `penalize`
+for the cross-checks, works (`JsonRpc`).
 
 Heights are slots. Reads use the `confirmed` commitment (`getBlock`/`getBlocks` do not serve
 `processed`); `head()` is the confirmed slot and `finalized()` follows the configured commitment.
@@ -49,11 +50,20 @@ LONG_TERM_STORAGE_SLOT_SKIPPED = -32009
 BLOCK_NOT_AVAILABLE = -32004
 NO_BLOCK_CODES = frozenset({SLOT_SKIPPED, LONG_TERM_STORAGE_SLOT_SKIPPED, BLOCK_NOT_AVAILABLE})
 MAX_GET_BLOCKS_RANGE = 500_000
+INVALID_PARAMS = -32602  # e.g. getTokenAccountBalance of an account that is not a token account
 _CODE_RE = re.compile(r"RPC error (-?\d+)")
 
 
 class JsonRpc(Protocol):
+    """The endpoint pool as this source uses it (`RpcPool` is one)."""
+
     async def call(self, method: str, params: list[Any]) -> Any: ...
+
+    def labels(self) -> list[str]: ...
+
+    def pinned(self, label: str) -> JsonRpc: ...
+
+    def penalize(self, label: str, reason: str) -> None: ...
 
 
 class SupplySlotMismatch(RpcError):
@@ -85,6 +95,20 @@ def _int(value: Any, what: str) -> int:
     return value
 
 
+def _token_amount(reply: Any, method: str) -> tuple[int, int, int]:
+    """(context slot, amount, decimals) of a `getTokenSupply` / `getTokenAccountBalance` result."""
+    if not isinstance(reply, dict):
+        raise MalformedReply(f"{method} result is not an object: {reply!r:.80}")
+    ctx, value = reply.get("context"), reply.get("value")
+    if not isinstance(ctx, dict) or not isinstance(value, dict):
+        raise MalformedReply(f"{method} result lacks context/value: {reply!r:.120}")
+    slot = _int(ctx.get("slot"), f"{method} context.slot")
+    amount = value.get("amount")
+    if not isinstance(amount, str) or not amount.isdigit():
+        raise MalformedReply(f"{method} amount is not a decimal integer string: {amount!r:.40}")
+    return slot, int(amount), _int(value.get("decimals"), f"{method} decimals")
+
+
 class SolanaSource:
     """`ChainSource` for one SPL mint (Token or Token-2022)."""
 
@@ -106,6 +130,7 @@ class SolanaSource:
         self._log = logger if logger is not None else structlog.get_logger(__name__).bind(chain=config.name)
         self._sem = asyncio.Semaphore(config.max_concurrency)
         self._close = close
+        self._via: dict[str, SolanaSource] = {}
         self.requests: Counter[str] = Counter()  # per RPC method, for measurement and tests
 
     @classmethod
@@ -142,6 +167,21 @@ class SolanaSource:
         if self._close is not None:
             await self._close()
             self._close = None
+
+    def endpoints(self) -> list[str]:
+        return self._rpc.labels()
+
+    def via(self, label: str) -> SolanaSource:
+        """This source reading through endpoint `label` only: cross-checks and audits."""
+        src = self._via.get(label)
+        if src is None:
+            src = self._via[label] = SolanaSource(
+                self.config, self._rpc.pinned(label), encoding=self.encoding, logger=self._log
+            )
+        return src
+
+    def penalize(self, label: str, reason: str) -> None:
+        self._rpc.penalize(label, reason)
 
     # ---- RPC helpers ----
 
@@ -290,12 +330,16 @@ class SolanaSource:
         if unattributed:
             self._log.warning("solana_unattributed_transfers", count=unattributed, start=start, end=eff_end)
         end_ref = refs[-1] if refs else await self.header_at_or_below(min(eff_end, start - 1))
+        # What the range continues: its first block's parent slot and blockhash, or (no block in
+        # the range) the newest block below it.
+        follows = (replies[0][3], refs[0].parent_hash) if refs else (end_ref.number, end_ref.hash)
         return RangeData(
             start=start,
             end=eff_end,
             events=tuple(events),
             headers=tuple(refs) if with_headers else (),
             end_ref=end_ref,
+            follows=follows,
         )
 
     async def _full_block(self, slot: int) -> tuple[BlockRef, list[TokenEvent], int, int]:
@@ -316,21 +360,27 @@ class SolanaSource:
         """(slot, supply in base units) at the configured commitment."""
         commitment = self.config.finality.commitment
         reply = await self._call("getTokenSupply", [self.mint, {"commitment": commitment}])
-        if not isinstance(reply, dict):
-            raise MalformedReply(f"getTokenSupply result is not an object: {reply!r:.80}")
-        ctx, value = reply.get("context"), reply.get("value")
-        if not isinstance(ctx, dict) or not isinstance(value, dict):
-            raise MalformedReply(f"getTokenSupply result lacks context/value: {reply!r:.120}")
-        slot = _int(ctx.get("slot"), "getTokenSupply context.slot")
-        amount = value.get("amount")
-        if not isinstance(amount, str) or not amount.isdigit():
-            raise MalformedReply(f"getTokenSupply amount is not a decimal integer string: {amount!r:.40}")
-        decimals = _int(value.get("decimals"), "getTokenSupply decimals")
+        slot, amount, decimals = _token_amount(reply, "getTokenSupply")
         if decimals != self.decimals:
             raise DataConsistencyError(
                 f"{self.name}: mint {self.mint} has {decimals} decimals, the config says {self.decimals}"
             )
-        return slot, int(amount)
+        return slot, amount
+
+    async def balance_snapshot(self, address: str, block: BlockRef) -> tuple[int, int] | None:
+        """(slot, amount) of token account `address` at the configured commitment's current
+        slot (`getTokenAccountBalance`). Solana has no historical reads: `block` is not used and
+        callers compare at the returned slot. None when the node says it is not a token account
+        (closed, or not yet at that commitment)."""
+        commitment = self.config.finality.commitment
+        try:
+            reply = await self._call("getTokenAccountBalance", [address, {"commitment": commitment}])
+        except RpcError as exc:
+            if rpc_error_code(exc) == INVALID_PARAMS:
+                return None
+            raise
+        slot, amount, _ = _token_amount(reply, "getTokenAccountBalance")
+        return slot, amount
 
     async def total_supply(self, block: BlockRef) -> int:
         slot, amount = await self.supply_snapshot()

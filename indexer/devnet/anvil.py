@@ -175,17 +175,36 @@ class Anvil:
             args += ["--code-size-limit", str(self.code_size_limit)]
         return args + self.extra_args
 
-    async def restart(self, state_dir: Path, down_for: float = 0.0) -> None:
-        """Stop the node and start it again on the same port from its own state (blocks, logs,
-        hashes and balances survive, as on a real node restart). Clients keep this object."""
+    async def dump_state(self, path: Path) -> Path:
+        """Write the node's state (blocks, logs, hashes, balances) to `path` for `--load-state`."""
         state = await self.rpc("anvil_dumpState")
         if not isinstance(state, str) or not state.startswith("0x"):
             raise AnvilError(f"anvil_dumpState returned {state!r:.80}")
         raw = bytes.fromhex(state[2:])
         if raw[:2] == b"\x1f\x8b":  # gzip
             raw = gzip.decompress(raw)
-        path = state_dir / f"anvil-{self.port}-state.json"
         await asyncio.to_thread(_write_file, path, raw)
+        return path
+
+    async def clone(self, state_dir: Path) -> Anvil:
+        """A second, started node with this one's history so far (same blocks and hashes), on
+        its own port. From there the two chains go their own ways: what one mines the other
+        does not see (a diverged or lying endpoint, in tests). The caller stops it."""
+        path = await self.dump_state(state_dir / f"anvil-{self.port}-clone.json")
+        twin = Anvil(
+            chain_id=self.chain_id,
+            slots_in_an_epoch=self.slots_in_an_epoch,
+            block_time=self.block_time,
+            code_size_limit=self.code_size_limit,
+            extra_args=[*self._without_load_state(), "--load-state", str(path)],
+            binary=self.binary,
+        )
+        return await twin.start()
+
+    async def restart(self, state_dir: Path, down_for: float = 0.0) -> None:
+        """Stop the node and start it again on the same port from its own state (blocks, logs,
+        hashes and balances survive, as on a real node restart). Clients keep this object."""
+        path = await self.dump_state(state_dir / f"anvil-{self.port}-state.json")
         await self.stop()
         await asyncio.sleep(down_for)
         self.extra_args = [*self._without_load_state(), "--load-state", str(path)]

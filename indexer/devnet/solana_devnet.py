@@ -7,7 +7,8 @@ slots with blockhashes, parent links, skipped slots and three commitment levels:
   finalized = newest block at or below `tip - finality_depth` (never moves backwards).
 
 Forks: LiteSVM state cannot be rewound, so `fork(at)` drops every block above `at` (which must be
-at or above finalized) and rebuilds a fresh LiteSVM by replaying the surviving slots' operations
+at or above finalized, unless `below_finalized=True`: a deliberate fault, a cluster or node that
+takes back what it called final, for tests of the indexer's finality checks) and rebuilds a fresh LiteSVM by replaying the surviving slots' operations
 in order (deterministic), so supply and balances always match the visible chain. By default the
 dropped slot numbers become skipped and new blocks continue at higher slots (as on mainnet, where
 slots are clock-driven); `reuse_slots=True` refills the same numbers with new blockhashes.
@@ -190,14 +191,24 @@ class SolanaLedger:
             )
         return made
 
-    def fork(self, at: int | None = None, *, reuse_slots: bool = False, keep_txs: bool = False) -> list[int]:
-        """Drop every block above `at` (default: the finalized slot); returns the dropped slots."""
+    def fork(
+        self,
+        at: int | None = None,
+        *,
+        reuse_slots: bool = False,
+        keep_txs: bool = False,
+        below_finalized: bool = False,
+    ) -> list[int]:
+        """Drop every block above `at` (default: the finalized slot); returns the dropped slots.
+        `below_finalized`: allow `at` below the finalized slot (a finality violation, on purpose);
+        the finalized slot then falls back to at most `at`."""
         fin = self.commitment_slot("finalized")
         at = fin if at is None else at
-        if at < fin:
+        if at < fin and not below_finalized:
             raise ValueError(f"fork point {at} is below the finalized slot {fin}")
         if at not in self.blocks:
             raise ValueError(f"fork point {at} is not a block")
+        self._finalized_floor = min(self._finalized_floor, at)
         dropped = [s for s in self._slots if s > at]
         replay_ops: list[Op] = []
         for s in dropped:
@@ -937,8 +948,17 @@ class SolanaDevnet:
     def advance(self, n: int = 1, *, skip: bool = False) -> list[int]:
         return self.ledger.advance(n, skip=skip)
 
-    def fork(self, at: int | None = None, *, reuse_slots: bool = False, keep_txs: bool = False) -> list[int]:
-        return self.ledger.fork(at, reuse_slots=reuse_slots, keep_txs=keep_txs)
+    def fork(
+        self,
+        at: int | None = None,
+        *,
+        reuse_slots: bool = False,
+        keep_txs: bool = False,
+        below_finalized: bool = False,
+    ) -> list[int]:
+        return self.ledger.fork(
+            at, reuse_slots=reuse_slots, keep_txs=keep_txs, below_finalized=below_finalized
+        )
 
     async def _producer(self) -> None:
         while True:

@@ -13,11 +13,11 @@ import asyncio
 import contextlib
 import functools
 import operator
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, assert_never
+from typing import Any, TypeVar, assert_never
 
 import asyncpg
 import orjson
@@ -32,6 +32,7 @@ from indexer.store.db import Conn, unavailable_on_disconnect
 from indexer.store.queries import Coverage, Totals
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 SUPPLY_COLUMNS = (
     "chain",
@@ -497,6 +498,12 @@ class Store:
                 limit,
             )
         return [dict(r) for r in rows]
+
+    async def read(self, query: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Run one read-only query function (`query(conn, *args)`, e.g. from
+        `indexer.store.audit_queries`) on a pooled connection."""
+        async with self._acquire() as conn:
+            return await query(conn, *args)
 
 
 async def _fold_balances(conn: Conn, chain: str, after: int, upto: int) -> None:

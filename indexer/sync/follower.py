@@ -20,9 +20,11 @@ import structlog
 from indexer import reorg
 from indexer.chains.base import ChainSource
 from indexer.chains.heads import HeadWatcher
+from indexer.chains.witness import attest, votes_text
 from indexer.errors import DatabaseUnavailable, DataConsistencyError, FinalityViolation, RpcError
 from indexer.metrics import Metrics
 from indexer.model import BlockRef, RangeData
+from indexer.quorum import Overturned, Undecided, Upheld
 from indexer.store.keeper import DatabaseKeeper
 from indexer.store.queries import Totals
 from indexer.store.store import Batch, Store
@@ -230,6 +232,7 @@ class Follower:
                     raise DataConsistencyError(
                         f"{self.chain}: asked for heights up to {asked}, the source read up to {data.end}"
                     )
+                await self._check_link(data)
                 unfolded += len(data.events)
                 # Without the sender/receiver indexes, account reads scan the chain's events
                 # anyway: a deferred backfill folds balances once, at its end.
@@ -380,9 +383,57 @@ class Follower:
                     cands = parent + cands
                 case reorg.Inconsistent(reason=reason):
                     raise DataConsistencyError(f"{self.chain}: {reason}")
-                case reorg.Violation(fork_point=fork_point, finalized=finalized, detail=detail):
-                    raise FinalityViolation(self.chain, finalized, fork_point, detail)
+                case reorg.Violation() as violation:
+                    await self._confirm_break(violation)
         raise DataConsistencyError(f"{self.chain}: reorg resolution did not converge")
+
+    async def _check_link(self, data: RangeData) -> None:
+        """A range fetched without every header must continue the cursor (parent height and
+        hash): in backfill, every range links to the previous range's end or to the cursor
+        loaded after a restart."""
+        if self.cursor is None:
+            return  # nothing stored yet: nothing to link to
+        if data.follows is None:
+            raise DataConsistencyError(
+                f"{self.chain}: the source did not say what range {data.start} follows"
+            )
+        match reorg.check_link(self.cursor, data.follows, self.window.finalized):
+            case None:
+                return
+            case reorg.Inconsistent(reason=reason):
+                raise DataConsistencyError(f"{self.chain}: {reason}")
+            case reorg.Violation() as violation:
+                await self._confirm_break(violation)
+
+    async def _confirm_break(self, v: reorg.Violation) -> None:
+        """The chain read disagrees with the stored final chain at `v.height`: ask every endpoint
+        (`indexer.quorum`). A quorum upholding the stored block makes it the fault of the
+        endpoints that said otherwise (penalized; retried). Otherwise it is a finality violation:
+        halt, naming what each endpoint said. Never returns."""
+        att = await attest(self.src, v.height, v.stored)
+        said = att.describe()
+        match att.verdict:
+            case Upheld(liars=liars):
+                blamed = ", ".join(sorted(liars)) or "none (a torn read)"
+                raise DataConsistencyError(
+                    f"{self.chain}: a read broke the final chain at block {v.height} ({v.detail}); a quorum"
+                    f" of endpoints upholds the stored block ({said}); blamed: {blamed}"
+                )
+            case Undecided(reason=reason):
+                raise DataConsistencyError(
+                    f"{self.chain}: final block {v.height} may have changed ({v.detail}): {said}; {reason}"
+                )
+            case Overturned(new=new):
+                raise FinalityViolation(
+                    self.chain,
+                    v.finalized,
+                    v.fork_point,
+                    f"{v.detail}; endpoints say: {said}",
+                    block=v.height,
+                    stored=v.stored,
+                    new=new,
+                    votes=att.votes,
+                )
 
     async def _canonical_at_or_below(self, number: int) -> list[BlockRef]:
         """The canonical header at `number`, or the nearest existing one below it (skipped
@@ -390,8 +441,10 @@ class Follower:
         floor = self.window.bottom.number if self.window.bottom else 0
         at_or_below = getattr(self.src, "header_at_or_below", None)
         if at_or_below is not None:  # sources with skipped heights know how to find it cheaply
+            # Even below the window's bottom: the reorg core then sees that no common ancestor
+            # is left above the final anchor (a violation), instead of this walk giving up.
             ref = await at_or_below(number)
-            return [ref] if ref is not None and ref.number >= floor else []
+            return [ref] if ref is not None else []
         n = number
         while n >= floor:
             lo = max(floor, n - 31)
@@ -503,7 +556,15 @@ class Follower:
         self.status.phase = State.HALTED
         self.status.halted_reason = str(exc)
         self.metrics.finality_violation.labels(self.chain).set(1)
-        self._log.critical("finality_violation_chain_halted", error=str(exc))
+        self._log.critical(
+            "finality_violation_chain_halted",
+            block=exc.block,
+            stored_hash=exc.stored or "none",
+            new_hash=exc.new or "none",
+            finalized=exc.finalized,
+            endpoints=votes_text(exc.votes),
+            error=str(exc),
+        )
         self.export()
 
     def export(self) -> None:

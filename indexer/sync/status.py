@@ -44,6 +44,8 @@ class ChainStatus:
     restarts: int = 0
     indexes_deferred: bool = False  # secondary event indexes dropped for a long backfill
     control_check: dict[str, Any] | None = None  # the last contract-state check (sync.controls)
+    audit: dict[str, Any] | None = None  # the last balance audit (indexer.sync.audit)
+    range_audit: dict[str, Any] | None = None  # the last range audit
 
     def lag_seconds(self, now: float | None = None) -> float:
         """Seconds since the follower last confirmed it had indexed the head it observed."""

@@ -297,6 +297,12 @@ def with_chain_line(line: str) -> str:
         (with_chain_line("finality: {commitment: finalized}"), "chains.0.finality.commitment: unknown key"),
         (with_chain_line("decimals: 99"), "chains.0.decimals: Input should be less than or equal to 36"),
         (
+            with_chain_line("audit: {accounts_per_hour: -1}"),
+            "chains.0.audit.accounts_per_hour: Input should be greater than or equal to 0",
+        ),
+        (with_chain_line("audit: {interval: 0s}"), "chains.0.audit.interval: duration must be positive"),
+        (with_chain_line("audit: {budget: 5}"), "chains.0.audit.budget: unknown key"),
+        (
             MINIMAL.replace('rpc: ["http://127.0.0.1:8545"]', "rpc: [ftp://x]"),
             "chains.0.rpc.0: invalid URL 'ftp://x': expected http(s):// or ws(s)://",
         ),

@@ -27,6 +27,7 @@ from indexer.reorg import (
     Violation,
     Window,
     apply,
+    check_link,
     linked,
     reconcile,
 )
@@ -369,6 +370,116 @@ def test_rollback_to_a_block_not_in_the_window_is_refused() -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# What a violation names: the final height where the window and the chain disagree
+
+
+def test_violation_names_the_orphaned_final_block_and_its_replacement() -> None:
+    w = window_of(A, finalized=6)
+    b = branch("b", range(5, 12), A[4])
+    f = follow(w, Chain(A[:5] + b), b[-2:])
+    assert isinstance(f.decision, Violation)
+    v = f.decision
+    # A read that shows the orphaned final block with its ancestor names the exact fork.
+    g = reconcile(w, [A[4], *b])
+    assert isinstance(g, Violation) and (g.height, g.stored, g.new) == (5, "a-5", "b-5")
+    assert "forks after block 4" in g.detail
+    # The walk back stops at the first final height that differs (6), not at the fork (5).
+    assert (v.height, v.stored, v.new) == (6, "a-6", "b-6")
+    assert v.height <= v.finalized
+
+
+def test_violation_at_a_finalized_skipped_slot_names_no_stored_block() -> None:
+    w = window_of(S, finalized=102)
+    t = branch("t", [102, 104, 111], S[1])
+    f = follow(w, Chain(S[:2] + t), [t[-1]])
+    assert isinstance(f.decision, Violation)
+    assert (f.decision.height, f.decision.stored, f.decision.new) == (102, None, "t-102")
+
+
+def test_violation_below_the_anchor_names_the_anchor() -> None:
+    w = window_of(A).finalize(6)
+    b = branch("b", range(3, 12), A[2])
+    f = follow(w, Chain(A[:3] + b), [b[-1]])
+    assert isinstance(f.decision, Violation)
+    assert (f.decision.height, f.decision.stored) == (6, "a-6")
+    assert f.decision.new in ("b-6", None)
+
+
+# --------------------------------------------------------------------------------------------
+# Forks that reuse slot numbers (Solana): the recorded ancestor is the last common block
+
+
+@pytest.mark.parametrize("fork_at", [100, 101, 103, 106])
+@pytest.mark.parametrize("new_slots", [(1, 1, 1), (2, 1, 3), (1,), (4, 1)])
+@pytest.mark.parametrize("reads", ["from_tip", "head_only", "overlap"])
+def test_slot_reusing_fork_records_the_exact_ancestor(
+    fork_at: int, new_slots: tuple[int, ...], reads: str
+) -> None:
+    old = window_of(S, finalized=100)  # 100 101 103 106 107 110
+    ancestor = next(r for r in S if r.number == fork_at)
+    numbers, n = [], fork_at
+    for g in new_slots:  # the new branch refills slot numbers the old one used (or skipped)
+        n += g
+        numbers.append(n)
+    t = branch("t", numbers, ancestor)
+    chain = Chain([r for r in S if r.number <= fork_at] + t)
+    if reads == "head_only":
+        cands = [chain.head]
+    elif reads == "overlap":
+        cands = [r for r in chain.refs if r.number > old.tip.number - 6] or [chain.head]  # type: ignore[union-attr]
+    else:
+        cands = read_from_tip(old, chain)
+    f = follow(old, chain, cands)
+    assert isinstance(f.decision, Reorg), f.decision
+    assert f.decision.ancestor == ancestor
+    assert f.decision.orphaned == tuple(r for r in S if r.number > fork_at)
+    assert f.window.refs == tuple(chain.refs)
+
+
+# --------------------------------------------------------------------------------------------
+# A range fetched without every header must follow the cursor (backfill)
+
+
+def test_link_to_the_cursor() -> None:
+    cursor = A[5]
+    assert check_link(cursor, (5, "a-5"), finalized=5) is None
+    # The cursor block was replaced (EVM: the range's first block names another parent).
+    v = check_link(cursor, (5, "b-5"), finalized=5)
+    assert isinstance(v, Violation)
+    assert (v.height, v.stored, v.new, v.finalized) == (5, "a-5", "b-5", 5)
+
+
+def test_link_breaks_on_solana_parent_slots() -> None:
+    cursor = S[3]  # slot 106
+    # The range's first block descends from slot 103: block 106 is gone from the chain.
+    v = check_link(cursor, (103, "s-103"), finalized=106)
+    assert isinstance(v, Violation)
+    assert (v.height, v.stored, v.new) == (106, "s-106", None)
+    # The first block descends from slot 108, which the index holds as empty: a block appeared.
+    v = check_link(cursor, (108, "x-108"), finalized=110)
+    assert isinstance(v, Violation)
+    assert (v.height, v.stored, v.new) == (108, None, "x-108")
+    # The same parent slot with another blockhash.
+    v = check_link(cursor, (106, "x-106"), finalized=106)
+    assert isinstance(v, Violation) and v.new == "x-106"
+
+
+def test_link_break_above_finality_is_only_inconsistent() -> None:
+    assert isinstance(check_link(A[5], (5, "b-5"), finalized=4), Inconsistent)
+
+
+def follows_of(chain: Sequence[BlockRef], start: int) -> tuple[int, str]:
+    """What a source reports for a range starting at `start`: the first block's parent, or
+    the newest block below the range when it has none."""
+    for prev, ref in zip([None, *chain], chain, strict=False):
+        if ref.number >= start:
+            assert prev is not None
+            return prev.number, prev.hash
+    last = [r for r in chain if r.number < start][-1]
+    return last.number, last.hash
+
+
+# --------------------------------------------------------------------------------------------
 # Real mainnet forks (tests/fixtures/reorg_*.json)
 
 
@@ -591,11 +702,37 @@ def test_random_fork_histories_keep_the_invariants(gapped: bool, reads: str, ste
         else:
             candidates = read_from_tip(window, Chain(new_chain))
         f = follow(window, Chain(new_chain), candidates)
+
+        # Backfill's view of the same change: the index has read up to `seen_up_to` and holds
+        # its last block there as the cursor; the next range (from seen_up_to + 1) must follow
+        # that cursor exactly when the change leaves the final chain alone.
+        cursor = max((r for r in before.refs if r.number <= seen_up_to), key=lambda r: r.number)
+        link = check_link(cursor, follows_of(new_chain, seen_up_to + 1), finalized)
+        if expect_violation:
+            assert isinstance(link, Violation), link
+            event("backfill link breaks")
+            assert link.height <= finalized
+            stored_at = before.at(link.height)
+            assert link.stored == (stored_at.hash if stored_at else None)
+        else:
+            assert link is None, link
+            event("backfill link holds")
+
         if expect_violation:
             assert isinstance(f.decision, Violation), f.decision
             event("Violation")
-            assert f.decision.finalized == finalized
+            v = f.decision
+            assert v.finalized == finalized
             assert f.window == before, "a violation changes nothing"
+            # It names a real disagreement at a final height: the window's block there is off
+            # the new chain, or the new chain has a block where the window holds none.
+            assert v.height <= finalized
+            stored_at = before.at(v.height)
+            assert v.stored == (stored_at.hash if stored_at else None)
+            if stored_at is not None:
+                assert stored_at not in new_set
+            else:
+                assert any(r.number == v.height for r in new_set)
             continue  # the chain halts; the model keeps the old chain and carries on
 
         assert isinstance(f.decision, Advance | Reorg), f.decision
