@@ -36,11 +36,11 @@ from typing import Any, Literal, Protocol, TypeVar
 
 import structlog
 
-from indexer.chains.solana_parse import block_ref, parent_slot, parse_block
+from indexer.chains.solana_parse import ParsedBlock, block_ref, parent_slot, parse_block_families
 from indexer.config import SolanaChainConfig
 from indexer.errors import DataConsistencyError, MalformedReply, RpcError
 from indexer.finality import solana_finalized_height
-from indexer.model import BlockRef, Family, RangeData, TokenEvent
+from indexer.model import BlockRef, ControlEvent, Family, RangeData, TokenEvent
 
 T = TypeVar("T")
 
@@ -294,25 +294,37 @@ class SolanaSource:
             span = min(span * 4, MAX_GET_BLOCKS_RANGE)
         raise RpcError(f"{self.name}: no block at or below slot {slot}")
 
+    def families(self) -> frozenset[Family]:
+        """The families this chain decodes (transfers always; controls unless turned off)."""
+        return frozenset({Family.TRANSFERS, Family.CONTROLS} if self.config.controls else {Family.TRANSFERS})
+
+    def _wanted(self, families: Iterable[Family] | None) -> tuple[bool, bool]:
+        have = self.families()
+        want = have if families is None else frozenset(families)
+        if not want or not want <= have:
+            raise ValueError(f"{self.name}: Solana decodes families {sorted(have)}, not {sorted(want)}")
+        return Family.TRANSFERS in want, Family.CONTROLS in want
+
     async def fetch_range(
         self, start: int, end: int, *, with_headers: bool, families: Iterable[Family] | None = None
     ) -> RangeData:
         """Events of [start, end] (clamped to the confirmed slot; `RangeData.end` says how far the
         range was read). `end_ref` is the last existing block read, or the newest block below the
-        range when it has none; the cursor belongs there, never past a slot not read. Solana
-        chains decode the transfers family only (so far): `families` without it is refused."""
-        if families is not None and Family.TRANSFERS not in families:
-            raise ValueError(f"{self.name}: Solana decodes no events of families {sorted(families)}")
+        range when it has none; the cursor belongs there, never past a slot not read. `families`
+        (default: every family the chain decodes) says which records to return."""
+        transfers, controls = self._wanted(families)
         if end < start:
             raise ValueError(f"empty range [{start}, {end}]")
         tip = await self.head()
         eff_end = min(end, tip)
         slots = await self._blocks(start, eff_end) if start <= eff_end else []
-        replies = await self._gather([self._full_block(s) for s in slots])
+        replies = await self._gather([self._full_block(s, transfers, controls) for s in slots])
         refs: list[BlockRef] = []
         events: list[TokenEvent] = []
+        control_events: list[ControlEvent] = []
         unattributed = 0
-        for s, (ref, evs, unattr, parent) in zip(slots, replies, strict=True):
+        for s, (parsed, parent) in zip(slots, replies, strict=True):
+            ref = parsed.ref
             if refs:
                 prev = refs[-1]
                 if parent != prev.number or ref.parent_hash != prev.hash:
@@ -325,24 +337,26 @@ class SolanaSource:
                     f"{self.name}: block {s} has parent slot {parent} inside the range but getBlocks did not list it"
                 )
             refs.append(ref)
-            events.extend(evs)
-            unattributed += unattr
+            events.extend(parsed.events)
+            control_events.extend(parsed.controls)
+            unattributed += parsed.unattributed
         if unattributed:
             self._log.warning("solana_unattributed_transfers", count=unattributed, start=start, end=eff_end)
         end_ref = refs[-1] if refs else await self.header_at_or_below(min(eff_end, start - 1))
         # What the range continues: its first block's parent slot and blockhash, or (no block in
         # the range) the newest block below it.
-        follows = (replies[0][3], refs[0].parent_hash) if refs else (end_ref.number, end_ref.hash)
+        follows = (replies[0][1], refs[0].parent_hash) if refs else (end_ref.number, end_ref.hash)
         return RangeData(
             start=start,
             end=eff_end,
             events=tuple(events),
             headers=tuple(refs) if with_headers else (),
             end_ref=end_ref,
+            controls=tuple(control_events),
             follows=follows,
         )
 
-    async def _full_block(self, slot: int) -> tuple[BlockRef, list[TokenEvent], int, int]:
+    async def _full_block(self, slot: int, transfers: bool, controls: bool) -> tuple[ParsedBlock, int]:
         try:
             reply = await self._get_block(slot, full=True)
         except MalformedReply:
@@ -353,8 +367,10 @@ class SolanaSource:
                     f"{self.name}: slot {slot} listed by getBlocks has no block now (chain moved): {exc}"
                 ) from None
             raise
-        ref, events, unattributed = parse_block(self.name, self.mint, slot, reply)
-        return ref, events, unattributed, parent_slot(slot, reply)
+        parsed = parse_block_families(
+            self.name, self.mint, slot, reply, transfers=transfers, controls=controls
+        )
+        return parsed, parent_slot(slot, reply)
 
     async def supply_snapshot(self) -> tuple[int, int]:
         """(slot, supply in base units) at the configured commitment."""

@@ -162,6 +162,8 @@ HOLDER_FIELDS = (
     "master_minter",
     "pauser",
     "blacklister",
+    "mint_authority",
+    "freeze_authority",
 )
 
 
