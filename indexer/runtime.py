@@ -28,7 +28,7 @@ from indexer.store.db import EmbeddedPostgres, close_pool, create_pool, migrate
 from indexer.store.keeper import DatabaseKeeper, KeeperSettings
 from indexer.store.store import Store
 from indexer.sync.audit import Auditor
-from indexer.sync.controls import ControlsMonitor
+from indexer.sync.controls import ControlsMonitor, EvmControls, SolanaControls
 from indexer.sync.follower import Follower, FollowerSettings
 from indexer.sync.lease import ChainLease
 from indexer.sync.status import STATES, ChainStatus
@@ -101,7 +101,7 @@ def chain_parts(
         case EvmChainConfig():
             src = EvmSource(chain, pool, decoder=decoder)
             monitor = (
-                ControlsMonitor(chain, src, store, metrics, status)
+                EvmControls(chain, src, store, metrics, status)
                 if src.dispatch.specs(Family.CONTROLS)
                 else None
             )
@@ -132,10 +132,9 @@ def chain_parts(
                 concurrency=chain.max_concurrency,
                 defer_indexes=chain.defer_indexes,
             )
-            # Solana control instructions come with their decoder (issue #14 section 3).
-            return ChainParts(
-                SolanaSource(chain, pool), settings, chain.mint, None, None, audit_range(chain, 64)
-            )
+            sol = SolanaSource(chain, pool)
+            controls = SolanaControls(chain, sol, store, metrics, status) if chain.controls else None
+            return ChainParts(sol, settings, chain.mint, None, controls, audit_range(chain, 64))
         case _:
             assert_never(chain)
 

@@ -29,6 +29,7 @@ callers compare supply only when the finalized slot equals their ref (`supply_sn
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -64,6 +65,20 @@ class JsonRpc(Protocol):
     def pinned(self, label: str) -> JsonRpc: ...
 
     def penalize(self, label: str, reason: str) -> None: ...
+
+
+MAX_MULTIPLE_ACCOUNTS = 100  # getMultipleAccounts' limit
+
+
+def _account_data(value: Any, key: str) -> bytes:
+    """The data of one `getMultipleAccounts` / `getAccountInfo` value (base64 encoding)."""
+    data = value.get("data") if isinstance(value, dict) else None
+    if not isinstance(data, list) or len(data) != 2 or data[1] != "base64" or not isinstance(data[0], str):
+        raise MalformedReply(f"account {key}: data is not [base64, 'base64']: {data!r:.80}")
+    try:
+        return base64.b64decode(data[0], validate=True)
+    except ValueError:
+        raise MalformedReply(f"account {key}: data is not valid base64") from None
 
 
 class SupplySlotMismatch(RpcError):
@@ -397,6 +412,33 @@ class SolanaSource:
             raise
         slot, amount, _ = _token_amount(reply, "getTokenAccountBalance")
         return slot, amount
+
+    async def accounts(self, keys: Sequence[str]) -> tuple[int, list[bytes | None]]:
+        """(slot, data of each account or None when it does not exist) at the configured
+        commitment: one `getMultipleAccounts` (base64) per 100 keys, all at one slot (a node that
+        answers the parts at different slots raises, to be retried at the next check)."""
+        commitment = self.config.finality.commitment
+        slot: int | None = None
+        out: list[bytes | None] = []
+        for i in range(0, len(keys), MAX_MULTIPLE_ACCOUNTS):
+            part = list(keys[i : i + MAX_MULTIPLE_ACCOUNTS])
+            reply = await self._call(
+                "getMultipleAccounts", [part, {"commitment": commitment, "encoding": "base64"}]
+            )
+            if not isinstance(reply, dict) or not isinstance(reply.get("context"), dict):
+                raise MalformedReply(f"getMultipleAccounts result lacks context: {reply!r:.120}")
+            at = _int(reply["context"].get("slot"), "getMultipleAccounts context.slot")
+            if slot is not None and at != slot:
+                raise RpcError(f"getMultipleAccounts answered at slots {slot} and {at}", retryable=True)
+            slot = at
+            values = reply.get("value")
+            if not isinstance(values, list) or len(values) != len(part):
+                raise MalformedReply(f"getMultipleAccounts returned {values!r:.80} for {len(part)} keys")
+            for key, v in zip(part, values, strict=True):
+                out.append(None if v is None else _account_data(v, key))
+        if slot is None:
+            raise ValueError("accounts() needs at least one key")
+        return slot, out
 
     async def total_supply(self, block: BlockRef) -> int:
         slot, amount = await self.supply_snapshot()

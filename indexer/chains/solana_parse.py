@@ -207,6 +207,7 @@ def parse_block_families(
             tx,
             where=f"block {slot} tx {i}",
             controls=controls,
+            tx_index=i,
         )
         if transfers:
             events.extend(parsed.events)
@@ -225,10 +226,11 @@ def parse_transaction(
     *,
     where: str = "transaction",
     controls: bool = False,
+    tx_index: int = 0,
 ) -> ParsedTx:
     """Movements of `mint` in one `{transaction, meta, version?}` object (a `getBlock` entry or a
-    `getTransaction` result); with `controls`, also its control instructions (`ParsedTx.controls`,
-    see `control_events`)."""
+    `getTransaction` result); with `controls`, also its control instructions (`ParsedTx.controls`),
+    placed in the block by `tx_index` (the transaction's position in the block's list)."""
     if not isinstance(tx_with_meta, Mapping):
         raise MalformedReply(f"{where} is not an object")
     meta = tx_with_meta.get("meta")
@@ -273,7 +275,9 @@ def parse_transaction(
     found: tuple[ControlEvent, ...] = ()
     if controls:
         found = tuple(
-            _control_events(chain, mint, slot, block_hash, timestamp, signature, ixs, account_mint, where)
+            _control_events(
+                chain, mint, slot, block_hash, timestamp, signature, tx_index, ixs, account_mint, where
+            )
         )
 
     events: list[TokenEvent] = []
@@ -568,6 +572,16 @@ _ACCOUNT_AUTHORITIES = frozenset({"accountOwner", "closeAccount"})  # of a token
 # freeze authority when it sets one) gives the second `path + SECOND_RECORD`. Inner positions stay
 # below 64 (the runtime's instruction-trace limit), so it never meets another instruction's path.
 SECOND_RECORD = 500
+# A control event's log_index also orders it among the block's transactions (the state it folds
+# into depends on that order, e.g. a Pause and a Resume in one slot): `tx_index * CONTROL_TX_BASE +
+# path`, with paths below 64 * 1000 + 500 + 64.
+CONTROL_TX_BASE = 100_000
+
+
+def control_log_index(tx_index: int, path: int) -> int:
+    if tx_index < 0 or not 0 <= path < CONTROL_TX_BASE:
+        raise ValueError(f"control position ({tx_index}, {path}) out of range")
+    return tx_index * CONTROL_TX_BASE + path
 
 
 @dataclass(frozen=True, slots=True)
@@ -594,6 +608,7 @@ def _control_events(
     block_hash: str,
     timestamp: int,
     signature: str,
+    tx_index: int,
     ixs: Sequence[_Ix],
     account_mint: Mapping[str, str],
     where: str,
@@ -608,7 +623,7 @@ def _control_events(
                 block_number=slot,
                 block_hash=block_hash,
                 tx_hash=signature,
-                log_index=c.path,
+                log_index=control_log_index(tx_index, c.path),
                 kind=c.kind,
                 event=c.event,
                 address=c.address,
