@@ -73,6 +73,9 @@ class ChainParts:
     audit_range_blocks: int  # heights per range-audit re-read (chains[].audit.range_blocks)
 
 
+SIGNATURE_CHUNK_SLOTS = 8192  # slots per backfill fetch with `backfill_source: signatures`
+
+
 def audit_range(chain: ChainConfig, default: int) -> int:
     """Heights per range-audit re-read: the configured value, else the kind's default (500 blocks,
     at most a backfill range, on EVM; 64 slots on Solana)."""
@@ -127,7 +130,8 @@ def chain_parts(
             settings = FollowerSettings(
                 start=chain.start_slot,
                 poll_interval=chain.poll_interval,
-                backfill_chunk=64,
+                # A signature-driven backfill reads per transaction, not per slot: large ranges.
+                backfill_chunk=64 if chain.backfill_source == "blocks" else SIGNATURE_CHUNK_SLOTS,
                 live_batch=64,
                 concurrency=chain.max_concurrency,
                 defer_indexes=chain.defer_indexes,

@@ -38,6 +38,7 @@ from typing import Any, Literal, Protocol, TypeVar
 import structlog
 
 from indexer.chains.solana_parse import ParsedBlock, block_ref, parent_slot, parse_block_families
+from indexer.chains.solana_signatures import SignatureBackfill
 from indexer.config import SolanaChainConfig
 from indexer.errors import DataConsistencyError, MalformedReply, RpcError
 from indexer.finality import solana_finalized_height
@@ -135,6 +136,7 @@ class SolanaSource:
         encoding: Literal["json", "jsonParsed"] = "json",
         logger: Any = None,
         close: Callable[[], Awaitable[None]] | None = None,
+        signatures: bool | None = None,
     ) -> None:
         self.name = config.name
         self.decimals = config.decimals
@@ -147,6 +149,10 @@ class SolanaSource:
         self._close = close
         self._via: dict[str, SolanaSource] = {}
         self.requests: Counter[str] = Counter()  # per RPC method, for measurement and tests
+        # Backfill reads (with_headers=False) at or below the finalized slot through the signature
+        # lists when the chain's `backfill_source` says so (`signatures` overrides it).
+        use = config.backfill_source == "signatures" if signatures is None else signatures
+        self._signatures = SignatureBackfill(self) if use else None
 
     @classmethod
     def from_config(
@@ -191,7 +197,11 @@ class SolanaSource:
         src = self._via.get(label)
         if src is None:
             src = self._via[label] = SolanaSource(
-                self.config, self._rpc.pinned(label), encoding=self.encoding, logger=self._log
+                self.config,
+                self._rpc.pinned(label),
+                encoding=self.encoding,
+                logger=self._log,
+                signatures=False,  # audits re-read a range block by block
             )
         return src
 
@@ -330,6 +340,8 @@ class SolanaSource:
         transfers, controls = self._wanted(families)
         if end < start:
             raise ValueError(f"empty range [{start}, {end}]")
+        if self._signatures is not None and not with_headers and end <= await self._slot("finalized"):
+            return await self._signatures.fetch(start, end, transfers=transfers, controls=controls)
         tip = await self.head()
         eff_end = min(end, tip)
         slots = await self._blocks(start, eff_end) if start <= eff_end else []

@@ -312,6 +312,29 @@ def parse_transaction(
     return ParsedTx(tuple(events), unattributed, found)
 
 
+def accounts_of_mint(mint: str, tx_with_meta: Any, *, where: str = "transaction") -> set[str]:
+    """The token accounts of `mint` a successful transaction shows: its pre/post token balances
+    and the accounts its token instructions name with the mint (initializeAccount*, mintTo, burn,
+    transferChecked). A signature-driven backfill learns the accounts to follow from these."""
+    if not isinstance(tx_with_meta, Mapping):
+        raise MalformedReply(f"{where} is not an object")
+    meta = tx_with_meta.get("meta")
+    if not isinstance(meta, Mapping) or meta.get("err") is not None:
+        return set()
+    message = _req(_req(tx_with_meta, "transaction", Mapping, where), "message", Mapping, where)
+    keys = _account_keys(message, meta, where)
+    out: set[str] = set()
+    for side in ("preTokenBalances", "postTokenBalances"):
+        for b in meta.get(side) or ():
+            if _req(b, "mint", str, f"{where}.meta.{side}[]") == mint:
+                out.add(_key_at(keys, _req(b, "accountIndex", int, f"{where}.meta.{side}[]"), where))
+    for ix in _instructions(message, meta, keys, where):
+        _, named = _token_move(ix, where)
+        if named is not None and named[1] == mint:
+            out.add(named[0])
+    return out
+
+
 def _account_keys(message: Mapping[str, Any], meta: Mapping[str, Any], where: str) -> list[str]:
     raw = message.get("accountKeys")
     if not isinstance(raw, list) or not raw:

@@ -573,6 +573,7 @@ class SolanaRpcServer:
         self.host = host
         self.port = port
         self.calls: Counter[str] = Counter()
+        self.bytes_out: Counter[str] = Counter()  # reply bytes per method (measurement)
         self._runner: web.AppRunner | None = None
         self._methods: dict[str, Callable[[list[Any]], Any]] = {
             "getSlot": self._get_slot,
@@ -630,8 +631,16 @@ class SolanaRpcServer:
                 return self._json(
                     {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "Invalid request"}}
                 )
-            return self._json([self._dispatch(item) for item in body])
-        return self._json(self._dispatch(body))
+            parts = [self._counted(item) for item in body]
+            return web.Response(body=b"[" + b",".join(parts) + b"]", content_type="application/json")
+        return web.Response(body=self._counted(body), content_type="application/json")
+
+    def _counted(self, req: Any) -> bytes:
+        """One request's reply, serialized; its size counted per method (`bytes_out`)."""
+        out = orjson.dumps(self._dispatch(req))
+        method = req.get("method") if isinstance(req, dict) else None
+        self.bytes_out[method if isinstance(method, str) else "?"] += len(out)
+        return out
 
     @staticmethod
     def _json(obj: Any) -> web.Response:

@@ -13,6 +13,7 @@ Every keypair derives from the seed, so the mint address is a constant per (seed
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
 from collections.abc import Callable, Sequence
@@ -24,7 +25,8 @@ from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.message import Message, MessageV0
 from solders.pubkey import Pubkey
-from solders.system_program import CreateAccountParams, create_account
+from solders.system_program import CreateAccountParams, create_account, transfer
+from solders.system_program import TransferParams as TransferLamportsParams
 from solders.token.associated import get_associated_token_address
 from solders.transaction import Transaction, VersionedTransaction
 from spl.token import instructions as spl
@@ -50,7 +52,14 @@ from indexer.devnet.solana_wire import decode_token_account
 # size, the account type byte, then one TLV entry (type u16, length u16, authority 32 + paused 1).
 PAUSABLE_MINT_SIZE = 165 + 1 + 4 + 33
 
-__all__ = ["TOKEN_2022_PROGRAM_ID", "TOKEN_PROGRAM_ID", "SolanaTraffic", "devnet_mint", "keypair_for"]
+__all__ = [
+    "TOKEN_2022_PROGRAM_ID",
+    "TOKEN_PROGRAM_ID",
+    "NoiseTraffic",
+    "SolanaTraffic",
+    "devnet_mint",
+    "keypair_for",
+]
 
 
 def keypair_for(seed: int, label: str) -> Keypair:
@@ -462,3 +471,33 @@ class SolanaTraffic:
         fn()
         self.counts[name] = self.counts.get(name, 0) + 1
         return name
+
+
+class NoiseTraffic:
+    """Transactions unrelated to the indexed mint, to fill blocks as on mainnet: SOL transfers
+    between funded keys and random traffic of another mint (`other`, its own SolanaTraffic)."""
+
+    def __init__(self, ledger: SolanaLedger, *, seed: int = 1000, keys: int = 16) -> None:
+        self.ledger = ledger
+        self.keys = [keypair_for(seed, f"noise:{i}") for i in range(keys)]
+        self.other = SolanaTraffic(ledger, seed=seed, owners=8)
+        self._n = 0
+
+    def setup(self) -> None:
+        for kp in self.keys:
+            self.ledger.fund(kp.pubkey(), 10**12)
+        self.other.setup()
+
+    def step(self, rng: random.Random) -> None:
+        self._n += 1
+        if rng.random() < 0.5:
+            self.other.step(rng)
+            return
+        src, dst = rng.sample(self.keys, 2)
+        ix = transfer(
+            TransferLamportsParams(from_pubkey=src.pubkey(), to_pubkey=dst.pubkey(), lamports=self._n)
+        )
+        blockhash = Hash.from_string(self.ledger.blocks[self.ledger.commitment_slot("processed")].blockhash)
+        msg = Message.new_with_blockhash([ix], src.pubkey(), blockhash)
+        with contextlib.suppress(TransactionRejected):
+            self.ledger.submit(Transaction([src], msg, blockhash))
