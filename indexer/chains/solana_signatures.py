@@ -17,9 +17,10 @@ For a range [start, end] at or below the chain's finalized slot:
 3. Every listed signature in the range, deduplicated, is read once with `getTransaction`
    (failed transactions, marked by the list's `err`, are not read: they move nothing) and parsed
    by the same parser as the block path.
-4. For each slot that holds a decoded event, `getBlock(transactionDetails=signatures)` gives the
-   block's hash and time, proves each transaction is in that block, and places it (the
-   transaction's index orders control events within the slot, as the block path does).
+4. For each slot that holds a decoded event, one `getBlock` gives the block's hash and time:
+   `transactionDetails=none` when the slot holds transfers only, `signatures` when it holds a
+   control event, whose transaction's index in the block orders it within the slot (as the block
+   path does; the list also proves the transaction is in that block).
 5. The range's `end_ref` and `follows` come from `getBlocks` and two header reads, as in the
    block path, so the follower's link and reorg checks are the same.
 
@@ -143,16 +144,21 @@ class SignatureBackfill:
             )
         return reply
 
-    async def _block_signatures(self, slot: int) -> tuple[BlockRef, dict[str, int]]:
+    async def _block_signatures(
+        self, slot: int, *, positions: bool
+    ) -> tuple[BlockRef, dict[str, int] | None]:
+        """The block's header, and (`positions`) each transaction's index in it."""
         cfg = {
             "commitment": "finalized",
             "encoding": "json",
-            "transactionDetails": "signatures",
+            "transactionDetails": "signatures" if positions else "none",
             "rewards": False,
             "maxSupportedTransactionVersion": 0,
         }
         reply = await self.src._call("getBlock", [slot, cfg])
         ref = block_ref(slot, reply)
+        if not positions:
+            return ref, None
         sigs = reply.get("signatures")
         if not isinstance(sigs, list) or not all(isinstance(s, str) for s in sigs):
             raise MalformedReply(f"getBlock({slot}, signatures) has no signatures list")
@@ -205,10 +211,14 @@ class SignatureBackfill:
             ]
             if not any(p.events or p.controls for p in probe):
                 return []
-            ref, index = await self._block_signatures(slot)
+            # Control events need the transaction's place in the block (it orders them within the
+            # slot); transfers do not (their identity is the signature and path), so a slot with
+            # transfers only reads just the header. A finalized slot has one block: the listed
+            # transaction is in it.
+            ref, index = await self._block_signatures(slot, positions=any(p.controls for p in probe))
             out: list[tuple[int, ParsedTx]] = []
-            for sig, tx in txs:
-                pos = index.get(sig)
+            for n, (sig, tx) in enumerate(txs):
+                pos = n if index is None else index.get(sig)
                 if pos is None:
                     raise DataConsistencyError(
                         f"{self.src.name}: transaction {sig} is not in block {slot} ({ref.hash})"

@@ -153,6 +153,10 @@ async def test_solana_authorities_freeze_thaw_pause_through_a_fork(
             assert set(check["checked"]) == {"mint_authority", "freeze_authority", "paused", "frozen"}
             events = (await run.get("/api/v1/control-events", chain=CHAIN, limit="1000"))["events"]
             assert Counter(e["kind"] for e in events) == want
+            of_b = await run.get("/api/v1/control-events", chain=CHAIN, address=str(t.atas[1]))
+            assert [e["kind"] for e in of_b["events"]] == ["frozen"]
+            by_kind = await run.get("/api/v1/control-events", chain=CHAIN, kind="unfrozen")
+            assert [e["subject"] for e in by_kind["events"]] == [str(t.atas[0])]
             close = next(e for e in events if e["role"] == "closeAccount")
             assert close["address"] == str(t.atas[2]) and close["subject"] == str(new_mint_auth.pubkey())
             for kind, n in want.items():
