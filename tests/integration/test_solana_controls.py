@@ -168,6 +168,10 @@ async def test_solana_authorities_freeze_thaw_pause_through_a_fork(
             assert run.metric("usd1_control_info", **info) == 1
             for field in ("mint_authority", "freeze_authority", "paused", "frozen"):
                 assert run.metric("usd1_control_mismatch", field=field) == 0, field
+            async with run.http.get(run.base + "/") as r:  # the page's "Contract controls" card
+                page = await r.text()
+            assert f'<td class="mint-authority addr">{mint.mint_authority}</td>' in page
+            assert f'<td class="freeze-authority addr">{mint.freeze_authority}</td>' in page
 
             # Above finality: a freeze (and a pause), indexed at head, then orphaned by a fork.
             assert t.freeze(2)
