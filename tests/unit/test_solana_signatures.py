@@ -122,7 +122,7 @@ async def test_bad_replies_are_clear_errors(
 
 
 async def test_above_the_finalized_slot_reads_blocks() -> None:
-    src = source(getSlot=5)  # finalized (and confirmed) slot 5: the range is read block by block
+    src = source(getSlot=5)  # finalized (and confirmed) slot 5, the range ends at 6: read by blocks
     with pytest.raises(MalformedReply, match=r"getBlocks\(0, 5\)"):  # the block path's listing
-        await src.fetch_range(0, 5, with_headers=False)
+        await src.fetch_range(0, 6, with_headers=False)
     assert src.requests["getSignaturesForAddress"] == 0
