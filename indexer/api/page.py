@@ -197,6 +197,8 @@ async def gather(
         if not contracts:
             continue
         view = await cq.chain_controls(conn, c.name, c.decimals, c.first_height, contracts, ats.get(c.name))
+        if not view.enabled:
+            continue
         head = view.head
         last = head.state.last if head is not None else None
         controls.append(

@@ -196,13 +196,18 @@ class ChainControls:
     finalized: StateAt | None
 
     @property
+    def enabled(self) -> bool:
+        """Controls configured and recording (coverage started): what the API and page show."""
+        return bool(self.contracts) and self.coverage is not None
+
+    @property
     def complete(self) -> bool:
         return self.coverage is not None and self.coverage.from_block <= self.start
 
     def to_json(self, check: dict[str, Any] | None = None) -> dict[str, Any]:
         return {
             "chain": self.chain,
-            "enabled": bool(self.contracts) and self.coverage is not None,
+            "enabled": self.enabled,
             "contracts": [{"address": a, "label": lb, "families": list(f)} for a, lb, f in self.contracts],
             "coverage": None
             if self.coverage is None
