@@ -368,19 +368,48 @@ class SolanaChainConfig(_ChainBase):
     start_slot: int = Field(default=0, ge=0)
     finality: SolanaFinality = SolanaFinality()
     poll_interval: Duration = 0.4
+    # The controls family (issue #14 section 3): SetAuthority of the mint and its token accounts,
+    # InitializeMint*, FreezeAccount / ThawAccount, Token-2022 Pause / Resume. `false`: transfers only.
+    controls: bool = True
+    control_check_interval: Duration = 60.0  # mint and frozen accounts checked against the chain
+    control_check_sample: int = Field(default=16, ge=0, le=100)  # frozen accounts read per check
+    # How a backfill finds the mint's transactions: `blocks` reads every slot's block (getBlock);
+    # `signatures` lists the mint's and its token accounts' transactions (getSignaturesForAddress)
+    # and reads only those (getTransaction): far fewer requests when the mint is in few slots.
+    # Live following near the head always reads blocks.
+    backfill_source: Literal["blocks", "signatures"] = "blocks"
 
     @property
     def first_height(self) -> int:
         return self.start_slot
 
     def control_contracts(self) -> list[tuple[str, str, list[str]]]:
-        return []  # Solana control instructions come with their decoder (issue #14 section 3)
+        return [(self.mint, "token", [SOLANA_CONTROLS])] if self.controls else []
 
     def family_configs(self) -> dict[Family, FamilyConfig]:
-        """Transfers of the mint (SPL Token and Token-2022 instructions, see solana_parse)."""
+        """Transfers of the mint (SPL Token and Token-2022 instructions, see solana_parse), and its
+        control instructions when `controls` is on."""
         config = {self.mint: ["SPL Token Transfer/TransferChecked/MintTo/MintToChecked/Burn/BurnChecked"]}
         fp = hashlib.sha256(f"spl-token {self.mint}".encode()).hexdigest()[:32]
-        return {Family.TRANSFERS: FamilyConfig(fp, config, fillable=False, legacy=True)}
+        out = {Family.TRANSFERS: FamilyConfig(fp, config, fillable=False, legacy=True)}
+        if self.controls:
+            cconfig = {self.mint: list(SOLANA_CONTROL_INSTRUCTIONS)}
+            cfp = hashlib.sha256(f"spl-token-controls {self.mint}".encode()).hexdigest()[:32]
+            out[Family.CONTROLS] = FamilyConfig(cfp, cconfig, fillable=True)
+        return out
+
+
+SOLANA_CONTROLS = "spl_authorities"  # the controls family name a Solana mint lists in the API
+SOLANA_CONTROL_INSTRUCTIONS = (
+    "InitializeMint",
+    "InitializeMint2",
+    "SetAuthority",
+    "FreezeAccount",
+    "ThawAccount",
+    "InitializePausableConfig",
+    "Pause",
+    "Resume",
+)
 
 
 ChainConfig = Annotated[EvmChainConfig | SolanaChainConfig, Field(discriminator="kind")]

@@ -22,9 +22,11 @@ from typing import Literal, assert_never
 import sha3
 
 from indexer.chains.evm_families import ControlFamily
+from indexer.chains.solana_parse import b58encode
 from indexer.model import ControlEvent, ControlKind
 
 ZERO = "0x" + "0" * 40
+NO_AUTHORITY = "none"  # a Solana mint without that authority (COption::None)
 
 
 class Field(StrEnum):
@@ -236,9 +238,9 @@ def expected(state: ControlState, p: Probe) -> str | bool:
         case Field.FROZEN:
             return p.account in c.frozen
         case Field.MINT_AUTHORITY:
-            return c.mint_authority or ZERO
+            return c.mint_authority or NO_AUTHORITY
         case Field.FREEZE_AUTHORITY:
-            return c.freeze_authority or ZERO
+            return c.freeze_authority or NO_AUTHORITY
         case _:
             assert_never(p.field)
 
@@ -252,4 +254,95 @@ def compare(state: ControlState, read: Iterable[tuple[Probe, str | bool]]) -> di
         if value != want:
             who = p.address + (f" {p.account}" if p.account else "")
             diffs.append(f"{p.field.value} of {who}: stored {want}, chain {value}")
+    return out
+
+
+# ---- Solana: the mint account and token accounts (SPL Token / Token-2022 layouts) ---------------
+MINT_SIZE = 82
+TOKEN_ACCOUNT_SIZE = 165
+_ACCOUNT_TYPE_MINT = 1
+_EXTENSION_PAUSABLE = 26  # Token-2022 ExtensionType::PausableConfig: authority (32) + paused (1)
+
+
+@dataclass(frozen=True, slots=True)
+class MintAccount:
+    """What the chain's mint account says: authorities (None: COption::None), supply, and
+    Token-2022's pausable state (None: the mint has no PausableConfig extension)."""
+
+    mint_authority: str | None
+    freeze_authority: str | None
+    supply: int
+    decimals: int
+    paused: bool | None
+
+
+def _coption_key(data: bytes, at: int, what: str) -> str | None:
+    tag = int.from_bytes(data[at : at + 4], "little")
+    if tag == 0:
+        return None
+    if tag != 1:
+        raise ValueError(f"{what}: COption tag {tag} is neither 0 nor 1")
+    return b58encode(data[at + 4 : at + 36])
+
+
+def decode_mint_account(data: bytes) -> MintAccount:
+    """The mint account's data (base64-decoded); ValueError naming what is wrong."""
+    if len(data) < MINT_SIZE:
+        raise ValueError(f"mint account has {len(data)} bytes, fewer than {MINT_SIZE}")
+    if data[45] != 1:
+        raise ValueError("mint account is not initialized")
+    paused: bool | None = None
+    if len(data) > MINT_SIZE:  # Token-2022: padding to 165, account type, then TLV extensions
+        if len(data) <= TOKEN_ACCOUNT_SIZE or data[TOKEN_ACCOUNT_SIZE] != _ACCOUNT_TYPE_MINT:
+            raise ValueError("account is not a mint (Token-2022 account type is not Mint)")
+        at = TOKEN_ACCOUNT_SIZE + 1
+        while at + 4 <= len(data):
+            etype = int.from_bytes(data[at : at + 2], "little")
+            length = int.from_bytes(data[at + 2 : at + 4], "little")
+            if etype == 0:  # Uninitialized: the rest is unused
+                break
+            body = data[at + 4 : at + 4 + length]
+            if len(body) != length:
+                raise ValueError(f"mint extension {etype} runs past the account's data")
+            if etype == _EXTENSION_PAUSABLE:
+                if length < 33:
+                    raise ValueError(f"PausableConfig extension has {length} bytes, fewer than 33")
+                paused = body[32] != 0
+            at += 4 + length
+    return MintAccount(
+        mint_authority=_coption_key(data, 0, "mint authority"),
+        freeze_authority=_coption_key(data, 46, "freeze authority"),
+        supply=int.from_bytes(data[36:44], "little"),
+        decimals=data[44],
+        paused=paused,
+    )
+
+
+def token_account_frozen(data: bytes, mint: str) -> bool:
+    """Whether a token account of `mint` is frozen (AccountState::Frozen); ValueError when the data
+    is no initialized token account of that mint."""
+    if len(data) < TOKEN_ACCOUNT_SIZE:
+        raise ValueError(f"token account has {len(data)} bytes, fewer than {TOKEN_ACCOUNT_SIZE}")
+    if b58encode(data[0:32]) != mint:
+        raise ValueError(f"token account belongs to mint {b58encode(data[0:32])}, not {mint}")
+    state = data[108]
+    if state == 0:
+        raise ValueError("token account is not initialized")
+    return state == 2
+
+
+def solana_plan(state: ControlState, *, sample: int, offset: int = 0) -> list[Probe]:
+    """What to read of a Solana mint: its authorities, paused (read, compared only when the mint
+    has the pausable extension or an event paused it), and `sample` of the frozen accounts."""
+    t = state.token
+    out = [
+        Probe(Field.MINT_AUTHORITY, t.address, "address"),
+        Probe(Field.FREEZE_AUTHORITY, t.address, "address"),
+        Probe(Field.PAUSED, t.address, "bool"),
+    ]
+    if t.frozen and sample > 0:
+        accounts = sorted(t.frozen)
+        start = offset % len(accounts)
+        for a in (accounts[start:] + accounts[:start])[:sample]:
+            out.append(Probe(Field.FROZEN, t.address, "bool", account=a))
     return out

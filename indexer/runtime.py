@@ -28,7 +28,7 @@ from indexer.store.db import EmbeddedPostgres, close_pool, create_pool, migrate
 from indexer.store.keeper import DatabaseKeeper, KeeperSettings
 from indexer.store.store import Store
 from indexer.sync.audit import Auditor
-from indexer.sync.controls import ControlsMonitor
+from indexer.sync.controls import ControlsMonitor, EvmControls, SolanaControls
 from indexer.sync.follower import Follower, FollowerSettings
 from indexer.sync.lease import ChainLease
 from indexer.sync.status import STATES, ChainStatus
@@ -73,6 +73,9 @@ class ChainParts:
     audit_range_blocks: int  # heights per range-audit re-read (chains[].audit.range_blocks)
 
 
+SIGNATURE_CHUNK_SLOTS = 8192  # slots per backfill fetch with `backfill_source: signatures`
+
+
 def audit_range(chain: ChainConfig, default: int) -> int:
     """Heights per range-audit re-read: the configured value, else the kind's default (500 blocks,
     at most a backfill range, on EVM; 64 slots on Solana)."""
@@ -101,7 +104,7 @@ def chain_parts(
         case EvmChainConfig():
             src = EvmSource(chain, pool, decoder=decoder)
             monitor = (
-                ControlsMonitor(chain, src, store, metrics, status)
+                EvmControls(chain, src, store, metrics, status)
                 if src.dispatch.specs(Family.CONTROLS)
                 else None
             )
@@ -127,15 +130,15 @@ def chain_parts(
             settings = FollowerSettings(
                 start=chain.start_slot,
                 poll_interval=chain.poll_interval,
-                backfill_chunk=64,
+                # A signature-driven backfill reads per transaction, not per slot: large ranges.
+                backfill_chunk=64 if chain.backfill_source == "blocks" else SIGNATURE_CHUNK_SLOTS,
                 live_batch=64,
                 concurrency=chain.max_concurrency,
                 defer_indexes=chain.defer_indexes,
             )
-            # Solana control instructions come with their decoder (issue #14 section 3).
-            return ChainParts(
-                SolanaSource(chain, pool), settings, chain.mint, None, None, audit_range(chain, 64)
-            )
+            sol = SolanaSource(chain, pool)
+            controls = SolanaControls(chain, sol, store, metrics, status) if chain.controls else None
+            return ChainParts(sol, settings, chain.mint, None, controls, audit_range(chain, 64))
         case _:
             assert_never(chain)
 

@@ -202,6 +202,7 @@ async def gather(
         controls.append(
             {
                 "chain": c.name,
+                "kind": c.kind,
                 "state": None if head is None else head.state.token,
                 "frozen": None if head is None else Figure(head.frozen_raw, c.decimals),
                 "last": last,

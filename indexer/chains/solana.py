@@ -29,6 +29,7 @@ callers compare supply only when the finalized slot equals their ref (`supply_sn
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -36,11 +37,12 @@ from typing import Any, Literal, Protocol, TypeVar
 
 import structlog
 
-from indexer.chains.solana_parse import block_ref, parent_slot, parse_block
+from indexer.chains.solana_parse import ParsedBlock, block_ref, parent_slot, parse_block_families
+from indexer.chains.solana_signatures import SignatureBackfill
 from indexer.config import SolanaChainConfig
 from indexer.errors import DataConsistencyError, MalformedReply, RpcError
 from indexer.finality import solana_finalized_height
-from indexer.model import BlockRef, Family, RangeData, TokenEvent
+from indexer.model import BlockRef, ControlEvent, Family, RangeData, TokenEvent
 
 T = TypeVar("T")
 
@@ -64,6 +66,20 @@ class JsonRpc(Protocol):
     def pinned(self, label: str) -> JsonRpc: ...
 
     def penalize(self, label: str, reason: str) -> None: ...
+
+
+MAX_MULTIPLE_ACCOUNTS = 100  # getMultipleAccounts' limit
+
+
+def _account_data(value: Any, key: str) -> bytes:
+    """The data of one `getMultipleAccounts` / `getAccountInfo` value (base64 encoding)."""
+    data = value.get("data") if isinstance(value, dict) else None
+    if not isinstance(data, list) or len(data) != 2 or data[1] != "base64" or not isinstance(data[0], str):
+        raise MalformedReply(f"account {key}: data is not [base64, 'base64']: {data!r:.80}")
+    try:
+        return base64.b64decode(data[0], validate=True)
+    except ValueError:
+        raise MalformedReply(f"account {key}: data is not valid base64") from None
 
 
 class SupplySlotMismatch(RpcError):
@@ -120,6 +136,7 @@ class SolanaSource:
         encoding: Literal["json", "jsonParsed"] = "json",
         logger: Any = None,
         close: Callable[[], Awaitable[None]] | None = None,
+        signatures: bool | None = None,
     ) -> None:
         self.name = config.name
         self.decimals = config.decimals
@@ -132,6 +149,10 @@ class SolanaSource:
         self._close = close
         self._via: dict[str, SolanaSource] = {}
         self.requests: Counter[str] = Counter()  # per RPC method, for measurement and tests
+        # Backfill reads (with_headers=False) at or below the finalized slot through the signature
+        # lists when the chain's `backfill_source` says so (`signatures` overrides it).
+        use = config.backfill_source == "signatures" if signatures is None else signatures
+        self._signatures = SignatureBackfill(self) if use else None
 
     @classmethod
     def from_config(
@@ -176,7 +197,11 @@ class SolanaSource:
         src = self._via.get(label)
         if src is None:
             src = self._via[label] = SolanaSource(
-                self.config, self._rpc.pinned(label), encoding=self.encoding, logger=self._log
+                self.config,
+                self._rpc.pinned(label),
+                encoding=self.encoding,
+                logger=self._log,
+                signatures=False,  # audits re-read a range block by block
             )
         return src
 
@@ -294,25 +319,39 @@ class SolanaSource:
             span = min(span * 4, MAX_GET_BLOCKS_RANGE)
         raise RpcError(f"{self.name}: no block at or below slot {slot}")
 
+    def families(self) -> frozenset[Family]:
+        """The families this chain decodes (transfers always; controls unless turned off)."""
+        return frozenset({Family.TRANSFERS, Family.CONTROLS} if self.config.controls else {Family.TRANSFERS})
+
+    def _wanted(self, families: Iterable[Family] | None) -> tuple[bool, bool]:
+        have = self.families()
+        want = have if families is None else frozenset(families)
+        if not want or not want <= have:
+            raise ValueError(f"{self.name}: Solana decodes families {sorted(have)}, not {sorted(want)}")
+        return Family.TRANSFERS in want, Family.CONTROLS in want
+
     async def fetch_range(
         self, start: int, end: int, *, with_headers: bool, families: Iterable[Family] | None = None
     ) -> RangeData:
         """Events of [start, end] (clamped to the confirmed slot; `RangeData.end` says how far the
         range was read). `end_ref` is the last existing block read, or the newest block below the
-        range when it has none; the cursor belongs there, never past a slot not read. Solana
-        chains decode the transfers family only (so far): `families` without it is refused."""
-        if families is not None and Family.TRANSFERS not in families:
-            raise ValueError(f"{self.name}: Solana decodes no events of families {sorted(families)}")
+        range when it has none; the cursor belongs there, never past a slot not read. `families`
+        (default: every family the chain decodes) says which records to return."""
+        transfers, controls = self._wanted(families)
         if end < start:
             raise ValueError(f"empty range [{start}, {end}]")
+        if self._signatures is not None and not with_headers and end <= await self._slot("finalized"):
+            return await self._signatures.fetch(start, end, transfers=transfers, controls=controls)
         tip = await self.head()
         eff_end = min(end, tip)
         slots = await self._blocks(start, eff_end) if start <= eff_end else []
-        replies = await self._gather([self._full_block(s) for s in slots])
+        replies = await self._gather([self._full_block(s, transfers, controls) for s in slots])
         refs: list[BlockRef] = []
         events: list[TokenEvent] = []
+        control_events: list[ControlEvent] = []
         unattributed = 0
-        for s, (ref, evs, unattr, parent) in zip(slots, replies, strict=True):
+        for s, (parsed, parent) in zip(slots, replies, strict=True):
+            ref = parsed.ref
             if refs:
                 prev = refs[-1]
                 if parent != prev.number or ref.parent_hash != prev.hash:
@@ -325,24 +364,26 @@ class SolanaSource:
                     f"{self.name}: block {s} has parent slot {parent} inside the range but getBlocks did not list it"
                 )
             refs.append(ref)
-            events.extend(evs)
-            unattributed += unattr
+            events.extend(parsed.events)
+            control_events.extend(parsed.controls)
+            unattributed += parsed.unattributed
         if unattributed:
             self._log.warning("solana_unattributed_transfers", count=unattributed, start=start, end=eff_end)
         end_ref = refs[-1] if refs else await self.header_at_or_below(min(eff_end, start - 1))
         # What the range continues: its first block's parent slot and blockhash, or (no block in
         # the range) the newest block below it.
-        follows = (replies[0][3], refs[0].parent_hash) if refs else (end_ref.number, end_ref.hash)
+        follows = (replies[0][1], refs[0].parent_hash) if refs else (end_ref.number, end_ref.hash)
         return RangeData(
             start=start,
             end=eff_end,
             events=tuple(events),
             headers=tuple(refs) if with_headers else (),
             end_ref=end_ref,
+            controls=tuple(control_events),
             follows=follows,
         )
 
-    async def _full_block(self, slot: int) -> tuple[BlockRef, list[TokenEvent], int, int]:
+    async def _full_block(self, slot: int, transfers: bool, controls: bool) -> tuple[ParsedBlock, int]:
         try:
             reply = await self._get_block(slot, full=True)
         except MalformedReply:
@@ -353,8 +394,10 @@ class SolanaSource:
                     f"{self.name}: slot {slot} listed by getBlocks has no block now (chain moved): {exc}"
                 ) from None
             raise
-        ref, events, unattributed = parse_block(self.name, self.mint, slot, reply)
-        return ref, events, unattributed, parent_slot(slot, reply)
+        parsed = parse_block_families(
+            self.name, self.mint, slot, reply, transfers=transfers, controls=controls
+        )
+        return parsed, parent_slot(slot, reply)
 
     async def supply_snapshot(self) -> tuple[int, int]:
         """(slot, supply in base units) at the configured commitment."""
@@ -381,6 +424,33 @@ class SolanaSource:
             raise
         slot, amount, _ = _token_amount(reply, "getTokenAccountBalance")
         return slot, amount
+
+    async def accounts(self, keys: Sequence[str]) -> tuple[int, list[bytes | None]]:
+        """(slot, data of each account or None when it does not exist) at the configured
+        commitment: one `getMultipleAccounts` (base64) per 100 keys, all at one slot (a node that
+        answers the parts at different slots raises, to be retried at the next check)."""
+        commitment = self.config.finality.commitment
+        slot: int | None = None
+        out: list[bytes | None] = []
+        for i in range(0, len(keys), MAX_MULTIPLE_ACCOUNTS):
+            part = list(keys[i : i + MAX_MULTIPLE_ACCOUNTS])
+            reply = await self._call(
+                "getMultipleAccounts", [part, {"commitment": commitment, "encoding": "base64"}]
+            )
+            if not isinstance(reply, dict) or not isinstance(reply.get("context"), dict):
+                raise MalformedReply(f"getMultipleAccounts result lacks context: {reply!r:.120}")
+            at = _int(reply["context"].get("slot"), "getMultipleAccounts context.slot")
+            if slot is not None and at != slot:
+                raise RpcError(f"getMultipleAccounts answered at slots {slot} and {at}", retryable=True)
+            slot = at
+            values = reply.get("value")
+            if not isinstance(values, list) or len(values) != len(part):
+                raise MalformedReply(f"getMultipleAccounts returned {values!r:.80} for {len(part)} keys")
+            for key, v in zip(part, values, strict=True):
+                out.append(None if v is None else _account_data(v, key))
+        if slot is None:
+            raise ValueError("accounts() needs at least one key")
+        return slot, out
 
     async def total_supply(self, block: BlockRef) -> int:
         slot, amount = await self.supply_snapshot()

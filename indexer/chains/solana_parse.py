@@ -31,14 +31,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from indexer.errors import MalformedReply
-from indexer.model import BlockRef, EventKind, TokenEvent
+from indexer.model import BlockRef, ControlEvent, ControlKind, EventKind, TokenEvent
 
 TOKEN_PROGRAM_ID = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
 TOKEN_2022_PROGRAM_ID = "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb"
 TOKEN_PROGRAMS = frozenset({TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID})
 
 # SPL Token instruction tags (shared by Token-2022 for these instructions).
+TAG_INITIALIZE_MINT = 0
 TAG_INITIALIZE_ACCOUNT = 1
+TAG_SET_AUTHORITY = 6
+TAG_FREEZE_ACCOUNT = 10
+TAG_THAW_ACCOUNT = 11
+TAG_INITIALIZE_MINT2 = 20
+TAG_PAUSABLE_EXTENSION = 44  # Token-2022 only: sub-tag 0 Initialize, 1 Pause, 2 Resume
 TAG_TRANSFER = 3
 TAG_MINT_TO = 7
 TAG_BURN = 8
@@ -93,10 +99,30 @@ def b58decode(text: str) -> bytes:
     return b"\x00" * pad + body
 
 
+def b58encode(data: bytes) -> str:
+    """Bytes to base58 (Bitcoin alphabet): a public key as the RPC prints it."""
+    n = int.from_bytes(data, "big")
+    out = []
+    while n:
+        n, r = divmod(n, 58)
+        out.append(_B58_ALPHABET[r])
+    pad = len(data) - len(data.lstrip(b"\x00"))
+    return "1" * pad + "".join(reversed(out))
+
+
 @dataclass(frozen=True, slots=True)
 class ParsedTx:
     events: tuple[TokenEvent, ...]
     unattributed: int = 0  # plain transfers whose mint could not be determined
+    controls: tuple[ControlEvent, ...] = ()  # only when asked for (`controls=True`)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedBlock:
+    ref: BlockRef
+    events: list[TokenEvent]
+    unattributed: int
+    controls: list[ControlEvent]
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,19 +181,39 @@ def parent_slot(slot: int, block: Mapping[str, Any]) -> int:
 def parse_block(chain: str, mint: str, slot: int, block: Any) -> tuple[BlockRef, list[TokenEvent], int]:
     """Header, events of `mint` and the count of unattributable plain transfers of a full
     `getBlock` result (transactionDetails `full`, encoding `json` or `jsonParsed`)."""
+    b = parse_block_families(chain, mint, slot, block, transfers=True, controls=False)
+    return b.ref, b.events, b.unattributed
+
+
+def parse_block_families(
+    chain: str, mint: str, slot: int, block: Any, *, transfers: bool, controls: bool
+) -> ParsedBlock:
+    """`parse_block` for the families asked for: transfers (TokenEvent) and/or controls
+    (ControlEvent) of `mint`."""
     ref = block_ref(slot, block)
     txs = block.get("transactions")
     if not isinstance(txs, list):
         raise MalformedReply(f"block {slot} has no transactions list (requested transactionDetails=full?)")
     events: list[TokenEvent] = []
+    control_events: list[ControlEvent] = []
     unattributed = 0
     for i, tx in enumerate(txs):
         parsed = parse_transaction(
-            chain, mint, slot, ref.hash, ref.timestamp, tx, where=f"block {slot} tx {i}"
+            chain,
+            mint,
+            slot,
+            ref.hash,
+            ref.timestamp,
+            tx,
+            where=f"block {slot} tx {i}",
+            controls=controls,
+            tx_index=i,
         )
-        events.extend(parsed.events)
-        unattributed += parsed.unattributed
-    return ref, events, unattributed
+        if transfers:
+            events.extend(parsed.events)
+            unattributed += parsed.unattributed
+        control_events.extend(parsed.controls)
+    return ParsedBlock(ref, events, unattributed, control_events)
 
 
 def parse_transaction(
@@ -179,9 +225,12 @@ def parse_transaction(
     tx_with_meta: Any,
     *,
     where: str = "transaction",
+    controls: bool = False,
+    tx_index: int = 0,
 ) -> ParsedTx:
     """Movements of `mint` in one `{transaction, meta, version?}` object (a `getBlock` entry or a
-    `getTransaction` result)."""
+    `getTransaction` result); with `controls`, also its control instructions (`ParsedTx.controls`),
+    placed in the block by `tx_index` (the transaction's position in the block's list)."""
     if not isinstance(tx_with_meta, Mapping):
         raise MalformedReply(f"{where} is not an object")
     meta = tx_with_meta.get("meta")
@@ -223,6 +272,13 @@ def parse_transaction(
             account_mint.setdefault(named[0], named[1])
         if move is not None:
             moves.append(move)
+    found: tuple[ControlEvent, ...] = ()
+    if controls:
+        found = tuple(
+            _control_events(
+                chain, mint, slot, block_hash, timestamp, signature, tx_index, ixs, account_mint, where
+            )
+        )
 
     events: list[TokenEvent] = []
     unattributed = 0
@@ -253,7 +309,30 @@ def parse_transaction(
                 timestamp=timestamp,
             )
         )
-    return ParsedTx(tuple(events), unattributed)
+    return ParsedTx(tuple(events), unattributed, found)
+
+
+def accounts_of_mint(mint: str, tx_with_meta: Any, *, where: str = "transaction") -> set[str]:
+    """The token accounts of `mint` a successful transaction shows: its pre/post token balances
+    and the accounts its token instructions name with the mint (initializeAccount*, mintTo, burn,
+    transferChecked). A signature-driven backfill learns the accounts to follow from these."""
+    if not isinstance(tx_with_meta, Mapping):
+        raise MalformedReply(f"{where} is not an object")
+    meta = tx_with_meta.get("meta")
+    if not isinstance(meta, Mapping) or meta.get("err") is not None:
+        return set()
+    message = _req(_req(tx_with_meta, "transaction", Mapping, where), "message", Mapping, where)
+    keys = _account_keys(message, meta, where)
+    out: set[str] = set()
+    for side in ("preTokenBalances", "postTokenBalances"):
+        for b in meta.get(side) or ():
+            if _req(b, "mint", str, f"{where}.meta.{side}[]") == mint:
+                out.add(_key_at(keys, _req(b, "accountIndex", int, f"{where}.meta.{side}[]"), where))
+    for ix in _instructions(message, meta, keys, where):
+        _, named = _token_move(ix, where)
+        if named is not None and named[1] == mint:
+            out.add(named[0])
+    return out
 
 
 def _account_keys(message: Mapping[str, Any], meta: Mapping[str, Any], where: str) -> list[str]:
@@ -488,3 +567,315 @@ def _raw_move(
     account = at(spec.dest) if spec.kind is EventKind.MINT else at(spec.source)
     assert account is not None
     return move, (account, mint)
+
+
+# ---- the controls family (issue #14 section 3) -------------------------------------------------
+# SetAuthority's AuthorityType, as the node's jsonParsed names them (index = the u8 on the wire).
+AUTHORITY_TYPES = (
+    "mintTokens",
+    "freezeAccount",
+    "accountOwner",
+    "closeAccount",
+    "transferFeeConfig",
+    "withheldWithdraw",
+    "closeMint",
+    "interestRate",
+    "permanentDelegate",
+    "confidentialTransferMint",
+    "transferHookProgramId",
+    "confidentialTransferFeeConfig",
+    "metadataPointer",
+    "groupPointer",
+    "groupMemberPointer",
+    "scaledUiAmount",
+    "pause",
+)
+_ACCOUNT_AUTHORITIES = frozenset({"accountOwner", "closeAccount"})  # of a token account, not the mint
+# An instruction that records two control events (InitializeMint: the mint authority, and the
+# freeze authority when it sets one) gives the second `path + SECOND_RECORD`. Inner positions stay
+# below 64 (the runtime's instruction-trace limit), so it never meets another instruction's path.
+SECOND_RECORD = 500
+# A control event's log_index also orders it among the block's transactions (the state it folds
+# into depends on that order, e.g. a Pause and a Resume in one slot): `tx_index * CONTROL_TX_BASE +
+# path`, with paths below 64 * 1000 + 500 + 64.
+CONTROL_TX_BASE = 100_000
+
+
+def control_log_index(tx_index: int, path: int) -> int:
+    if tx_index < 0 or not 0 <= path < CONTROL_TX_BASE:
+        raise ValueError(f"control position ({tx_index}, {path}) out of range")
+    return tx_index * CONTROL_TX_BASE + path
+
+
+@dataclass(frozen=True, slots=True)
+class _Control:
+    """One control instruction, normalized over the two encodings. `mint` is the mint it names;
+    None for a token account's SetAuthority (attributed through the account map, like a plain
+    Transfer). `address` is what it acts on: the mint, or the token account."""
+
+    path: int
+    kind: ControlKind
+    event: str
+    address: str
+    mint: str | None
+    subject: str | None = None
+    previous: str | None = None
+    actor: str | None = None
+    role: str | None = None
+
+
+def _control_events(
+    chain: str,
+    mint: str,
+    slot: int,
+    block_hash: str,
+    timestamp: int,
+    signature: str,
+    tx_index: int,
+    ixs: Sequence[_Ix],
+    account_mint: Mapping[str, str],
+    where: str,
+) -> Iterator[ControlEvent]:
+    for ix in ixs:
+        for c in _token_controls(ix, where):
+            owner_mint = c.mint if c.mint is not None else account_mint.get(c.address)
+            if owner_mint != mint:
+                continue
+            yield ControlEvent(
+                chain=chain,
+                block_number=slot,
+                block_hash=block_hash,
+                tx_hash=signature,
+                log_index=control_log_index(tx_index, c.path),
+                kind=c.kind,
+                event=c.event,
+                address=c.address,
+                subject=c.subject,
+                previous=c.previous,
+                actor=c.actor,
+                role=c.role,
+                timestamp=timestamp,
+            )
+
+
+def _set_authority(
+    path: int, where: str, owned: str, authority_type: str, new: str | None, current: str | None
+) -> _Control:
+    if authority_type in _ACCOUNT_AUTHORITIES:
+        return _Control(
+            path,
+            ControlKind.AUTHORITY_CHANGED,
+            "SetAuthority",
+            owned,
+            None,
+            new,
+            current,
+            current,
+            authority_type,
+        )
+    kind = {
+        "mintTokens": ControlKind.MINT_AUTHORITY_CHANGED,
+        "freezeAccount": ControlKind.FREEZE_AUTHORITY_CHANGED,
+    }.get(authority_type, ControlKind.AUTHORITY_CHANGED)
+    return _Control(path, kind, "SetAuthority", owned, owned, new, current, current, authority_type)
+
+
+def _initialize_mint(path: int, event: str, mint: str, authority: str, freeze: str | None) -> list[_Control]:
+    out = [
+        _Control(path, ControlKind.MINT_AUTHORITY_CHANGED, event, mint, mint, authority, role="mintTokens")
+    ]
+    if freeze is not None:
+        out.append(
+            _Control(
+                path + SECOND_RECORD,
+                ControlKind.FREEZE_AUTHORITY_CHANGED,
+                event,
+                mint,
+                mint,
+                freeze,
+                role="freezeAccount",
+            )
+        )
+    return out
+
+
+def _token_controls(ix: _Ix, where: str) -> list[_Control]:
+    """The control records of one token-program instruction (usually none)."""
+    w = f"{where} instruction {ix.outer}" + ("" if ix.inner is None else f".{ix.inner}")
+    path = encode_path(ix.outer, ix.inner)
+    if ix.parsed is not None:
+        return _parsed_controls(ix.program_id, ix.parsed, path, w)
+    assert ix.accounts is not None and ix.data is not None
+    return _raw_controls(ix.program_id, ix.accounts, b58decode(ix.data), path, w)
+
+
+def _pubkey_b58(data: bytes) -> str:
+    return b58encode(data)
+
+
+def _raw_controls(program_id: str, accounts: Sequence[str], data: bytes, path: int, w: str) -> list[_Control]:
+    if not data:
+        return []
+    tag = data[0]
+
+    def need(n_data: int, n_accounts: int, name: str) -> None:
+        if len(data) < n_data or len(accounts) < n_accounts:
+            raise MalformedReply(
+                f"{w}: {name} has {len(data)} data bytes / {len(accounts)} accounts "
+                f"(needs {n_data} / {n_accounts})"
+            )
+
+    def option_key(at: int, name: str) -> tuple[str | None, int]:
+        """A packed COption<Pubkey> at `at`: (key or None, bytes used)."""
+        need(at + 1, 0, name)
+        match data[at]:
+            case 0:
+                return None, 1
+            case 1:
+                need(at + 33, 0, name)
+                return _pubkey_b58(data[at + 1 : at + 33]), 33
+            case flag:
+                raise MalformedReply(f"{w}: {name} has option flag {flag} (not 0 or 1)")
+
+    match tag:
+        case 6:  # SetAuthority: [owned, current authority, signers...]; u8 type, COption<Pubkey>
+            need(3, 2, "SetAuthority")
+            if data[1] >= len(AUTHORITY_TYPES):
+                raise MalformedReply(f"{w}: SetAuthority with unknown authority type {data[1]}")
+            new, _ = option_key(2, "SetAuthority")
+            return [_set_authority(path, w, accounts[0], AUTHORITY_TYPES[data[1]], new, accounts[1])]
+        case 10 | 11:  # FreezeAccount / ThawAccount: [account, mint, authority]
+            name = "FreezeAccount" if tag == 10 else "ThawAccount"
+            need(1, 3, name)
+            kind = ControlKind.FROZEN if tag == 10 else ControlKind.UNFROZEN
+            return [_Control(path, kind, name, accounts[1], accounts[1], accounts[0], actor=accounts[2])]
+        case 0:  # InitializeMint: [mint, rent]; u8 decimals, Pubkey, COption<Pubkey>
+            need(35, 1, "InitializeMint")
+            freeze, _ = option_key(34, "InitializeMint")
+            return _initialize_mint(path, "InitializeMint", accounts[0], _pubkey_b58(data[2:34]), freeze)
+        case 20:  # InitializeMint2: [mint]
+            need(35, 1, "InitializeMint2")
+            freeze, _ = option_key(34, "InitializeMint2")
+            return _initialize_mint(path, "InitializeMint2", accounts[0], _pubkey_b58(data[2:34]), freeze)
+        case 44 if program_id == TOKEN_2022_PROGRAM_ID:  # PausableExtension
+            need(2, 1, "PausableExtension")
+            match data[1]:
+                case 0:  # Initialize {authority: Pubkey} on [mint], before InitializeMint
+                    need(34, 1, "InitializePausableConfig")
+                    key = _pubkey_b58(data[2:34])
+                    return [
+                        _Control(
+                            path,
+                            ControlKind.AUTHORITY_CHANGED,
+                            "InitializePausableConfig",
+                            accounts[0],
+                            accounts[0],
+                            key,
+                            role="pause",
+                        )
+                    ]
+                case 1 | 2:  # Pause / Resume: [mint, authority]
+                    need(2, 2, "Pause")
+                    paused = data[1] == 1
+                    return [
+                        _Control(
+                            path,
+                            ControlKind.PAUSED if paused else ControlKind.UNPAUSED,
+                            "Pause" if paused else "Resume",
+                            accounts[0],
+                            accounts[0],
+                            actor=accounts[1],
+                        )
+                    ]
+                case sub:
+                    raise MalformedReply(f"{w}: PausableExtension with unknown instruction {sub}")
+        case _:
+            return []
+
+
+def _parsed_controls(program_id: str, parsed: Mapping[str, Any], path: int, w: str) -> list[_Control]:
+    kind = parsed.get("type")
+    if kind not in _PARSED_CONTROL_TYPES:
+        return []
+    info = parsed.get("info")
+    if not isinstance(info, Mapping):
+        raise MalformedReply(f"{w}: parsed {kind} has no info object")
+
+    def s(key: str) -> str:
+        return str(_req(info, key, str, f"{w}.parsed.info"))
+
+    def opt(*keys: str) -> str | None:
+        for key in keys:
+            v = info.get(key)
+            if v is not None:
+                if not isinstance(v, str):
+                    raise MalformedReply(f"{w}.parsed.info.{key} is not a key: {v!r:.60}")
+                return v
+        return None
+
+    match kind:
+        case "setAuthority":
+            atype = s("authorityType")
+            if atype not in AUTHORITY_TYPES:
+                raise MalformedReply(f"{w}: setAuthority with unknown authorityType {atype!r}")
+            owned = opt("mint", "account")
+            if owned is None:
+                raise MalformedReply(f"{w}.parsed.info names neither mint nor account")
+            current = opt("authority", "multisigAuthority")
+            return [_set_authority(path, w, owned, atype, opt("newAuthority"), current)]
+        case "freezeAccount" | "thawAccount":
+            frozen = kind == "freezeAccount"
+            return [
+                _Control(
+                    path,
+                    ControlKind.FROZEN if frozen else ControlKind.UNFROZEN,
+                    "FreezeAccount" if frozen else "ThawAccount",
+                    s("mint"),
+                    s("mint"),
+                    s("account"),
+                    actor=opt("freezeAuthority", "multisigFreezeAuthority"),
+                )
+            ]
+        case "initializeMint" | "initializeMint2":
+            event = "InitializeMint" if kind == "initializeMint" else "InitializeMint2"
+            return _initialize_mint(path, event, s("mint"), s("mintAuthority"), opt("freezeAuthority"))
+        case "initializePausableConfig" if program_id == TOKEN_2022_PROGRAM_ID:
+            return [
+                _Control(
+                    path,
+                    ControlKind.AUTHORITY_CHANGED,
+                    "InitializePausableConfig",
+                    s("mint"),
+                    s("mint"),
+                    opt("authority"),
+                    role="pause",
+                )
+            ]
+        case "pause" | "resume" if program_id == TOKEN_2022_PROGRAM_ID:
+            paused = kind == "pause"
+            return [
+                _Control(
+                    path,
+                    ControlKind.PAUSED if paused else ControlKind.UNPAUSED,
+                    "Pause" if paused else "Resume",
+                    s("mint"),
+                    s("mint"),
+                    actor=opt("authority", "multisigAuthority"),
+                )
+            ]
+        case _:
+            return []
+
+
+_PARSED_CONTROL_TYPES = frozenset(
+    {
+        "setAuthority",
+        "freezeAccount",
+        "thawAccount",
+        "initializeMint",
+        "initializeMint2",
+        "initializePausableConfig",
+        "pause",
+        "resume",
+    }
+)

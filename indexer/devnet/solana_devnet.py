@@ -573,6 +573,7 @@ class SolanaRpcServer:
         self.host = host
         self.port = port
         self.calls: Counter[str] = Counter()
+        self.bytes_out: Counter[str] = Counter()  # reply bytes per method (measurement)
         self._runner: web.AppRunner | None = None
         self._methods: dict[str, Callable[[list[Any]], Any]] = {
             "getSlot": self._get_slot,
@@ -587,6 +588,8 @@ class SolanaRpcServer:
             "getTokenAccountBalance": self._get_token_account_balance,
             "getLatestBlockhash": self._get_latest_blockhash,
             "getBalance": self._get_balance,
+            "getAccountInfo": self._get_account_info,
+            "getMultipleAccounts": self._get_multiple_accounts,
             "sendTransaction": self._send_transaction,
             "getHealth": lambda p: "ok",
             "getVersion": lambda p: {"solana-core": f"{API_VERSION}-usd1-devnet", "feature-set": 0},
@@ -628,8 +631,16 @@ class SolanaRpcServer:
                 return self._json(
                     {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "Invalid request"}}
                 )
-            return self._json([self._dispatch(item) for item in body])
-        return self._json(self._dispatch(body))
+            parts = [self._counted(item) for item in body]
+            return web.Response(body=b"[" + b",".join(parts) + b"]", content_type="application/json")
+        return web.Response(body=self._counted(body), content_type="application/json")
+
+    def _counted(self, req: Any) -> bytes:
+        """One request's reply, serialized; its size counted per method (`bytes_out`)."""
+        out = orjson.dumps(self._dispatch(req))
+        method = req.get("method") if isinstance(req, dict) else None
+        self.bytes_out[method if isinstance(method, str) else "?"] += len(out)
+        return out
 
     @staticmethod
     def _json(obj: Any) -> web.Response:
@@ -864,6 +875,45 @@ class SolanaRpcServer:
             "context": self._context(self.ledger.commitment_slot(c)),
             "value": acct.lamports if acct else 0,
         }
+
+    @staticmethod
+    def _account_json(acct: Account | None, encoding: str) -> dict[str, Any] | None:
+        if acct is None:
+            return None
+        if encoding != "base64":
+            raise RpcFault(
+                INVALID_PARAMS, f"Invalid params: encoding {encoding!r} not supported by the devnet"
+            )
+        return {
+            "data": [base64.b64encode(bytes(acct.data)).decode(), "base64"],
+            "executable": acct.executable,
+            "lamports": acct.lamports,
+            "owner": str(acct.owner),
+            "rentEpoch": 18446744073709551615,
+            "space": len(bytes(acct.data)),
+        }
+
+    def _get_account_info(self, params: list[Any]) -> dict[str, Any]:
+        if not params:
+            raise RpcFault(INVALID_PARAMS, "Invalid params: missing address")
+        cfg = _config(params, 1)
+        c = _commitment(cfg)
+        acct = self.ledger.account(_pubkey(params[0]), c)
+        return {
+            "context": self._context(self.ledger.commitment_slot(c)),
+            "value": self._account_json(acct, cfg.get("encoding", "base64")),
+        }
+
+    def _get_multiple_accounts(self, params: list[Any]) -> dict[str, Any]:
+        if not params or not isinstance(params[0], list):
+            raise RpcFault(INVALID_PARAMS, "Invalid params: expected a list of addresses")
+        if len(params[0]) > 100:
+            raise RpcFault(INVALID_PARAMS, "Too many inputs provided; max 100")
+        cfg = _config(params, 1)
+        c = _commitment(cfg)
+        encoding = cfg.get("encoding", "base64")
+        values = [self._account_json(self.ledger.account(_pubkey(k), c), encoding) for k in params[0]]
+        return {"context": self._context(self.ledger.commitment_slot(c)), "value": values}
 
     def _send_transaction(self, params: list[Any]) -> str:
         if not params or not isinstance(params[0], str):

@@ -13,6 +13,7 @@ Every keypair derives from the seed, so the mint address is a constant per (seed
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
 from collections.abc import Callable, Sequence
@@ -24,17 +25,22 @@ from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.message import Message, MessageV0
 from solders.pubkey import Pubkey
-from solders.system_program import CreateAccountParams, create_account
+from solders.system_program import CreateAccountParams, create_account, transfer
+from solders.system_program import TransferParams as TransferLamportsParams
 from solders.token.associated import get_associated_token_address
 from solders.transaction import Transaction, VersionedTransaction
 from spl.token import instructions as spl
 from spl.token.constants import ASSOCIATED_TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 from spl.token.models import (
+    AuthorityType,
     BurnCheckedParams,
     BurnParams,
+    FreezeAccountParams,
     InitializeMint2Params,
     MintToCheckedParams,
     MintToParams,
+    SetAuthorityParams,
+    ThawAccountParams,
     TransferCheckedParams,
     TransferParams,
 )
@@ -42,7 +48,18 @@ from spl.token.models import (
 from indexer.devnet.solana_devnet import ALT_PROGRAM, SolanaLedger, TransactionRejected
 from indexer.devnet.solana_wire import decode_token_account
 
-__all__ = ["TOKEN_2022_PROGRAM_ID", "TOKEN_PROGRAM_ID", "SolanaTraffic", "devnet_mint", "keypair_for"]
+# A Token-2022 mint with the PausableConfig extension: the base mint padded to the token account
+# size, the account type byte, then one TLV entry (type u16, length u16, authority 32 + paused 1).
+PAUSABLE_MINT_SIZE = 165 + 1 + 4 + 33
+
+__all__ = [
+    "TOKEN_2022_PROGRAM_ID",
+    "TOKEN_PROGRAM_ID",
+    "NoiseTraffic",
+    "SolanaTraffic",
+    "devnet_mint",
+    "keypair_for",
+]
 
 
 def keypair_for(seed: int, label: str) -> Keypair:
@@ -77,7 +94,11 @@ class SolanaTraffic:
         owners: int = 12,
         program_id: Pubkey = TOKEN_PROGRAM_ID,
         decimals: int = 6,
+        freeze_authority: bool = True,
+        pausable: bool = False,
     ) -> None:
+        if pausable and program_id != TOKEN_2022_PROGRAM_ID:
+            raise ValueError("only a Token-2022 mint can be pausable")
         self.ledger = ledger
         self.program_id = program_id
         self.decimals = decimals
@@ -88,6 +109,11 @@ class SolanaTraffic:
         self.atas = [get_associated_token_address(o.pubkey(), self.mint, program_id) for o in self.owners]
         self.alt_key = keypair_for(seed, f"alt:{program_id}").pubkey()
         self.counts: dict[str, int] = {}
+        self.mint_auth = self.payer  # the current mint authority (SetAuthority moves it)
+        self.freeze_auth: Keypair | None = self.payer if freeze_authority else None
+        self.pause_auth: Keypair | None = self.payer if pausable else None
+        self.frozen: set[int] = set()  # owner indexes whose token account is frozen
+        self._extra_keys: list[Keypair] = []
 
     @property
     def mint_address(self) -> str:
@@ -130,29 +156,39 @@ class SolanaTraffic:
         self.ledger.fund(self.payer.pubkey(), 10**12)
         for o in self.owners:
             self.ledger.fund(o.pubkey(), 10**10)
-        rent = self.ledger.svm.minimum_balance_for_rent_exemption(82)
-        ok = self._send(
-            [
-                create_account(
-                    CreateAccountParams(
-                        from_pubkey=self.payer.pubkey(),
-                        to_pubkey=self.mint,
-                        lamports=rent,
-                        space=82,
-                        owner=self.program_id,
-                    )
-                ),
-                spl.initialize_mint2(
-                    InitializeMint2Params(
-                        program_id=self.program_id,
-                        mint=self.mint,
-                        decimals=self.decimals,
-                        mint_authority=self.payer.pubkey(),
-                    )
-                ),
-            ],
-            [self.payer, self.mint_kp],
+        space = PAUSABLE_MINT_SIZE if self.pause_auth is not None else 82
+        rent = self.ledger.svm.minimum_balance_for_rent_exemption(space)
+        init: list[Instruction] = [
+            create_account(
+                CreateAccountParams(
+                    from_pubkey=self.payer.pubkey(),
+                    to_pubkey=self.mint,
+                    lamports=rent,
+                    space=space,
+                    owner=self.program_id,
+                )
+            )
+        ]
+        if self.pause_auth is not None:
+            init.append(
+                Instruction(
+                    self.program_id,
+                    bytes([44, 0]) + bytes(self.pause_auth.pubkey()),
+                    [AccountMeta(self.mint, False, True)],
+                )
+            )
+        init.append(
+            spl.initialize_mint2(
+                InitializeMint2Params(
+                    program_id=self.program_id,
+                    mint=self.mint,
+                    decimals=self.decimals,
+                    mint_authority=self.payer.pubkey(),
+                    freeze_authority=None if self.freeze_auth is None else self.freeze_auth.pubkey(),
+                )
+            )
         )
+        ok = self._send(init, [self.payer, self.mint_kp])
         if not ok:
             raise RuntimeError("solana devnet: creating the mint failed")
         for i in range(0, len(self.owners), 4):
@@ -180,7 +216,7 @@ class SolanaTraffic:
                     program_id=self.program_id,
                     mint=self.mint,
                     dest=self.atas[i],
-                    mint_authority=self.payer.pubkey(),
+                    mint_authority=self.mint_auth.pubkey(),
                     amount=amount,
                     decimals=self.decimals,
                 )
@@ -191,11 +227,11 @@ class SolanaTraffic:
                     program_id=self.program_id,
                     mint=self.mint,
                     dest=self.atas[i],
-                    mint_authority=self.payer.pubkey(),
+                    mint_authority=self.mint_auth.pubkey(),
                     amount=amount,
                 )
             )
-        return self._send([ix], [self.payer])
+        return self._send([ix], self._signers(self.mint_auth))
 
     def _burn_ix(self, i: int, amount: int, checked: bool) -> Instruction:
         owner = self.owners[i].pubkey()
@@ -253,14 +289,14 @@ class SolanaTraffic:
                     program_id=self.program_id,
                     mint=self.mint,
                     dest=self.atas[i],
-                    mint_authority=self.payer.pubkey(),
+                    mint_authority=self.mint_auth.pubkey(),
                     amount=amount,
                 )
             ),
             self._transfer_ix(i, j, amount, False),
             self._burn_ix(j, amount // 2, True),
         ]
-        return self._send(ixs, self._signers(self.owners[i], self.owners[j]))
+        return self._send(ixs, self._signers(self.mint_auth, self.owners[i], self.owners[j]))
 
     def lookup_transfer(self, i: int, j: int, amount: int) -> bool:
         """A v0 transaction whose token accounts and mint are loaded from the lookup table."""
@@ -285,12 +321,12 @@ class SolanaTraffic:
                         program_id=self.program_id,
                         mint=self.mint,
                         dest=nested,
-                        mint_authority=self.payer.pubkey(),
+                        mint_authority=self.mint_auth.pubkey(),
                         amount=amount,
                     )
                 ),
             ],
-            [self.payer],
+            self._signers(self.mint_auth),
         )
         if not ok:
             return False
@@ -318,14 +354,97 @@ class SolanaTraffic:
                     program_id=self.program_id,
                     mint=self.mint,
                     dest=self.atas[j],
-                    mint_authority=self.payer.pubkey(),
+                    mint_authority=self.mint_auth.pubkey(),
                     amount=10**6,
                 )
             ),
             self._transfer_ix(i, j, amount, False),
         ]
-        self._send(ixs, self._signers(self.owners[i]), preflight=False)
+        self._send(ixs, self._signers(self.mint_auth, self.owners[i]), preflight=False)
         return True
+
+    # ---- controls (issue #14 section 3) ----
+
+    def new_key(self, label: str) -> Keypair:
+        kp = keypair_for(len(self._extra_keys), f"authority:{self.program_id}:{label}")
+        self._extra_keys.append(kp)
+        return kp
+
+    def set_mint_authority(self, new: Keypair | None) -> bool:
+        """SetAuthority(MintTokens) on the mint, signed by the current mint authority."""
+        ix = spl.set_authority(
+            SetAuthorityParams(
+                program_id=self.program_id,
+                account=self.mint,
+                authority=AuthorityType.MINT_TOKENS,
+                current_authority=self.mint_auth.pubkey(),
+                new_authority=None if new is None else new.pubkey(),
+            )
+        )
+        ok = self._send([ix], self._signers(self.mint_auth))
+        if ok and new is not None:
+            self.mint_auth = new
+        return ok
+
+    def set_freeze_authority(self, new: Keypair | None) -> bool:
+        assert self.freeze_auth is not None, "the mint has no freeze authority"
+        ix = spl.set_authority(
+            SetAuthorityParams(
+                program_id=self.program_id,
+                account=self.mint,
+                authority=AuthorityType.FREEZE_ACCOUNT,
+                current_authority=self.freeze_auth.pubkey(),
+                new_authority=None if new is None else new.pubkey(),
+            )
+        )
+        ok = self._send([ix], self._signers(self.freeze_auth))
+        if ok:
+            self.freeze_auth = new
+        return ok
+
+    def set_close_authority(self, i: int, new: Keypair) -> bool:
+        """SetAuthority(CloseAccount) on owner i's token account (an account-level authority)."""
+        ix = spl.set_authority(
+            SetAuthorityParams(
+                program_id=self.program_id,
+                account=self.atas[i],
+                authority=AuthorityType.CLOSE_ACCOUNT,
+                current_authority=self.owners[i].pubkey(),
+                new_authority=new.pubkey(),
+            )
+        )
+        return self._send([ix], self._signers(self.owners[i]))
+
+    def freeze(self, i: int, *, thaw: bool = False) -> bool:
+        assert self.freeze_auth is not None, "the mint has no freeze authority"
+        auth = self.freeze_auth.pubkey()
+        ix = (
+            spl.thaw_account(
+                ThawAccountParams(
+                    program_id=self.program_id, account=self.atas[i], mint=self.mint, authority=auth
+                )
+            )
+            if thaw
+            else spl.freeze_account(
+                FreezeAccountParams(
+                    program_id=self.program_id, account=self.atas[i], mint=self.mint, authority=auth
+                )
+            )
+        )
+        ok = self._send([ix], self._signers(self.freeze_auth))
+        if ok:
+            (self.frozen.discard if thaw else self.frozen.add)(i)
+        return ok
+
+    def pause(self, *, resume: bool = False) -> bool:
+        """Token-2022 PausableExtension Pause (or Resume), signed by the pause authority."""
+        assert self.pause_auth is not None, "the mint is not pausable"
+        ix = Instruction(
+            self.program_id,
+            bytes([44, 2 if resume else 1]),
+            [AccountMeta(self.mint, False, True), AccountMeta(self.pause_auth.pubkey(), True, False)],
+        )
+        return self._send([ix], self._signers(self.pause_auth))
 
     def step(self, rng: random.Random) -> str:
         """One random operation; returns its name."""
@@ -352,3 +471,33 @@ class SolanaTraffic:
         fn()
         self.counts[name] = self.counts.get(name, 0) + 1
         return name
+
+
+class NoiseTraffic:
+    """Transactions unrelated to the indexed mint, to fill blocks as on mainnet: SOL transfers
+    between funded keys and random traffic of another mint (`other`, its own SolanaTraffic)."""
+
+    def __init__(self, ledger: SolanaLedger, *, seed: int = 1000, keys: int = 16) -> None:
+        self.ledger = ledger
+        self.keys = [keypair_for(seed, f"noise:{i}") for i in range(keys)]
+        self.other = SolanaTraffic(ledger, seed=seed, owners=8)
+        self._n = 0
+
+    def setup(self) -> None:
+        for kp in self.keys:
+            self.ledger.fund(kp.pubkey(), 10**12)
+        self.other.setup()
+
+    def step(self, rng: random.Random) -> None:
+        self._n += 1
+        if rng.random() < 0.5:
+            self.other.step(rng)
+            return
+        src, dst = rng.sample(self.keys, 2)
+        ix = transfer(
+            TransferLamportsParams(from_pubkey=src.pubkey(), to_pubkey=dst.pubkey(), lamports=self._n)
+        )
+        blockhash = Hash.from_string(self.ledger.blocks[self.ledger.commitment_slot("processed")].blockhash)
+        msg = Message.new_with_blockhash([ix], src.pubkey(), blockhash)
+        with contextlib.suppress(TransactionRejected):
+            self.ledger.submit(Transaction([src], msg, blockhash))

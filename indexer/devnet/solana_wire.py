@@ -9,20 +9,10 @@ from typing import Any
 
 from solders.pubkey import Pubkey
 
-from indexer.chains.solana_parse import TOKEN_PROGRAMS
+from indexer.chains.solana_parse import AUTHORITY_TYPES, TOKEN_PROGRAMS, b58encode
 from indexer.units import to_decimal_str
 
-_B58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-
-
-def b58encode(data: bytes) -> str:
-    n = int.from_bytes(data, "big")
-    out = []
-    while n:
-        n, r = divmod(n, 58)
-        out.append(_B58_ALPHABET[r])
-    pad = len(data) - len(data.lstrip(b"\x00"))
-    return "1" * pad + "".join(reversed(out))
+__all__ = ["b58encode", "decode_mint", "decode_token_account", "render_instruction", "ui_token_amount"]
 
 
 def ui_token_amount(amount: int, decimals: int) -> dict[str, Any]:
@@ -127,7 +117,20 @@ def parse_token_instruction(accounts: Sequence[str], data: bytes) -> dict[str, A
                 "decimals": data[1],
                 "mintAuthority": str(Pubkey.from_bytes(data[2:34])),
             }
+            if len(data) >= 67 and data[34] == 1:
+                mint_info["freezeAuthority"] = str(Pubkey.from_bytes(data[35:67]))
             return {"type": "initializeMint2", "info": mint_info}
+        if tag == 6:
+            atype = AUTHORITY_TYPES[data[1]]
+            owned = "account" if atype in ("accountOwner", "closeAccount") else "mint"
+            new = str(Pubkey.from_bytes(data[3:35])) if data[2] == 1 else None
+            auth = {owned: a[0], "authorityType": atype, "newAuthority": new, "authority": a[1]}
+            return {"type": "setAuthority", "info": auth}
+        if tag in (10, 11):
+            name = "freezeAccount" if tag == 10 else "thawAccount"
+            return {"type": name, "info": {"account": a[0], "mint": a[1], "freezeAuthority": a[2]}}
+        if tag == 44 and data[1] in (1, 2):
+            return {"type": "pause" if data[1] == 1 else "resume", "info": {"mint": a[0], "authority": a[1]}}
         if tag == 22:
             return {"type": "initializeImmutableOwner", "info": {"account": a[0]}}
     except IndexError:

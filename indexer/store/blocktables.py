@@ -113,7 +113,7 @@ _CONTROL_TYPES = (
     "bigint",
     "text",
     "text",
-    "integer",
+    "bigint",
     "text",
     "text",
     "text",

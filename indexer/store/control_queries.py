@@ -21,7 +21,7 @@ from indexer.controls import ContractState, ControlState, fold
 from indexer.model import ControlEvent, ControlKind, Family
 from indexer.store import queries as q
 from indexer.store.db import Conn
-from indexer.store.pagination import CursorCodec, Layout
+from indexer.store.pagination import CursorCodec, IntField, Layout, TextField
 from indexer.units import amount_json
 
 MAX_FROZEN_LISTED = 100  # frozen accounts listed per state (largest balances first); count and sum cover all
@@ -162,6 +162,8 @@ HOLDER_FIELDS = (
     "master_minter",
     "pauser",
     "blacklister",
+    "mint_authority",
+    "freeze_authority",
 )
 
 
@@ -254,7 +256,13 @@ class ControlFilter:
 
 # The control-events cursor: the transfers position, in a scope of its own (a cursor of one route
 # is refused by the other).
-POSITION = Layout("control-events", q.Position, q.POSITION.fields)
+# Its log_index is a bigint (Solana: the transaction's place in the block times 100000 plus the
+# instruction path, store migration 018).
+POSITION = Layout(
+    "control-events",
+    q.Position,
+    (IntField("block_number"), IntField("log_index"), TextField("tx_hash", 128)),
+)
 
 
 @dataclass(frozen=True, slots=True)

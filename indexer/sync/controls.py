@@ -21,17 +21,34 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 
 import sha3
 import structlog
 
 from indexer.chains.evm import EvmSource
 from indexer.chains.evm_families import ControlFamily
-from indexer.config import EvmChainConfig
-from indexer.controls import FREEZE_GETTERS, PAUSE_FAMILIES, ZERO, Field, Probe, compare, fold, plan
+from indexer.chains.solana import SolanaSource
+from indexer.config import EvmChainConfig, SolanaChainConfig
+from indexer.controls import (
+    FREEZE_GETTERS,
+    NO_AUTHORITY,
+    PAUSE_FAMILIES,
+    ZERO,
+    ContractState,
+    Field,
+    MintAccount,
+    Probe,
+    compare,
+    decode_mint_account,
+    fold,
+    plan,
+    solana_plan,
+    token_account_frozen,
+)
 from indexer.errors import RpcError
 from indexer.metrics import Metrics
-from indexer.model import BlockRef, Family
+from indexer.model import BlockRef, ControlKind, Family
 from indexer.store import control_queries as cq
 from indexer.store import queries
 from indexer.store.store import LATEST, Store
@@ -67,20 +84,35 @@ def fields_of(families: dict[str, tuple[ControlFamily, ...]], token: str) -> lis
 
 
 class ControlsMonitor:
+    """What every chain kind's control monitor shares: head and finalized metrics from the store,
+    the mismatch gauges and their start/end logs, counted skips. A kind adds its `check`."""
+
     def __init__(
-        self, cfg: EvmChainConfig, source: EvmSource, store: Store, metrics: Metrics, status: ChainStatus
+        self,
+        *,
+        chain: str,
+        decimals: int,
+        start: int,
+        interval: float,
+        sample: int,
+        store: Store,
+        metrics: Metrics,
+        status: ChainStatus,
+        contracts: list[tuple[str, str]],
+        kinds: Iterable[ControlKind],
+        fields: list[Field],
     ) -> None:
-        d = source.dispatch
-        self.cfg = cfg
-        self.chain = cfg.name
-        self.src = source
+        self.chain = chain
+        self.decimals = decimals
+        self.start = start
+        self.interval = interval
+        self.sample = sample
         self.store = store
         self.metrics = metrics
         self.status = status
-        self.contracts = [(c.address, c.label) for c in d.contracts]
-        self.families = {c.address: c.families for c in d.contracts}
-        self.kinds = d.control_kinds()
-        self.fields = fields_of(self.families, d.token)
+        self.contracts = contracts
+        self.kinds = tuple(kinds)
+        self.fields = fields
         self._final_counts: dict[str, int] = {}
         self._info: tuple[str, str, str] | None = None
         self._mismatch: set[Field] = set()
@@ -90,6 +122,13 @@ class ControlsMonitor:
         self._stale = False
         self._log = log.bind(chain=self.chain)
         metrics.init_controls(self.chain, [k.value for k in self.kinds], [f.value for f in self.fields])
+
+    async def check(self, anchor: BlockRef | None, finalized: int) -> None:
+        raise NotImplementedError
+
+    def info(self, token: ContractState) -> tuple[str, str, str]:
+        """The usd1_control_info labels (owner, admin, implementation)."""
+        return (token.owner or ZERO, token.admin or ZERO, token.implementation or ZERO)
 
     # ---- metrics from the store --------------------------------------------------------------
     async def advance_finalized(self, fin: int) -> None:
@@ -127,39 +166,36 @@ class ControlsMonitor:
         token = head.state.token
         m.paused.labels(c).set(1 if token.paused else 0)
         m.frozen_accounts.labels(c).set(len(token.frozen))
-        m.frozen_tokens.labels(c).set(to_float(head.frozen_raw, self.cfg.decimals))
-        info = (token.owner or ZERO, token.admin or ZERO, token.implementation or ZERO)
+        m.frozen_tokens.labels(c).set(to_float(head.frozen_raw, self.decimals))
+        info = self.info(token)
         if info != self._info:
             if self._info is not None:
                 m.control_info.remove(c, *self._info)
             m.control_info.labels(c, *info).set(1)
             self._info = info
 
-    # ---- the check against the chain ---------------------------------------------------------
-    async def check(self, anchor: BlockRef | None, finalized: int) -> None:
+    def _due(self) -> bool:
         now = time.monotonic()
-        if now - self._last_check < self.cfg.control_check_interval:
-            return
+        if now - self._last_check < self.interval:
+            return False
         self._last_check = now
-        await self.refresh_head()
-        if anchor is None or anchor.number > finalized:
-            return
+        return True
+
+    async def _complete(self) -> bool:
+        """Whether the controls coverage starts at the chain's start (else the check is skipped)."""
         async with self.store.snapshot() as conn:
             cov = (await queries.coverage(conn, self.chain)).get(Family.CONTROLS)
-            events = await cq.events_upto(conn, self.chain, anchor.number)
-        if cov is None or cov.from_block > self.cfg.start_block:
+        if cov is None or cov.from_block > self.start:
             self._skip(
                 "all", self.chain, "partial_coverage", f"controls coverage starts at {cov and cov.from_block}"
             )
-            return
+            return False
         self._skipping.discard(("all", self.chain, "partial_coverage"))
-        state = fold(events, self.contracts)
-        probes = plan(state, self.families, sample=self.cfg.control_check_sample, offset=self._offset)
-        self._offset += max(1, self.cfg.control_check_sample)
-        no_code = await self._without_code(anchor)
-        results = await asyncio.gather(*(self._read(p, anchor, no_code) for p in probes))
-        read = [(p, v) for p, v in zip(probes, results, strict=True) if v is not None]
-        diffs = compare(state, read)
+        return True
+
+    def _report(
+        self, block: int, read: list[tuple[Probe, str | bool]], probes: int, diffs: dict[Field, list[str]]
+    ) -> None:
         for f in self.fields:
             if f not in diffs:
                 continue  # not read this round: keeps its value
@@ -167,18 +203,72 @@ class ControlsMonitor:
             self.metrics.control_mismatch.labels(self.chain, f.value).set(1 if bad else 0)
             if bad and f not in self._mismatch:
                 self._mismatch.add(f)
-                self._log.error("control_mismatch", field=f.value, block=anchor.number, detail=diffs[f][:5])
+                self._log.error("control_mismatch", field=f.value, block=block, detail=diffs[f][:5])
             elif not bad and f in self._mismatch:
                 self._mismatch.discard(f)
-                self._log.info("control_mismatch_resolved", field=f.value, block=anchor.number)
-        self.metrics.control_check_block.labels(self.chain).set(anchor.number)
+                self._log.info("control_mismatch_resolved", field=f.value, block=block)
+        self.metrics.control_check_block.labels(self.chain).set(block)
         self.status.control_check = {
-            "block": anchor.number,
+            "block": block,
             "checked_at": time.time(),
             "checked": sorted({p.field.value for p, _ in read}),
             "mismatches": {f.value: d for f, d in diffs.items() if d},
-            "skipped": len(probes) - len(read),
+            "skipped": probes - len(read),
         }
+
+    def _skip(self, field: str, address: str, reason: str, detail: str) -> None:
+        self.metrics.control_check_skipped.labels(self.chain, field, reason).inc()
+        key = (field, address, reason)
+        if key not in self._skipping:
+            self._skipping.add(key)
+            self._log.warning(
+                "control_check_skipped", field=field, address=address, reason=reason, detail=detail[:300]
+            )
+
+
+class EvmControls(ControlsMonitor):
+    """The EVM check: getters and storage slots at the window's anchor, by block hash."""
+
+    def __init__(
+        self, cfg: EvmChainConfig, source: EvmSource, store: Store, metrics: Metrics, status: ChainStatus
+    ) -> None:
+        d = source.dispatch
+        self.cfg = cfg
+        self.src = source
+        self.families = {c.address: c.families for c in d.contracts}
+        super().__init__(
+            chain=cfg.name,
+            decimals=cfg.decimals,
+            start=cfg.start_block,
+            interval=cfg.control_check_interval,
+            sample=cfg.control_check_sample,
+            store=store,
+            metrics=metrics,
+            status=status,
+            contracts=[(c.address, c.label) for c in d.contracts],
+            kinds=d.control_kinds(),
+            fields=fields_of(self.families, d.token),
+        )
+
+    # ---- the check against the chain ---------------------------------------------------------
+    async def check(self, anchor: BlockRef | None, finalized: int) -> None:
+        if not self._due():
+            return
+        await self.refresh_head()
+        if anchor is None or anchor.number > finalized:
+            return
+        if not await self._complete():
+            return
+        async with self.store.snapshot() as conn:
+            events = await cq.events_upto(conn, self.chain, anchor.number)
+        state = fold(events, self.contracts)
+        probes = plan(state, self.families, sample=self.sample, offset=self._offset)
+        self._offset += max(1, self.sample)
+        no_code = await self._without_code(anchor)
+        results = await asyncio.gather(*(self._read(p, anchor, no_code) for p in probes))
+        read = [(p, v) for p, v in zip(probes, results, strict=True) if v is not None]
+        diffs = compare(state, read)
+        self._report(anchor.number, read, len(probes), diffs)
 
     async def _without_code(self, anchor: BlockRef) -> set[str]:
         """Watched addresses that hold no contract at the anchor (their reads are skipped)."""
@@ -229,11 +319,114 @@ class ControlsMonitor:
             return word != 0
         return "0x" + format(word & (2**160 - 1), "040x")
 
-    def _skip(self, field: str, address: str, reason: str, detail: str) -> None:
-        self.metrics.control_check_skipped.labels(self.chain, field, reason).inc()
-        key = (field, address, reason)
-        if key not in self._skipping:
-            self._skipping.add(key)
-            self._log.warning(
-                "control_check_skipped", field=field, address=address, reason=reason, detail=detail[:300]
-            )
+
+SOLANA_KINDS = (
+    ControlKind.MINT_AUTHORITY_CHANGED,
+    ControlKind.FREEZE_AUTHORITY_CHANGED,
+    ControlKind.AUTHORITY_CHANGED,
+    ControlKind.FROZEN,
+    ControlKind.UNFROZEN,
+    ControlKind.PAUSED,
+    ControlKind.UNPAUSED,
+)
+SOLANA_FIELDS = [Field.PAUSED, Field.FROZEN, Field.MINT_AUTHORITY, Field.FREEZE_AUTHORITY]
+
+
+class SolanaControls(ControlsMonitor):
+    """The Solana check: the mint account and a rotating sample of the frozen token accounts, read
+    in one `getMultipleAccounts` at the configured commitment (finalized by default), against the
+    state folded from the stored events at the slot the node answered for. Solana serves no past
+    state, so a read whose slot the index has not reached yet is skipped (`not_indexed`) and tried
+    at the next check."""
+
+    def __init__(
+        self,
+        cfg: SolanaChainConfig,
+        source: SolanaSource,
+        store: Store,
+        metrics: Metrics,
+        status: ChainStatus,
+    ) -> None:
+        self.cfg = cfg
+        self.src = source
+        super().__init__(
+            chain=cfg.name,
+            decimals=cfg.decimals,
+            start=cfg.start_slot,
+            interval=cfg.control_check_interval,
+            sample=cfg.control_check_sample,
+            store=store,
+            metrics=metrics,
+            status=status,
+            contracts=[(cfg.mint, "token")],
+            kinds=SOLANA_KINDS,
+            fields=SOLANA_FIELDS,
+        )
+
+    def info(self, token: ContractState) -> tuple[str, str, str]:
+        """owner = the mint authority, admin = the freeze authority ("none" when unset); a mint has
+        no implementation to upgrade (its program is fixed), so that label is "none"."""
+        return (token.mint_authority or NO_AUTHORITY, token.freeze_authority or NO_AUTHORITY, NO_AUTHORITY)
+
+    async def check(self, anchor: BlockRef | None, finalized: int) -> None:
+        if not self._due():
+            return
+        await self.refresh_head()
+        if not await self._complete():
+            return
+        async with self.store.snapshot() as conn:
+            at = await queries.as_of(conn, self.chain)
+            events = await cq.events_upto(conn, self.chain, finalized)
+        if at.block is None:
+            return
+        probes = solana_plan(fold(events, self.contracts), sample=self.sample, offset=self._offset)
+        self._offset += max(1, self.sample)
+        accounts = [p.account for p in probes if p.account is not None]
+        try:
+            slot, datas = await self.src.accounts([self.cfg.mint, *accounts])
+        except RpcError as exc:
+            self._skip("all", self.cfg.mint, "rpc_error", str(exc))
+            return
+        self._skipping.discard(("all", self.cfg.mint, "rpc_error"))
+        if slot > at.block:
+            self._skip("all", self.cfg.mint, "not_indexed", f"node read slot {slot}, index at {at.block}")
+            return
+        self._skipping.discard(("all", self.cfg.mint, "not_indexed"))
+        async with self.store.snapshot() as conn:
+            state = fold(await cq.events_upto(conn, self.chain, slot), self.contracts)
+        read = self._values(probes, datas[0], dict(zip(accounts, datas[1:], strict=True)))
+        self._report(slot, read, len(probes), compare(state, read))
+
+    def _values(
+        self, probes: list[Probe], mint_data: bytes | None, token_accounts: dict[str, bytes | None]
+    ) -> list[tuple[Probe, str | bool]]:
+        out: list[tuple[Probe, str | bool]] = []
+        mint: MintAccount | None = None
+        try:
+            if mint_data is None:
+                raise ValueError("the mint account does not exist")
+            mint = decode_mint_account(mint_data)
+            self._skipping.discard(("all", self.cfg.mint, "malformed"))
+        except ValueError as exc:
+            self._skip("all", self.cfg.mint, "malformed", str(exc))
+        for p in probes:
+            match p.field:
+                case Field.MINT_AUTHORITY if mint is not None:
+                    out.append((p, mint.mint_authority or NO_AUTHORITY))
+                case Field.FREEZE_AUTHORITY if mint is not None:
+                    out.append((p, mint.freeze_authority or NO_AUTHORITY))
+                case Field.PAUSED if mint is not None:
+                    out.append((p, bool(mint.paused)))  # no pausable extension: never paused
+                case Field.FROZEN:
+                    assert p.account is not None
+                    data = token_accounts.get(p.account)
+                    if data is None:  # closed (a frozen account cannot be closed)
+                        out.append((p, False))
+                        continue
+                    try:
+                        out.append((p, token_account_frozen(data, self.cfg.mint)))
+                    except ValueError as exc:
+                        self._skip(p.field.value, p.account, "malformed", str(exc))
+                case _:
+                    pass
+        return out
