@@ -30,6 +30,7 @@ from pydantic import (
 from indexer.chains.dialects import DIALECTS, Dialect
 from indexer.chains.evm_families import PROFILES, WATCH_DEFAULT, ControlFamily, LogDispatch, Profile
 from indexer.errors import ConfigError
+from indexer.large_events import threshold_raw
 from indexer.model import Family, FamilyConfig
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -209,6 +210,22 @@ class _ChainBase(_Strict):
     # indexes once at its end instead of row by row (see migration 005).
     defer_indexes: bool = True
     audit: AuditConfig = AuditConfig()
+    # A single mint or burn of at least this many whole tokens (decimal string, scaled exactly by
+    # the chain's decimals) counts in usd1_large_events_total{chain,kind}; None: not counted.
+    large_event_tokens: str | None = None
+
+    @model_validator(mode="after")
+    def _check_large_event_tokens(self) -> _ChainBase:
+        if self.large_event_tokens is not None:
+            threshold_raw(self.large_event_tokens, int(getattr(self, "decimals", 0)))
+        return self
+
+    @property
+    def large_event_raw(self) -> int | None:
+        """The large-event threshold in base units, or None when not configured."""
+        if self.large_event_tokens is None:
+            return None
+        return threshold_raw(self.large_event_tokens, int(getattr(self, "decimals", 0)))
 
 
 class WatchConfig(_Strict):

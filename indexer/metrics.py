@@ -31,6 +31,8 @@ class Metrics:
         self.burned.labels(chain)
         for kind in ("mint", "burn", "transfer"):
             self.events.labels(chain, kind)
+        for kind in ("mint", "burn"):
+            self.large_events.labels(chain, kind)
         for state in states:
             self.chain_state.labels(chain, state).set(0)
         self.balance_audit_accounts.labels(chain)
@@ -136,6 +138,13 @@ class Metrics:
         )
         self.burned = Counter(
             "usd1_burned_tokens_total", "Finalized burned tokens (whole tokens)", ["chain"], registry=r
+        )
+        self.large_events = Counter(
+            "usd1_large_events_total",
+            "Single mints or burns of at least the chain's large_event_tokens, counted once when"
+            " committed at the head (a reorg may orphan one later; not decremented)",
+            ["chain", "kind"],
+            registry=r,
         )
         # Control events and contract state (VOCAB: head gauges follow reorgs, the counter is final)
         self.control_events = Counter(

@@ -115,6 +115,7 @@ def chain_parts(
                 live_batch=chain.live_batch_blocks,
                 concurrency=chain.max_concurrency,
                 defer_indexes=chain.defer_indexes,
+                large_event_raw=chain.large_event_raw,
             )
             return ChainParts(
                 src,
@@ -135,6 +136,7 @@ def chain_parts(
                 live_batch=64,
                 concurrency=chain.max_concurrency,
                 defer_indexes=chain.defer_indexes,
+                large_event_raw=chain.large_event_raw,
             )
             sol = SolanaSource(chain, pool)
             controls = SolanaControls(chain, sol, store, metrics, status) if chain.controls else None

@@ -22,8 +22,9 @@ from indexer.chains.base import ChainSource
 from indexer.chains.heads import HeadWatcher
 from indexer.chains.witness import attest, votes_text
 from indexer.errors import DatabaseUnavailable, DataConsistencyError, FinalityViolation, RpcError
+from indexer.large_events import large_counts
 from indexer.metrics import Metrics
-from indexer.model import BlockRef, RangeData
+from indexer.model import BlockRef, RangeData, TokenEvent
 from indexer.quorum import Overturned, Undecided, Upheld
 from indexer.store.keeper import DatabaseKeeper
 from indexer.store.queries import Totals
@@ -53,6 +54,7 @@ class FollowerSettings:
     supply_check_interval: float = 5.0
     error_backoff_max: float = 30.0
     standby_poll: float = 1.0
+    large_event_raw: int | None = None  # usd1_large_events_total threshold (base units); None: off
 
 
 class Follower:
@@ -367,8 +369,18 @@ class Follower:
         )
         new_window = reorg.apply(self.window, decision).finalize(min(fin, cursor.number))
         await self._commit(batch, new_window=new_window)
+        self._count_large(events)
         self.export()
         return bool(new)
+
+    def _count_large(self, events: list[TokenEvent]) -> None:
+        """Count the head's large mints and burns once, after their commit landed: each live step
+        commits only blocks above the stored tip, so no event is seen twice (becoming final later
+        does not count again; a reorg's replacement blocks are new events; backfill is history)."""
+        if self.s.large_event_raw is None or not events:
+            return
+        for kind, n in large_counts(events, self.s.large_event_raw).items():
+            self.metrics.large_events.labels(self.chain, kind.value).inc(n)
 
     async def _resolve(self, cands: list[BlockRef]) -> reorg.Advance | reorg.Reorg:
         for _ in range(10_000):

@@ -160,3 +160,44 @@ async def test_ws_new_heads_wake_the_follower(
         finally:
             stop.set()
             await task
+
+
+async def test_large_mints_and_burns_count_once_at_the_head(
+    anvil: Anvil, token: TestToken, dsn: str, tmp_path: Any
+) -> None:
+    """usd1_large_events_total{chain,kind}: a mint of at least large_event_tokens counts 1, a
+    smaller one 0; counted when committed at the head, not again when the block becomes final."""
+    cfg = make_config(anvil.url, token.address, dsn, tmp_path, large_event_tokens="1000")
+    holder = "0x" + "cd" * 20
+    async with open_runtime(cfg) as rt:
+        stop = asyncio.Event()
+        task = asyncio.create_task(Supervisor(list(rt.followers.values()), rt.metrics).run(stop))
+        status = rt.statuses[CHAIN]
+
+        def large(kind: str) -> float | None:
+            return rt.metrics.registry.get_sample_value(
+                "usd1_large_events_total", {"chain": CHAIN, "kind": kind}
+            )
+
+        try:
+            await wait_for(lambda: status.phase.value == "live", 15, "live")
+            assert (large("mint"), large("burn")) == (0, 0)
+            await token.mint(holder, 999 * 10**18)  # just below the threshold
+            tip = await anvil.block_number()
+            await wait_for(lambda: status.indexed >= tip, 10, "the small mint")
+            assert (large("mint"), large("burn")) == (0, 0)
+            await token.mint(holder, 1000 * 10**18)  # exactly the threshold: large
+            await token.burn(holder, 10**18)
+            tip = await anvil.block_number()
+            await wait_for(lambda: status.indexed >= tip, 10, "the large mint")
+            assert (large("mint"), large("burn")) == (1, 0)
+            await anvil.mine(6)  # finalize both mints: nothing counts again
+            head = await anvil.block_number()
+            await wait_for(lambda: status.indexed == head and status.indexed_finalized >= tip, 10, "finality")
+        finally:
+            stop.set()
+            await task
+        assert (large("mint"), large("burn")) == (1, 0)
+        assert rt.metrics.registry.get_sample_value(
+            "usd1_events_total", {"chain": CHAIN, "kind": "mint"}
+        ) == await _count(rt.pool, status.indexed_finalized, "mint")

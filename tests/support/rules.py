@@ -29,8 +29,7 @@ RUNBOOK_BASE = "https://github.com/usd1-indexer/usd1-indexer/blob/main/alerts/ru
 # DESIGN.md section 3). Remove a name here when indexer/metrics.py gains it.
 PENDING_METRICS = frozenset(
     {
-        # issue #17 sections 1 and 5: large mints/burns and watchlists
-        "usd1_large_events_total",
+        # issue #17 section 5: watchlists
         "usd1_watchlist_transfers_total",
         "usd1_watchlist_tokens_total",
     }

@@ -584,3 +584,13 @@ def test_dialect_presets() -> None:
     assert DIALECTS["bsc"].trust_blooms and DIALECTS["bsc"].final_tags == {"finalized", "safe"}
     cfg = load_config_text(with_chain_line("dialect: legacy\n    finality: {confirmations: 12}"), {})
     assert isinstance(cfg.chains[0], EvmChainConfig) and cfg.chains[0].evm_dialect is DIALECTS["legacy"]
+
+
+def test_large_event_tokens_scales_by_the_chain_decimals() -> None:
+    cfg = load_config_text(MINIMAL + '    large_event_tokens: "1000000.5"\n', env={})
+    assert cfg.chains[0].large_event_raw == 1_000_000_5 * 10**17
+    assert load_config_text(MINIMAL, env={}).chains[0].large_event_raw is None
+
+
+def test_large_event_tokens_bad_value_is_named() -> None:
+    assert "large_event_tokens" in one_problem(MINIMAL + '    large_event_tokens: "lots"\n')
