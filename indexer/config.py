@@ -255,14 +255,15 @@ class EvmChainConfig(_ChainBase):
     )
     kind: Literal["evm"]
     ws: Url | None = None
+    # The node's quirks (indexer/chains/dialects.py): ethereum | bsc | legacy | tron. It comes
+    # first: it decides the finality tags served and how the addresses may be spelled.
+    dialect: Annotated[str, AfterValidator(_dialect)] = "ethereum"
+    finality: EvmFinality = Field(default=EvmFinality(tag="finalized"), validate_default=True)
     token: EvmAddress
     decimals: int = Field(default=18, ge=0, le=36)
     start_block: int = Field(default=0, ge=0)
-    finality: EvmFinality = EvmFinality(tag="finalized")
     max_block_range: int = Field(default=2000, ge=1, le=1_000_000)
     live_batch_blocks: int = Field(default=100, ge=1, le=10_000)
-    # The node's quirks (indexer/chains/dialects.py): ethereum | bsc | legacy.
-    dialect: Annotated[str, AfterValidator(_dialect)] = "ethereum"
     # Control events (indexer/chains/evm_families.py): the token's default families, an explicit
     # list that replaces them, and extra contracts to watch.
     profile: Profile = "erc20"
@@ -271,17 +272,41 @@ class EvmChainConfig(_ChainBase):
     control_check_interval: Duration = 60.0  # contract state checked against the chain this often
     control_check_sample: int = Field(default=16, ge=0, le=1000)  # frozen accounts checked per round
 
-    @field_validator("dialect")
+    @field_validator("finality")
     @classmethod
-    def _dialect_serves_the_finality_tag(cls, value: str, info: ValidationInfo) -> str:
-        finality = info.data.get("finality")
-        tags = DIALECTS[value].final_tags
-        if isinstance(finality, EvmFinality) and finality.tag is not None and finality.tag not in tags:
+    def _dialect_serves_the_finality_tag(cls, value: EvmFinality, info: ValidationInfo) -> EvmFinality:
+        dialect = info.data.get("dialect")
+        if dialect not in DIALECTS:
+            return value  # the unknown dialect is the problem reported
+        tags = DIALECTS[dialect].final_tags
+        if value.tag is not None and value.tag not in tags:
             raise ValueError(
-                f"dialect {value!r} serves no {finality.tag!r} block tag"
+                f"dialect {dialect!r} serves no {value.tag!r} block tag"
                 f" (it serves: {', '.join(sorted(tags)) or 'none'}); use finality.confirmations"
             )
         return value
+
+    @field_validator("token", mode="before")
+    @classmethod
+    def _token_in_the_dialect_spelling(cls, value: Any, info: ValidationInfo) -> Any:
+        dialect = DIALECTS.get(info.data.get("dialect", ""))
+        return dialect.config_address(value) if dialect is not None else value
+
+    @field_validator("watch", mode="before")
+    @classmethod
+    def _watch_in_the_dialect_spelling(cls, value: Any, info: ValidationInfo) -> Any:
+        dialect = DIALECTS.get(info.data.get("dialect", ""))
+        if dialect is None or not isinstance(value, list):
+            return value
+        out = []
+        for i, w in enumerate(value):
+            if isinstance(w, dict) and "address" in w:
+                try:
+                    w = {**w, "address": dialect.config_address(w["address"])}
+                except ValueError as exc:
+                    raise ValueError(f"entry {i}: {exc}") from None
+            out.append(w)
+        return out
 
     @field_validator("watch")
     @classmethod

@@ -12,6 +12,9 @@ name. A new eth-compatible chain with its own quirks is a new entry in `DIALECTS
   heights), or `latest` (no past state: the supply and control checks at the finalized block are
   skipped, logged once).
 - `timestamp_ms`: block timestamps in milliseconds rather than seconds.
+- `addresses`: how the config may spell the token and watched addresses: `hex` (`0x` + 40 hex) or
+  `tron` (base58check `T...` or 21-byte `41...` hex as well, converted to the 20-byte hex form
+  the node's logs carry; indexer/chains/tron.py). Stored and compared as lowercase hex either way.
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from indexer.chains import tron
 from indexer.model import BlockRef
 
 StateAt = Literal["hash", "number", "latest"]
+AddressSpelling = Literal["hex", "tron"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +36,7 @@ class Dialect:
     final_tags: frozenset[str] = frozenset({"finalized", "safe"})
     state_at: StateAt = "hash"
     timestamp_ms: bool = False
+    addresses: AddressSpelling = "hex"
 
     def state_block(self, block: BlockRef) -> Any | None:
         """The block parameter of a state read at `block`; None when the dialect cannot read past state."""
@@ -45,6 +51,18 @@ class Dialect:
     def seconds(self, timestamp: int) -> int:
         return timestamp // 1000 if self.timestamp_ms else timestamp
 
+    def config_address(self, value: Any) -> Any:
+        """A configured address in the form the source compares (`0x` + 40 hex, lowercase).
+
+        `hex` dialects return the value unchanged (the config's EVM address check judges it);
+        `tron` converts any Tron spelling and raises ValueError naming what is wrong.
+        """
+        match self.addresses:
+            case "hex":
+                return value
+            case "tron":
+                return tron.to_hex(value) if isinstance(value, str) else value
+
 
 DIALECTS: dict[str, Dialect] = {
     # Ethereum and the geth family: EIP-1898 state reads, finalized/safe tags, honest blooms.
@@ -54,4 +72,11 @@ DIALECTS: dict[str, Dialect] = {
     "bsc": Dialect("bsc"),
     # Nodes from before the merge / EIP-1898: no finality tags (use `confirmations`), state by number.
     "legacy": Dialect("legacy", final_tags=frozenset(), state_at="number"),
+    # Tron's java-tron JSON-RPC (realdata/tron/FACTS.md): logsBloom is all zeros (never skip on
+    # it); `finalized` = the latest solidified block, `safe` unsupported; eth_call and
+    # eth_getStorageAt run at `latest` only; timestamps already in seconds; addresses in logs are
+    # 20-byte hex without the 41 prefix, users write base58check T....
+    "tron": Dialect(
+        "tron", trust_blooms=False, final_tags=frozenset({"finalized"}), state_at="latest", addresses="tron"
+    ),
 }

@@ -1,5 +1,6 @@
 """JSON-RPC endpoint pool: timeouts, retries with backoff + jitter, failover by health,
-rate limits honouring 429 / Retry-After, per-endpoint metrics. orjson on the wire.
+rate limits honouring 429 / Retry-After (and Tron's HTTP-200 rate-limit body), per-endpoint
+metrics. orjson on the wire.
 
 Health. Each endpoint keeps an error-rate EWMA (decaying with time, so a failed endpoint is tried
 again and wins its traffic back once it answers), a latency EWMA, a backoff cooldown after
@@ -46,13 +47,21 @@ NON_RETRYABLE_CODES = frozenset({-32004, -32007, -32009, 3})
 # other endpoints, in case this one lags behind them.
 ANSWERED_CODES = NON_RETRYABLE_CODES | {-32602}
 
-# Messages real providers use when an eth_getLogs range or result set is too large.
+# Messages real providers use when an eth_getLogs range or result set is too large (Tron:
+# "-32602 exceed max block range: 5000", "-32005 query returned more than 10000 results").
 _RANGE_PATTERNS = re.compile(
     r"(block range|range too large|exceeds max|more than \d+ results|too many results|"
     r"query returned more than|limit exceeded|response size|query timeout|log response size|"
-    r"range is too large|exceed maximum block range|eth_getLogs is limited)",
+    r"range is too large|exceed maximum block range|exceed max block range|eth_getLogs is limited)",
     re.IGNORECASE,
 )
+# -32005 means "limit exceeded" (EIP-1474), mostly a result cap; Tron also uses it for a batch
+# over maxBatchSize and for the node's filter count, which a smaller range does not fix.
+_NOT_RANGE_32005 = re.compile(r"^(batch size |exceed max log filters)", re.IGNORECASE)
+# A rate limit answered with HTTP 200 and a body outside the JSON-RPC envelope: java-tron's
+# RateLimiterServlet writes {"Error": "class java.lang.IllegalAccessException : lack of computing
+# resources"} (no 429, no Retry-After). Matched on the key and the message, nothing looser.
+_RATE_LIMIT_BODY = re.compile(r"lack of computing resources", re.IGNORECASE)
 
 ERROR_HALF_LIFE = 30.0  # seconds for an endpoint's error rate to halve without new errors
 MAX_COOLDOWN = 30.0
@@ -344,6 +353,14 @@ class RpcPool:
                     raise MalformedReply(
                         f"{ep.label}: reply is not JSON ({len(raw)} bytes: {raw[:80]!r})"
                     ) from None
+                limited = _rate_limit_body(decoded)
+                if limited is not None:
+                    outcome = "rate_limited"
+                    retry_after = _retry_after(None)
+                    ep.limited_until = time.monotonic() + retry_after
+                    raise RpcError(
+                        f"{ep.label}: rate limited (HTTP {status}: {limited[:120]}), retry after {retry_after:.1f}s"
+                    )
                 results = _unpack(ep.label, decoded, ids, single)
                 outcome = "ok"
                 return results
@@ -406,6 +423,16 @@ def _retry_after(value: str | None) -> float:
     return max(0.0, min(MAX_RETRY_AFTER, seconds))
 
 
+def _rate_limit_body(decoded: Any) -> str | None:
+    """The message of a rate-limit reply sent outside the JSON-RPC envelope (Tron), else None."""
+    if not isinstance(decoded, dict) or "jsonrpc" in decoded or "result" in decoded:
+        return None
+    message = decoded.get("Error")
+    if isinstance(message, str) and _RATE_LIMIT_BODY.search(message):
+        return message
+    return None
+
+
 def _unpack(label: str, decoded: Any, ids: list[int], single: bool) -> list[Any]:
     items = [decoded] if single else decoded
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
@@ -428,7 +455,9 @@ def _unpack(label: str, decoded: Any, ids: list[int], single: bool) -> list[Any]
             msg = str(err.get("message", err)) if isinstance(err, dict) else str(err)
             raw_code = err.get("code") if isinstance(err, dict) else None
             code = raw_code if isinstance(raw_code, int) and not isinstance(raw_code, bool) else None
-            too_large = bool(_RANGE_PATTERNS.search(msg)) or code == -32005
+            too_large = bool(_RANGE_PATTERNS.search(msg)) or (
+                code == -32005 and not _NOT_RANGE_32005.search(msg)
+            )
             raise RpcError(
                 f"{label}: RPC error {code}: {msg[:500]}",
                 range_too_large=too_large,

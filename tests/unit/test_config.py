@@ -522,10 +522,13 @@ ADMIN = "0x" + "ad" * 20
             f"chains.0.watch: watched contract {ADMIN}: supply events belong to the token only",
         ),
         ("watch: [{address: '0x12', label: a}]", "chains.0.watch.0.address: invalid EVM address '0x12'"),
-        ("dialect: tron-ish", "chains.0.dialect: unknown dialect 'tron-ish'; known: ethereum, bsc, legacy"),
+        (
+            "dialect: tron-ish",
+            "chains.0.dialect: unknown dialect 'tron-ish'; known: ethereum, bsc, legacy, tron",
+        ),
         (
             "dialect: legacy",
-            "chains.0.dialect: dialect 'legacy' serves no 'finalized' block tag (it serves: none);"
+            "chains.0.finality: dialect 'legacy' serves no 'finalized' block tag (it serves: none);"
             " use finality.confirmations",
         ),
         (
@@ -584,6 +587,88 @@ def test_dialect_presets() -> None:
     assert DIALECTS["bsc"].trust_blooms and DIALECTS["bsc"].final_tags == {"finalized", "safe"}
     cfg = load_config_text(with_chain_line("dialect: legacy\n    finality: {confirmations: 12}"), {})
     assert isinstance(cfg.chains[0], EvmChainConfig) and cfg.chains[0].evm_dialect is DIALECTS["legacy"]
+
+
+# ---- Tron: the `tron` dialect accepts base58check T... and 21-byte 41... hex ---------------------
+USD1_TRON = "TPFqcBAaaUMCSVRCqPaQ9QnzKhmuoLR6Rc"  # realdata/tron/FACTS.md
+USD1_TRON_HEX = "0x91bed8e784249c91611e61c4585c40e21fd0ace2"
+TRON_ADMIN = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"  # any real Tron address (USDT) stands in here
+TRON_ADMIN_HEX = "0xa614f803b6fd780986a42c78ec9c7f77e6ded13c"
+
+
+def tron_chain(token: str, extra: str = "") -> str:
+    return f"""
+chains:
+  - name: tron
+    kind: evm
+    dialect: tron
+    rpc: ["http://127.0.0.1:8545/jsonrpc"]
+    token: "{token}"
+    profile: usd1
+{extra}"""
+
+
+def test_tron_dialect_preset() -> None:
+    from indexer.chains.dialects import DIALECTS
+    from indexer.model import BlockRef
+
+    d = DIALECTS["tron"]
+    assert not d.trust_blooms and d.final_tags == {"finalized"} and not d.timestamp_ms
+    assert d.state_block(BlockRef(7, "0x" + "ab" * 32, "0x" + "cd" * 32)) is None  # latest only
+    assert d.seconds(0x69F18C42) == 0x69F18C42  # realdata nile block timestamp: already seconds
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        USD1_TRON,
+        "4191bed8e784249c91611e61c4585c40e21fd0ace2",
+        "0x4191BED8E784249C91611E61C4585C40E21FD0ACE2",
+        USD1_TRON_HEX,
+    ],
+)
+def test_tron_chain_accepts_every_address_spelling(token: str) -> None:
+    extra = f"    watch: [{{address: '{TRON_ADMIN}', label: proxy_admin, controls: [ownable]}}]\n"
+    chain = load_config_text(tron_chain(token, extra), {}).chains[0]
+    assert isinstance(chain, EvmChainConfig)
+    assert chain.token == USD1_TRON_HEX and chain.watch[0].address == TRON_ADMIN_HEX
+    assert chain.evm_dialect.name == "tron" and chain.finality.tag == "finalized"
+    assert [c[:2] for c in chain.control_contracts()] == [
+        (USD1_TRON_HEX, "token"),
+        (TRON_ADMIN_HEX, "proxy_admin"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            tron_chain(USD1_TRON[:-1] + "d"),
+            f"chains.0.token: invalid Tron address '{USD1_TRON[:-1]}d': bad base58check checksum",
+        ),
+        (tron_chain("0x12"), "chains.0.token: invalid Tron address '0x12': hex must be 40 digits"),
+        (
+            tron_chain(USD1_TRON, f"    watch: [{{address: '{TRON_ADMIN[:-2]}', label: a}}]\n"),
+            f"chains.0.watch: entry 0: invalid Tron address '{TRON_ADMIN[:-2]}': a base58 address is 34 characters, got 32",
+        ),
+        (
+            tron_chain(USD1_TRON, f"    watch: [{{address: '{USD1_TRON_HEX}', label: a}}]\n"),
+            f"chains.0.watch: entry 0: {USD1_TRON_HEX} is the token itself",
+        ),
+        (
+            tron_chain(USD1_TRON, "    finality: {tag: safe}\n"),
+            "chains.0.finality: dialect 'tron' serves no 'safe' block tag (it serves: finalized)",
+        ),
+    ],
+)
+def test_bad_tron_addresses_name_the_key_and_the_reason(text: str, expected: str) -> None:
+    assert one_problem(text).startswith(expected)
+
+
+def test_base58_is_refused_outside_the_tron_dialect() -> None:
+    assert one_problem(MINIMAL.replace(USD1_ETH, USD1_TRON)).startswith(
+        f"chains.0.token: invalid EVM address '{USD1_TRON}'"
+    )
 
 
 def test_large_event_tokens_scales_by_the_chain_decimals() -> None:
