@@ -228,6 +228,46 @@ class _ChainBase(_Strict):
         return threshold_raw(self.large_event_tokens, int(getattr(self, "decimals", 0)))
 
 
+OWNER = "owner"  # the non_circulating address that follows the token's current owner (control state)
+
+
+def _evm_or_owner(value: str) -> str:
+    return OWNER if value == OWNER else _evm_address(value)
+
+
+class NonCirculatingEvm(_Strict):
+    """An account whose balance is not circulating (README "Supply classes"): `label` names the
+    class (treasury, bridge_lock, issuer, redemption, ...); `address` is an account or `owner`."""
+
+    address: Annotated[str, AfterValidator(_evm_or_owner)]
+    label: Name
+
+
+class NonCirculatingSolana(_Strict):
+    """As NonCirculatingEvm; `address` is a token account (what the index keeps balances of)."""
+
+    address: str
+    label: Name
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if value == OWNER:
+            raise ValueError(
+                "'owner' is EVM only: a Solana mint has no owner holding minted tokens; name the token account"
+            )
+        return _solana_address(value)
+
+
+def _unique_addresses(entries: list[Any]) -> list[Any]:
+    seen: set[str] = set()
+    for i, e in enumerate(entries):
+        if e.address in seen:
+            raise ValueError(f"entry {i}: {e.address} is listed twice (an account has one label)")
+        seen.add(e.address)
+    return entries
+
+
 class WatchConfig(_Strict):
     """An extra contract whose control events count (a ProxyAdmin, an owner multisig, a governor)."""
 
@@ -270,6 +310,10 @@ class EvmChainConfig(_ChainBase):
     watch: list[WatchConfig] = Field(default_factory=list)
     control_check_interval: Duration = 60.0  # contract state checked against the chain this often
     control_check_sample: int = Field(default=16, ge=0, le=1000)  # frozen accounts checked per round
+    # Accounts whose balances are not circulating (supply classes, README "Supply classes").
+    non_circulating: Annotated[list[NonCirculatingEvm], AfterValidator(_unique_addresses)] = Field(
+        default_factory=list
+    )
 
     @field_validator("dialect")
     @classmethod
@@ -373,6 +417,9 @@ class SolanaChainConfig(_ChainBase):
     controls: bool = True
     control_check_interval: Duration = 60.0  # mint and frozen accounts checked against the chain
     control_check_sample: int = Field(default=16, ge=0, le=100)  # frozen accounts read per check
+    non_circulating: Annotated[list[NonCirculatingSolana], AfterValidator(_unique_addresses)] = Field(
+        default_factory=list
+    )
     # How a backfill finds the mint's transactions: `blocks` reads every slot's block (getBlock);
     # `signatures` lists the mint's and its token accounts' transactions (getSignaturesForAddress)
     # and reads only those (getTransaction): far fewer requests when the mint is in few slots.
