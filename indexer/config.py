@@ -32,6 +32,7 @@ from indexer.chains.evm_families import PROFILES, WATCH_DEFAULT, ControlFamily, 
 from indexer.errors import ConfigError
 from indexer.large_events import threshold_raw
 from indexer.model import Family, FamilyConfig
+from indexer.supply_classes import OWNER, RESERVED_CLASSES
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -228,9 +229,6 @@ class _ChainBase(_Strict):
         return threshold_raw(self.large_event_tokens, int(getattr(self, "decimals", 0)))
 
 
-OWNER = "owner"  # the non_circulating address that follows the token's current owner (control state)
-
-
 def _evm_or_owner(value: str) -> str:
     return OWNER if value == OWNER else _evm_address(value)
 
@@ -262,6 +260,8 @@ class NonCirculatingSolana(_Strict):
 def _unique_addresses(entries: list[Any]) -> list[Any]:
     seen: set[str] = set()
     for i, e in enumerate(entries):
+        if e.label in RESERVED_CLASSES:
+            raise ValueError(f"entry {i}: label {e.label!r} is reserved ({', '.join(RESERVED_CLASSES)})")
         if e.address in seen:
             raise ValueError(f"entry {i}: {e.address} is listed twice (an account has one label)")
         seen.add(e.address)

@@ -644,3 +644,8 @@ def test_solana_non_circulating_takes_token_accounts_not_owner() -> None:
     assert ok.chains[0].non_circulating[0].address == USD1_SOL
     found = one_problem(SOLANA + "    non_circulating: [{address: owner, label: issuer}]\n")
     assert found.startswith("chains.0.non_circulating.0.address: 'owner' is EVM only")
+
+
+def test_non_circulating_label_must_not_be_a_class_name() -> None:
+    found = one_problem(with_chain_line(f"non_circulating: [{{address: '{TREASURY}', label: frozen}}]"))
+    assert found.startswith("chains.0.non_circulating: entry 0: label 'frozen' is reserved")
