@@ -221,6 +221,11 @@ class _ChainBase(_Strict):
             threshold_raw(self.large_event_tokens, int(getattr(self, "decimals", 0)))
         return self
 
+    def classified(self) -> list[tuple[str, str]]:
+        """(address or `owner`, label) of the chain's non_circulating accounts, in config order."""
+        entries: list[Any] = getattr(self, "non_circulating", [])
+        return [(e.address, e.label) for e in entries]
+
     @property
     def large_event_raw(self) -> int | None:
         """The large-event threshold in base units, or None when not configured."""
