@@ -32,11 +32,13 @@ from yarl import URL
 
 from indexer.api import openapi
 from indexer.api.app import create_app
+from indexer.config import Config
 from indexer.daemon import serve_http
 from indexer.metrics import Metrics
 from indexer.model import ControlKind
 from indexer.store.store import Store
-from indexer.units import to_decimal_str
+from indexer.sync.supply_classes import SupplyClassesExporter
+from indexer.units import to_decimal_str, to_float
 from tests.support import api_data
 from tests.support.api_data import Synthetic
 
@@ -427,6 +429,26 @@ async def test_supply_classes_match_the_written_history(live: Live) -> None:
     assert int(classes["finalized"]["frozen"]["raw"]) == 0
     assert int(classes["head"]["frozen"]["raw"]) == syn.balance_at("0x" + "05" * 20, syn.head) > 0
     assert int(classes["head"]["non_circulating"]["by_label"]["treasury"]["raw"]) > 0
+
+
+async def test_supply_class_metrics_equal_the_api(live: Live, tmp_path: Path) -> None:
+    syn = live.syn
+    metrics = Metrics()
+    # With the Solana chain not indexed: per-chain classes, but no global circulating figure.
+    assert await SupplyClassesExporter(Config.model_validate(live.cfg_dict), live.pool, metrics).refresh()
+    value = metrics.registry.get_sample_value
+    for finality, block in (("finalized", syn.finalized), ("head", syn.head)):
+        want = syn.classes_at(block)
+        by_class = {"total": want["total"], "circulating": want["circulating"], "frozen": want["frozen"]}
+        for name, raw in {**by_class, **want["by_label"]}.items():
+            labels = {"chain": CHAIN, "class": name, "finality": finality}
+            assert value("usd1_supply_class_tokens", labels) == to_float(raw, 18), (name, finality)
+        assert value("usd1_supply_circulating_total", {"finality": finality}) is None
+    only_evm = api_data.config(live.dsn, tmp_path, with_solana=False)
+    assert await SupplyClassesExporter(only_evm, live.pool, metrics).refresh()
+    for finality, block in (("finalized", syn.finalized), ("head", syn.head)):
+        got = value("usd1_supply_circulating_total", {"finality": finality})
+        assert got == to_float(syn.classes_at(block)["circulating"], 18)
 
 
 async def test_pages_and_answers_match_the_written_history(live: Live) -> None:
