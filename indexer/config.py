@@ -262,7 +262,7 @@ class NonCirculatingSolana(_Strict):
         return _solana_address(value)
 
 
-def _unique_addresses(entries: list[Any]) -> list[Any]:
+def _check_non_circulating(entries: list[Any]) -> list[Any]:
     seen: set[str] = set()
     for i, e in enumerate(entries):
         if e.label in RESERVED_CLASSES:
@@ -316,7 +316,7 @@ class EvmChainConfig(_ChainBase):
     control_check_interval: Duration = 60.0  # contract state checked against the chain this often
     control_check_sample: int = Field(default=16, ge=0, le=1000)  # frozen accounts checked per round
     # Accounts whose balances are not circulating (supply classes, README "Supply classes").
-    non_circulating: Annotated[list[NonCirculatingEvm], AfterValidator(_unique_addresses)] = Field(
+    non_circulating: Annotated[list[NonCirculatingEvm], AfterValidator(_check_non_circulating)] = Field(
         default_factory=list
     )
 
@@ -355,6 +355,17 @@ class EvmChainConfig(_ChainBase):
             except ValueError as exc:
                 raise ValueError(str(exc)) from None
         return value
+
+    @model_validator(mode="after")
+    def _owner_needs_ownable(self) -> EvmChainConfig:
+        if any(e.address == OWNER for e in self.non_circulating) and (
+            ControlFamily.OWNABLE not in self.control_families
+        ):
+            raise ValueError(
+                "non_circulating: address 'owner' needs the token's ownable control events"
+                " (profile usd1 or fiattoken, or controls: [ownable, ...])"
+            )
+        return self
 
     @property
     def evm_dialect(self) -> Dialect:
@@ -422,7 +433,7 @@ class SolanaChainConfig(_ChainBase):
     controls: bool = True
     control_check_interval: Duration = 60.0  # mint and frozen accounts checked against the chain
     control_check_sample: int = Field(default=16, ge=0, le=100)  # frozen accounts read per check
-    non_circulating: Annotated[list[NonCirculatingSolana], AfterValidator(_unique_addresses)] = Field(
+    non_circulating: Annotated[list[NonCirculatingSolana], AfterValidator(_check_non_circulating)] = Field(
         default_factory=list
     )
     # How a backfill finds the mint's transactions: `blocks` reads every slot's block (getBlock);

@@ -606,7 +606,7 @@ def test_non_circulating_accounts_load_normalized() -> None:
     text = with_chain_line(
         f"non_circulating: [{{address: owner, label: issuer}}, {{address: '{TREASURY}', label: treasury}}]"
     )
-    chain = load_config_text(text, {}).chains[0]
+    chain = load_config_text(text + "    profile: usd1\n", {}).chains[0]
     assert [(e.address, e.label) for e in chain.non_circulating] == [
         ("owner", "issuer"),
         (TREASURY.lower(), "treasury"),
@@ -644,6 +644,17 @@ def test_solana_non_circulating_takes_token_accounts_not_owner() -> None:
     assert ok.chains[0].non_circulating[0].address == USD1_SOL
     found = one_problem(SOLANA + "    non_circulating: [{address: owner, label: issuer}]\n")
     assert found.startswith("chains.0.non_circulating.0.address: 'owner' is EVM only")
+
+
+def test_non_circulating_owner_needs_ownable_controls() -> None:
+    found = one_problem(with_chain_line("non_circulating: [{address: owner, label: issuer}]"))
+    assert found.startswith(
+        "chains.0: non_circulating: address 'owner' needs the token's ownable control events"
+    )
+    assert load_config_text(
+        with_chain_line("non_circulating: [{address: owner, label: issuer}]") + "    controls: [ownable]\n",
+        {},
+    )
 
 
 def test_non_circulating_label_must_not_be_a_class_name() -> None:
