@@ -429,6 +429,8 @@ async def test_supply_classes_match_the_written_history(live: Live) -> None:
     assert int(classes["finalized"]["frozen"]["raw"]) == 0
     assert int(classes["head"]["frozen"]["raw"]) == syn.balance_at("0x" + "05" * 20, syn.head) > 0
     assert int(classes["head"]["non_circulating"]["by_label"]["treasury"]["raw"]) > 0
+    issuer = classes["head"]["non_circulating"]["by_label"]["issuer"]  # `owner`: holder 2
+    assert int(issuer["raw"]) == syn.balance_at(api_data.OWNER, syn.head) > 0
 
 
 async def test_supply_class_metrics_equal_the_api(live: Live, tmp_path: Path) -> None:

@@ -28,7 +28,8 @@ def config(dsn: str, tmp: Any, chain: str = "devnet", *, with_solana: bool = Tru
 
 
 PROXY_ADMIN = "0x" + "ad" * 20
-OWNER, NEW_OWNER, IMPL = "0x" + "0e" * 20, "0x" + "1e" * 20, "0x" + "1f" * 20
+# The owner is holder 2 (USD1 mints to its owner), so the `owner` supply class holds tokens.
+OWNER, NEW_OWNER, IMPL = "0x" + "02" * 20, "0x" + "1e" * 20, "0x" + "1f" * 20
 
 
 def evm_chain(chain: str) -> dict[str, Any]:
