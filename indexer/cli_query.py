@@ -133,7 +133,12 @@ def supply_cmd(
     async def go(pool: asyncpg.Pool) -> list[q.ChainSupply]:
         chains = [v.chain_of(cfg, chain)] if chain else list(cfg.chains)
         async with q.snapshot(pool) as conn:
-            return [await q.chain_supply(conn, c) for c in chains]
+            return [
+                await cq.with_classes(
+                    conn, await q.chain_supply(conn, c), c.control_contracts(), c.classified()
+                )
+                for c in chains
+            ]
 
     result = _run(cfg, go)
     body = q.supply_json(cfg.token.symbol, result)

@@ -32,6 +32,7 @@ from indexer.chains.evm_families import PROFILES, WATCH_DEFAULT, ControlFamily, 
 from indexer.errors import ConfigError
 from indexer.large_events import threshold_raw
 from indexer.model import Family, FamilyConfig
+from indexer.supply_classes import OWNER, RESERVED_CLASSES
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -220,12 +221,56 @@ class _ChainBase(_Strict):
             threshold_raw(self.large_event_tokens, int(getattr(self, "decimals", 0)))
         return self
 
+    def classified(self) -> list[tuple[str, str]]:
+        """(address or `owner`, label) of the chain's non_circulating accounts, in config order."""
+        entries: list[Any] = getattr(self, "non_circulating", [])
+        return [(e.address, e.label) for e in entries]
+
     @property
     def large_event_raw(self) -> int | None:
         """The large-event threshold in base units, or None when not configured."""
         if self.large_event_tokens is None:
             return None
         return threshold_raw(self.large_event_tokens, int(getattr(self, "decimals", 0)))
+
+
+def _evm_or_owner(value: str) -> str:
+    return OWNER if value == OWNER else _evm_address(value)
+
+
+class NonCirculatingEvm(_Strict):
+    """An account whose balance is not circulating (README "Supply classes"): `label` names the
+    class (treasury, bridge_lock, issuer, redemption, ...); `address` is an account or `owner`."""
+
+    address: Annotated[str, AfterValidator(_evm_or_owner)]
+    label: Name
+
+
+class NonCirculatingSolana(_Strict):
+    """As NonCirculatingEvm; `address` is a token account (what the index keeps balances of)."""
+
+    address: str
+    label: Name
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if value == OWNER:
+            raise ValueError(
+                "'owner' is EVM only: a Solana mint has no owner holding minted tokens; name the token account"
+            )
+        return _solana_address(value)
+
+
+def _check_non_circulating(entries: list[Any]) -> list[Any]:
+    seen: set[str] = set()
+    for i, e in enumerate(entries):
+        if e.label in RESERVED_CLASSES:
+            raise ValueError(f"entry {i}: label {e.label!r} is reserved ({', '.join(RESERVED_CLASSES)})")
+        if e.address in seen:
+            raise ValueError(f"entry {i}: {e.address} is listed twice (an account has one label)")
+        seen.add(e.address)
+    return entries
 
 
 class WatchConfig(_Strict):
@@ -271,6 +316,10 @@ class EvmChainConfig(_ChainBase):
     watch: list[WatchConfig] = Field(default_factory=list)
     control_check_interval: Duration = 60.0  # contract state checked against the chain this often
     control_check_sample: int = Field(default=16, ge=0, le=1000)  # frozen accounts checked per round
+    # Accounts whose balances are not circulating (supply classes, README "Supply classes").
+    non_circulating: Annotated[list[NonCirculatingEvm], AfterValidator(_check_non_circulating)] = Field(
+        default_factory=list
+    )
 
     @field_validator("finality")
     @classmethod
@@ -331,6 +380,17 @@ class EvmChainConfig(_ChainBase):
             except ValueError as exc:
                 raise ValueError(str(exc)) from None
         return value
+
+    @model_validator(mode="after")
+    def _owner_needs_ownable(self) -> EvmChainConfig:
+        if any(e.address == OWNER for e in self.non_circulating) and (
+            ControlFamily.OWNABLE not in self.control_families
+        ):
+            raise ValueError(
+                "non_circulating: address 'owner' needs the token's ownable control events"
+                " (profile usd1 or fiattoken, or controls: [ownable, ...])"
+            )
+        return self
 
     @property
     def evm_dialect(self) -> Dialect:
@@ -398,6 +458,9 @@ class SolanaChainConfig(_ChainBase):
     controls: bool = True
     control_check_interval: Duration = 60.0  # mint and frozen accounts checked against the chain
     control_check_sample: int = Field(default=16, ge=0, le=100)  # frozen accounts read per check
+    non_circulating: Annotated[list[NonCirculatingSolana], AfterValidator(_check_non_circulating)] = Field(
+        default_factory=list
+    )
     # How a backfill finds the mint's transactions: `blocks` reads every slot's block (getBlock);
     # `signatures` lists the mint's and its token accounts' transactions (getSignaturesForAddress)
     # and reads only those (getTransaction): far fewer requests when the mint is in few slots.

@@ -21,6 +21,7 @@ from indexer.runtime import Runtime, database, kept, open_runtime
 from indexer.store.store import Store
 from indexer.sync.fill import FamilyFill
 from indexer.sync.supervisor import Supervisor
+from indexer.sync.supply_classes import SupplyClassesExporter
 
 log = structlog.get_logger(__name__)
 
@@ -95,6 +96,8 @@ async def run_daemon(
                 services.append(asyncio.create_task(market.run(stop), name="market"))
             if reserves is not None:
                 services.append(asyncio.create_task(reserves.run(stop), name="reserves"))
+            classes = SupplyClassesExporter(cfg, rt.pool, rt.metrics)
+            services.append(asyncio.create_task(classes.run(stop), name="supply_classes"))
             try:
                 await stop.wait()
                 await asyncio.wait(services, timeout=10)

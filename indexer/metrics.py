@@ -71,6 +71,19 @@ class Metrics:
             ["finality"],
             registry=r,
         )
+        # Supply classes (README "Supply classes"): class = total | circulating | frozen | a label
+        self.supply_class = Gauge(
+            "usd1_supply_class_tokens",
+            "Supply per chain and class: total, circulating, frozen or a non_circulating label (whole tokens)",
+            ["chain", "class", "finality"],
+            registry=r,
+        )
+        self.supply_circulating_total = Gauge(
+            "usd1_supply_circulating_total",
+            "Circulating supply over all chains (whole tokens; set once every chain is indexed)",
+            ["finality"],
+            registry=r,
+        )
         self.supply_mismatch = Gauge(
             "usd1_supply_mismatch_tokens",
             "Indexed finalized supply minus the chain's own total supply at that block (whole tokens)",

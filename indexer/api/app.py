@@ -196,7 +196,10 @@ async def supply(request: web.Request) -> web.Response:
     v.only_params(request, openapi.allowed("/api/v1/supply"))
     cfg = request.app[CFG]
     async with q.snapshot(_pool(request), timeout_ms=QUERY_TIMEOUT_MS) as conn:
-        chains = [await q.chain_supply(conn, c) for c in cfg.chains]
+        chains = [
+            await cq.with_classes(conn, await q.chain_supply(conn, c), c.control_contracts(), c.classified())
+            for c in cfg.chains
+        ]
     return json_response(q.supply_json(cfg.token.symbol, chains))
 
 

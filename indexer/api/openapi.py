@@ -292,6 +292,31 @@ SCHEMAS: dict[str, Schema] = {
             ),
         },
     },
+    "SupplyClasses": {
+        "type": "object",
+        "description": (
+            "A chain's supply classes at one block: total = circulating + frozen + non_circulating;"
+            " each account subtracted once (a configured label wins over frozen)."
+        ),
+        "required": ["block", "total", "non_circulating", "frozen", "circulating"],
+        "properties": {
+            "block": {"type": "integer"},
+            "total": _ref("Amount"),
+            "non_circulating": {
+                "allOf": [_ref("Amount")],
+                "required": ["by_label"],
+                "properties": {
+                    "by_label": {
+                        "type": "object",
+                        "description": "Per configured label (non_circulating in the chain's config).",
+                        "additionalProperties": _ref("Amount"),
+                    }
+                },
+            },
+            "frozen": {"allOf": [_ref("Amount")], "description": "Frozen accounts carrying no label."},
+            "circulating": _ref("Amount"),
+        },
+    },
     "Supply": {
         "type": "object",
         "required": ["chains", "total"],
@@ -316,6 +341,17 @@ SCHEMAS: dict[str, Schema] = {
                                 "block_hash": _nullable({"type": "string"}),
                             },
                         },
+                        "classes": _nullable(
+                            {
+                                "type": "object",
+                                "description": "Supply classes (null: the chain is not indexed yet).",
+                                "required": ["finalized", "head"],
+                                "properties": {
+                                    "finalized": _ref("SupplyClasses"),
+                                    "head": _ref("SupplyClasses"),
+                                },
+                            }
+                        ),
                         "as_of": _ref("AsOf"),
                     },
                 },

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +22,7 @@ from indexer.model import ControlEvent, ControlKind, Family
 from indexer.store import queries as q
 from indexer.store.db import Conn
 from indexer.store.pagination import CursorCodec, IntField, Layout, TextField
+from indexer.supply_classes import SupplyClasses, classify, resolve
 from indexer.units import amount_json
 
 MAX_FROZEN_LISTED = 100  # frozen accounts listed per state (largest balances first); count and sum cover all
@@ -179,6 +180,51 @@ async def state_at(
     frozen = sorted(state.token.frozen)
     balances = await q.balances_of(conn, chain, frozen, None if head else block)
     return StateAt(block, state, balances)
+
+
+# ---- supply classes -----------------------------------------------------------------------------
+async def classes_at(
+    conn: Conn,
+    chain: str,
+    contracts: Sequence[tuple[str, str]],
+    entries: Sequence[tuple[str, str]],
+    total: int,
+    block: int,
+    head: bool,
+) -> SupplyClasses:
+    """The supply classes at `block` (`head`: the indexed head, balances from `balances`): the
+    owner and the frozen accounts from the control state folded there (none when the chain
+    decodes no controls), the balances of those and of the configured `entries` (address or
+    `owner`, label) read in the same snapshot."""
+    owner: str | None = None
+    frozen: list[str] = []
+    if contracts:
+        state = fold(await events_upto(conn, chain, block), contracts)
+        owner, frozen = state.token.owner, sorted(state.token.frozen)
+    labelled = resolve(entries, owner)
+    addresses = sorted({a for a, _ in labelled} | set(frozen))
+    balances = await q.balances_of(conn, chain, addresses, None if head else block)
+    labels = [label for _, label in entries]
+    return classify(total, labelled, balances, {a: balances[a] for a in frozen}, labels)
+
+
+async def with_classes(
+    conn: Conn,
+    supply: q.ChainSupply,
+    contracts: Sequence[tuple[str, str, Sequence[str]]],
+    entries: Sequence[tuple[str, str]],
+) -> q.ChainSupply:
+    """`supply` with its classes at head and at the finalized block (unchanged while the chain
+    is not indexed). `contracts`: the chain's control contracts (`control_contracts()`)."""
+    at = supply.as_of
+    if at.block is None or at.finalized_block is None:
+        return supply
+    pairs = [(a, label) for a, label, _ in contracts]
+    head = await classes_at(conn, supply.chain, pairs, entries, supply.head.supply, at.block, head=True)
+    fin = await classes_at(
+        conn, supply.chain, pairs, entries, supply.finalized.supply, at.finalized_block, head=False
+    )
+    return replace(supply, head_classes=head, finalized_classes=fin)
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ import orjson
 from indexer.model import Family
 from indexer.store.db import Conn, unavailable_on_disconnect
 from indexer.store.pagination import INT32_MAX, CursorCodec, IntField, Layout, TextField
+from indexer.supply_classes import SupplyClasses
 from indexer.units import amount_json
 
 MAX_PAGE = 1000
@@ -449,6 +450,20 @@ async def totals_before(conn: Conn, chain: str, when: datetime) -> Totals:
     return _totals(row)
 
 
+def classes_json(c: SupplyClasses, block: int | None, decimals: int) -> dict[str, Any]:
+    """A chain's supply classes at one block (README "Supply classes")."""
+    return {
+        "block": block,
+        "total": amount_json(c.total, decimals),
+        "non_circulating": {
+            **amount_json(c.non_circulating_total, decimals),
+            "by_label": {label: amount_json(raw, decimals) for label, raw in c.non_circulating.items()},
+        },
+        "frozen": amount_json(c.frozen, decimals),
+        "circulating": amount_json(c.circulating, decimals),
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class ChainSupply:
     chain: str
@@ -456,9 +471,19 @@ class ChainSupply:
     as_of: AsOf
     head: Totals
     finalized: Totals
+    # Supply classes at head and at the finalized block (control_queries.with_classes); None
+    # while the chain is not indexed or the classes were not asked for.
+    head_classes: SupplyClasses | None = None
+    finalized_classes: SupplyClasses | None = None
 
     def to_json(self) -> dict[str, Any]:
         at = self.as_of
+        classes = None
+        if self.head_classes is not None and self.finalized_classes is not None:
+            classes = {
+                "finalized": classes_json(self.finalized_classes, at.finalized_block, self.decimals),
+                "head": classes_json(self.head_classes, at.block, self.decimals),
+            }
         return {
             "chain": self.chain,
             "decimals": self.decimals,
@@ -468,6 +493,7 @@ class ChainSupply:
                 "block_hash": at.block_hash,
                 **amount_json(self.head.supply, self.decimals),
             },
+            "classes": classes,
             "as_of": at.to_json(),
         }
 

@@ -168,6 +168,18 @@ async def test_run_serves_http_and_drains_on_sigterm(
                 text = await r.text()
             assert f'usd1_supply{{chain="{CHAIN}",finality="finalized"}} 123.0' in text
             assert 'usd1_rpc_requests_total{chain="devnet"' in text
+            # The supply-class task (every 5 s): all 123 tokens circulate (nothing labelled or frozen).
+            want = 'usd1_supply_circulating_total{finality="finalized"} 123.0'
+            deadline = time.monotonic() + 15
+            while want not in text and time.monotonic() < deadline:
+                await asyncio.sleep(0.5)
+                async with http.get(f"{base}/metrics") as r:
+                    text = await r.text()
+            assert want in text
+            assert (
+                f'usd1_supply_class_tokens{{chain="{CHAIN}",class="circulating",finality="head"}} 123.0'
+                in text
+            )
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=15)

@@ -28,7 +28,8 @@ def config(dsn: str, tmp: Any, chain: str = "devnet", *, with_solana: bool = Tru
 
 
 PROXY_ADMIN = "0x" + "ad" * 20
-OWNER, NEW_OWNER, IMPL = "0x" + "0e" * 20, "0x" + "1e" * 20, "0x" + "1f" * 20
+# The owner is holder 2 (USD1 mints to its owner), so the `owner` supply class holds tokens.
+OWNER, NEW_OWNER, IMPL = "0x" + "02" * 20, "0x" + "1e" * 20, "0x" + "1f" * 20
 
 
 def evm_chain(chain: str) -> dict[str, Any]:
@@ -41,7 +42,13 @@ def evm_chain(chain: str) -> dict[str, Any]:
         "decimals": 18,
         "profile": "usd1",
         "watch": [{"address": PROXY_ADMIN, "label": "proxy_admin", "controls": ["ownable"]}],
+        "non_circulating": [{"address": a, "label": label} for a, label in NON_CIRCULATING],
     }
+
+
+# Supply classes: holder 4 (frozen from block 70) is also labelled (the label wins), holder 5 is
+# frozen at head only; `owner` follows the control state (OWNER from block 3).
+NON_CIRCULATING = [("0x" + "04" * 20, "treasury"), ("owner", "issuer"), ("0x" + "01" * 20, "bridge_lock")]
 
 
 def config_dict(dsn: str, tmp: Any, chain: str = "devnet", *, with_solana: bool = True) -> dict[str, Any]:
@@ -81,6 +88,23 @@ class Synthetic:
             if e.kind != EventKind.BURN:
                 b[e.to_addr or ""] += e.amount
         return b[addr]
+
+    def classes_at(self, block: int) -> dict[str, Any]:
+        """The supply classes at `block`, computed from the events and the control script alone."""
+        owner = self.last_subject(ControlKind.OWNERSHIP_TRANSFERRED, block)
+        labelled = [(owner if a == "owner" else a, label) for a, label in NON_CIRCULATING]
+        by_label: dict[str, int] = dict.fromkeys((label for _, label in labelled), 0)
+        for a, label in labelled:
+            if a is not None:
+                by_label[label] += self.balance_at(a, block)
+        frozen = sum(self.balance_at(a, block) for a in self.frozen_at(block) - {a for a, _ in labelled})
+        total = self.supply_at(block)
+        return {
+            "total": total,
+            "by_label": dict(by_label),
+            "frozen": frozen,
+            "circulating": total - frozen - sum(by_label.values()),
+        }
 
     def keys(self) -> set[tuple[int, int, str]]:
         return {(e.block_number, e.log_index, e.tx_hash) for e in self.events}

@@ -679,3 +679,69 @@ def test_large_event_tokens_scales_by_the_chain_decimals() -> None:
 
 def test_large_event_tokens_bad_value_is_named() -> None:
     assert "large_event_tokens" in one_problem(MINIMAL + '    large_event_tokens: "lots"\n')
+
+
+# --------------------------------------------------------------------------------------------
+# non_circulating (supply classes)
+
+TREASURY = "0x00000000000000000000000000000000000000Aa"
+
+
+def test_non_circulating_accounts_load_normalized() -> None:
+    text = with_chain_line(
+        f"non_circulating: [{{address: owner, label: issuer}}, {{address: '{TREASURY}', label: treasury}}]"
+    )
+    chain = load_config_text(text + "    profile: usd1\n", {}).chains[0]
+    assert [(e.address, e.label) for e in chain.non_circulating] == [
+        ("owner", "issuer"),
+        (TREASURY.lower(), "treasury"),
+    ]
+    assert load_config_text(MINIMAL, {}).chains[0].non_circulating == []
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            "non_circulating: [{address: '0x12', label: treasury}]",
+            "chains.0.non_circulating.0.address: invalid EVM address '0x12': expected 0x followed by 40 hex digits",
+        ),
+        (
+            f"non_circulating: [{{address: '{TREASURY}', label: Treasury}}]",
+            "chains.0.non_circulating.0.label: invalid name 'Treasury': use lowercase letters, digits, '_' and '-'",
+        ),
+        (
+            f"non_circulating: [{{address: '{TREASURY}'}}]",
+            "chains.0.non_circulating.0.label: missing (required)",
+        ),
+        (
+            f"non_circulating: [{{address: '{TREASURY}', label: a}}, {{address: '{TREASURY.lower()}', label: b}}]",
+            f"chains.0.non_circulating: entry 1: {TREASURY.lower()} is listed twice (an account has one label)",
+        ),
+    ],
+)
+def test_bad_non_circulating(line: str, expected: str) -> None:
+    assert problems(with_chain_line(line)) == [expected]
+
+
+def test_solana_non_circulating_takes_token_accounts_not_owner() -> None:
+    ok = load_config_text(SOLANA + f"    non_circulating: [{{address: '{USD1_SOL}', label: treasury}}]\n", {})
+    assert ok.chains[0].non_circulating[0].address == USD1_SOL
+    found = one_problem(SOLANA + "    non_circulating: [{address: owner, label: issuer}]\n")
+    assert found.startswith("chains.0.non_circulating.0.address: 'owner' is EVM only")
+
+
+def test_non_circulating_owner_needs_ownable_controls() -> None:
+    found = one_problem(with_chain_line("non_circulating: [{address: owner, label: issuer}]"))
+    assert found.startswith(
+        "chains.0: non_circulating: address 'owner' needs the token's ownable control events"
+    )
+    assert load_config_text(
+        with_chain_line("non_circulating: [{address: owner, label: issuer}]") + "    controls: [ownable]\n",
+        {},
+    )
+
+
+def test_non_circulating_label_must_not_be_a_class_name() -> None:
+    found = one_problem(with_chain_line(f"non_circulating: [{{address: '{TREASURY}', label: frozen}}]"))
+    assert found.startswith("chains.0.non_circulating: entry 0: label 'frozen' is reserved")
