@@ -5,11 +5,8 @@ metrics. Ground truth is the chain: its logs (decoded here with the devnet helpe
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +22,9 @@ from indexer.devnet.faultproxy import FaultProxy
 from indexer.devnet.tether import TETHER_TOPICS, TetherStyleToken, TetherTraffic
 from indexer.devnet.usd1 import ADMIN_SLOT, USD1_TOPICS, Usd1Deployment, deploy_usd1
 from indexer.model import Family
-from indexer.runtime import Runtime, open_runtime
-from indexer.sync.supervisor import Supervisor
+from indexer.runtime import open_runtime
 from tests.integration.test_evm_pipeline import make_config, wait_for
+from tests.support import daemon_run
 
 pytestmark = pytest.mark.integration
 CHAIN = "devnet"
@@ -60,20 +57,7 @@ def config(rpc: list[str], d: Usd1Deployment, dsn: str, tmp: Any, **chain: Any) 
     return make_config(rpc, d.token.address, dsn, tmp, **{**usd1, **chain})
 
 
-@dataclass
-class Running:
-    rt: Runtime
-    base: str
-    http: aiohttp.ClientSession
-
-    def metric(self, name: str, **labels: str) -> float | None:
-        return self.rt.metrics.registry.get_sample_value(name, {"chain": CHAIN, **labels})
-
-    async def get(self, path: str, **params: str) -> Any:
-        async with self.http.get(self.base + path, params=params or None) as r:
-            assert r.status == 200, await r.text()
-            return await r.json()
-
+class Running(daemon_run.Running):
     async def settled(self, anvil: Anvil, after_block: int) -> None:
         """Mine past finality, then wait until the index and the control check are there."""
         await anvil.mine(6)
@@ -92,18 +76,8 @@ async def usd1(anvil: Anvil) -> Usd1Deployment:
     return await deploy_usd1(anvil)
 
 
-@contextlib.asynccontextmanager
-async def running(cfg: Config) -> AsyncIterator[Running]:
-    async with open_runtime(cfg) as rt:
-        stop = asyncio.Event()
-        task = asyncio.create_task(Supervisor(list(rt.followers.values()), rt.metrics).run(stop))
-        app = create_app(cfg, rt.store, rt.metrics, rt.statuses)
-        try:
-            async with serve_http(app, "127.0.0.1", 0) as port, aiohttp.ClientSession() as http:
-                yield Running(rt, f"http://127.0.0.1:{port}", http)
-        finally:
-            stop.set()
-            await task
+def running(cfg: Config) -> contextlib.AbstractAsyncContextManager[Running]:
+    return daemon_run.running(cfg, CHAIN, Running)
 
 
 async def chain_kinds(anvil: Anvil, addresses: list[str], upto: int | str) -> Counter[str]:

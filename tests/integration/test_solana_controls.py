@@ -7,65 +7,35 @@ checked to have landed) and the devnet's own accounts."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from solders.account import Account
 from solders.pubkey import Pubkey
 
-from indexer.api.app import create_app
 from indexer.config import Config
 from indexer.controls import decode_mint_account
-from indexer.daemon import serve_http
 from indexer.devnet.solana_devnet import SolanaDevnet
 from indexer.devnet.solana_traffic import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID, SolanaTraffic
-from indexer.runtime import Runtime, open_runtime
-from indexer.sync.supervisor import Supervisor
 from tests.integration.test_solana_pipeline import token_amount, until
+from tests.support import daemon_run
 
 pytestmark = pytest.mark.integration
 CHAIN = "sol"
 
 
-@dataclass
-class Running:
-    rt: Runtime
-    base: str
-    http: aiohttp.ClientSession
-
-    def metric(self, name: str, **labels: str) -> float | None:
-        return self.rt.metrics.registry.get_sample_value(name, {"chain": CHAIN, **labels})
-
-    async def get(self, path: str, **params: str) -> Any:
-        async with self.http.get(self.base + path, params=params or None) as r:
-            assert r.status == 200, await r.text()
-            return await r.json()
-
+class Running(daemon_run.Running):
     async def controls(self) -> dict[str, Any]:
         body = await self.get("/api/v1/controls")
         (c,) = body["chains"]
         return c  # type: ignore[no-any-return]
 
 
-@contextlib.asynccontextmanager
-async def running(cfg: Config) -> AsyncIterator[Running]:
-    async with open_runtime(cfg) as rt:
-        stop = asyncio.Event()
-        task = asyncio.create_task(Supervisor(list(rt.followers.values()), rt.metrics).run(stop))
-        app = create_app(cfg, rt.store, rt.metrics, rt.statuses)
-        try:
-            async with serve_http(app, "127.0.0.1", 0) as port, aiohttp.ClientSession() as http:
-                yield Running(rt, f"http://127.0.0.1:{port}", http)
-        finally:
-            stop.set()
-            await task
+def running(cfg: Config) -> contextlib.AbstractAsyncContextManager[Running]:
+    return daemon_run.running(cfg, CHAIN, Running)
 
 
 def config(dn: SolanaDevnet, mint: str, dsn: str, tmp: Path) -> Config:
