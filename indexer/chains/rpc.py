@@ -342,9 +342,7 @@ class RpcPool:
                     raise RpcError(f"{ep.label}: {type(exc).__name__}: {exc}") from None
                 if status == 429:
                     outcome = "rate_limited"
-                    retry_after = _retry_after(retry_after_header)
-                    ep.limited_until = time.monotonic() + retry_after
-                    raise RpcError(f"{ep.label}: rate limited (429), retry after {retry_after:.1f}s")
+                    raise _rate_limited(ep, retry_after_header, "429")
                 if status >= 400 and not raw.lstrip().startswith((b"{", b"[")):
                     raise RpcError(f"{ep.label}: HTTP {status}")
                 try:
@@ -356,11 +354,7 @@ class RpcPool:
                 limited = _rate_limit_body(decoded)
                 if limited is not None:
                     outcome = "rate_limited"
-                    retry_after = _retry_after(None)
-                    ep.limited_until = time.monotonic() + retry_after
-                    raise RpcError(
-                        f"{ep.label}: rate limited (HTTP {status}: {limited[:120]}), retry after {retry_after:.1f}s"
-                    )
+                    raise _rate_limited(ep, None, f"HTTP {status}: {limited[:120]}")
                 results = _unpack(ep.label, decoded, ids, single)
                 outcome = "ok"
                 return results
@@ -421,6 +415,13 @@ def _retry_after(value: str | None) -> float:
     if seconds != seconds:  # NaN
         return 1.0
     return max(0.0, min(MAX_RETRY_AFTER, seconds))
+
+
+def _rate_limited(ep: Endpoint, retry_after_header: str | None, why: str) -> RpcError:
+    """Hold `ep` back for the reply's Retry-After (or the default wait) and say why."""
+    retry_after = _retry_after(retry_after_header)
+    ep.limited_until = time.monotonic() + retry_after
+    return RpcError(f"{ep.label}: rate limited ({why}), retry after {retry_after:.1f}s")
 
 
 def _rate_limit_body(decoded: Any) -> str | None:
