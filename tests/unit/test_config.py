@@ -785,6 +785,9 @@ def test_bad_watchlist_entries_are_named() -> None:
         "watchlists.1.format: Input should be 'ofac_txt', 'ofac_json' or 'csv'",
         "watchlists.3.name: missing (required)",
     ]
-    assert one_problem(
-        MINIMAL + "watchlists: [{name: a, url: x, format: csv}, {name: a, url: y, format: csv}]\n"
-    ) == "watchlists: duplicate watchlist name 'a' (entries 0 and 1)"
+    assert (
+        one_problem(
+            MINIMAL + "watchlists: [{name: a, url: x, format: csv}, {name: a, url: y, format: csv}]\n"
+        )
+        == "watchlists: duplicate watchlist name 'a' (entries 0 and 1)"
+    )
