@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal, Protocol
@@ -228,9 +228,13 @@ class TransferFilter:
     until: datetime | None = None  # exclusive
     min_raw: int | None = None
     order: Order = "desc"
+    # Watchlists (issue #17 item 5): True only rows from or to a `listed` address, False only the
+    # others; `listed` is the addresses in force when the filter was parsed (not in the fingerprint).
+    flagged: bool | None = None
+    listed: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def fingerprint(self) -> str:
-        key = [
+        key: list[Any] = [
             self.chain,
             self.address,
             sorted(self.kinds),
@@ -241,6 +245,8 @@ class TransferFilter:
             None if self.min_raw is None else str(self.min_raw),
             self.order,
         ]
+        if self.flagged is not None:  # appended only when given: earlier cursors stay valid
+            key.append(self.flagged)
         return hashlib.sha256(orjson.dumps(key)).hexdigest()[:16]
 
 
@@ -269,16 +275,27 @@ class TransferPage:
     limit: int
     next: Position | None  # the last row's position when there are more rows
 
-    def to_json(self, decimals: int, cursors: CursorCodec) -> dict[str, Any]:
+    def to_json(
+        self, decimals: int, cursors: CursorCodec, lists_of: Callable[[Event], list[str]] | None = None
+    ) -> dict[str, Any]:
+        """`lists_of`: the watchlists a row's sender or receiver is on; given, every row says
+        `flagged` (and `lists` when flagged)."""
         next_cursor = (
             None if self.next is None else cursors.encode(POSITION, self.filter.fingerprint(), self.next)
         )
+        rows = [e.to_json(decimals, self.as_of) for e in self.events]
+        if lists_of is not None:
+            for e, row in zip(self.events, rows, strict=True):
+                names = lists_of(e)
+                row["flagged"] = bool(names)
+                if names:
+                    row["lists"] = names
         return {
             "chain": self.filter.chain,
             "order": self.filter.order,
             "limit": self.limit,
             "as_of": self.as_of.to_json(),
-            "transfers": [e.to_json(decimals, self.as_of) for e in self.events],
+            "transfers": rows,
             "next_cursor": next_cursor,
         }
 
@@ -347,6 +364,13 @@ async def transfers(
         )
     if f.min_raw is not None and f.min_raw > 0:
         conds.append(f"amount >= {p(Decimal(f.min_raw))}::numeric")
+    if f.flagged is not None:
+        listed = p(list(f.listed))
+        hit = (
+            f"(coalesce(from_addr = ANY({listed}::text[]), false)"
+            f" OR coalesce(to_addr = ANY({listed}::text[]), false))"
+        )
+        conds.append(hit if f.flagged else f"NOT {hit}")
     order_by = keyset(p, conds, after, f.order)
     n = p(limit + 1)
     where = " AND ".join(conds)

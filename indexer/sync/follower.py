@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -35,6 +35,7 @@ from indexer.units import to_float
 
 if TYPE_CHECKING:
     from indexer.sync.controls import ControlsMonitor
+    from indexer.watchlists import Matcher
 
 log = structlog.get_logger(__name__)
 
@@ -70,7 +71,9 @@ class Follower:
         heads: HeadWatcher | None = None,
         controls: ControlsMonitor | None = None,
         db: DatabaseKeeper | None = None,
+        watchlists: Callable[[], Matcher] | None = None,
     ) -> None:
+        self.watchlists = watchlists
         self.lease = lease
         self.controls = controls
         self.db = db
@@ -370,8 +373,30 @@ class Follower:
         new_window = reorg.apply(self.window, decision).finalize(min(fin, cursor.number))
         await self._commit(batch, new_window=new_window)
         self._count_large(events)
+        self._count_watchlisted(events)
         self.export()
         return bool(new)
+
+    def _count_watchlisted(self, events: list[TokenEvent]) -> None:
+        """Count the head's transfers (mints and burns too) from or to a listed address, once per
+        list, after their commit landed: the same once-only rule as `_count_large`."""
+        if self.watchlists is None or not events:
+            return
+        matcher = self.watchlists()
+        if not matcher.lists:
+            return
+        counts: Counter[str] = Counter()
+        raw: Counter[str] = Counter()
+        for ev in events:
+            for name in matcher.match(ev):
+                counts[name] += 1
+                raw[name] += ev.amount
+        for name, n in counts.items():
+            self.metrics.watchlist_transfers.labels(self.chain, name).inc(n)
+            self.metrics.watchlist_tokens.labels(self.chain, name).inc(
+                to_float(raw[name], self.status.decimals)
+            )
+            self._log.info("watchlist_transfers", list=name, transfers=n, raw=str(raw[name]))
 
     def _count_large(self, events: list[TokenEvent]) -> None:
         """Count the head's large mints and burns once, after their commit landed: each live step

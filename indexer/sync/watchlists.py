@@ -69,7 +69,10 @@ class WatchlistService:
         base_dir: Path | None = None,
         logger: Any | None = None,
         clock: Callable[[], float] = time.time,
+        counted: Sequence[str] | None = None,
     ) -> None:
+        """`chains`: every configured chain (the API flags rows of any); `counted`: the chains
+        this process follows, whose (chain, list) counter series start at zero (default: all)."""
         self._lists = list(lists)
         self._chains = list(chains)
         self._metrics = metrics
@@ -83,7 +86,8 @@ class WatchlistService:
         self._seen_digest: dict[str, str] = {}  # list -> sha256 of the bytes last read
         self._error: dict[str, str] = {}  # list -> the failure being reported (logged once)
         self.matcher: Matcher = Matcher.build((), self._chains)
-        metrics.init_watchlists([c.name for c in self._chains], [w.name for w in self._lists])
+        counted = [c.name for c in self._chains] if counted is None else list(counted)
+        metrics.init_watchlists(counted, [w.name for w in self._lists])
 
     def current(self) -> Matcher:
         """The lists in force (for callers that take a provider)."""
