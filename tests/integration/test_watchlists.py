@@ -7,13 +7,19 @@ the lists in force, which follow a changed file and survive a bad one."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
+import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+import yaml
 
 from indexer.config import Config
 from indexer.daemon import run_daemon
@@ -48,29 +54,29 @@ async def test_listed_transfers_are_counted_once_and_flagged_in_the_api(
     shutil.copy(FIXTURES / "sanctioned_addresses_ETH.txt", eth_list)
     shutil.copy(FIXTURES / "sanctioned_addresses_USDT.json", lists / "usdt.json")
     port = free_port()
-    cfg = Config.model_validate(
-        {
-            "database": {"dsn": dsn},
-            "data_dir": str(tmp_path),
-            "http": {"listen": f"127.0.0.1:{port}"},
-            "chains": [
-                {
-                    "name": CHAIN,
-                    "kind": "evm",
-                    "rpc": [anvil.url],
-                    "token": token.address,
-                    "decimals": 18,
-                    "finality": {"tag": "finalized"},
-                    "poll_interval": "50ms",
-                }
-            ],
-            "watchlists": [
-                {"name": "ofac-eth", "url": "lists/eth.txt", "format": "ofac_txt"},
-                {"name": "ofac-usdt", "url": f"file://{lists / 'usdt.json'}", "format": "ofac_json"},
-            ],
-            "watchlist_reload_seconds": "100ms",
-        }
-    )
+    cfg_dict: dict[str, Any] = {
+        "database": {"dsn": dsn},
+        "data_dir": str(tmp_path),
+        "http": {"listen": f"127.0.0.1:{port}"},
+        "chains": [
+            {
+                "name": CHAIN,
+                "kind": "evm",
+                "rpc": [anvil.url],
+                "token": token.address,
+                "decimals": 18,
+                "finality": {"tag": "finalized"},
+                "poll_interval": "50ms",
+            }
+        ],
+        "watchlists": [
+            {"name": "ofac-eth", "url": "lists/eth.txt", "format": "ofac_txt"},
+            {"name": "ofac-usdt", "url": f"file://{lists / 'usdt.json'}", "format": "ofac_json"},
+        ],
+        "watchlist_reload_seconds": "100ms",
+    }
+    cfg = Config.model_validate(cfg_dict)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg_dict))
     holder: dict[str, Runtime] = {}
     stop = asyncio.Event()
     task = asyncio.create_task(
@@ -127,6 +133,40 @@ async def test_listed_transfers_are_counted_once_and_flagged_in_the_api(
             ]
             assert [r["amount"] for r in await page(flagged="true")] == ["100", "40", "2.5"]
             assert [r["amount"] for r in await page(flagged="false")] == ["5"]
+            # The query CLI prints the body the API serves (same filter, same flags).
+            async with http.get(base, params={"order": "asc", "flagged": "true"}) as r:
+                api_body = await r.json()
+            cmd = [
+                sys.executable,
+                "-m",
+                "indexer.cli_query",
+                "transfers",
+                "--config",
+                str(tmp_path / "c.yaml"),
+            ]
+            out = await asyncio.to_thread(
+                subprocess.run,
+                [*cmd, "--order", "asc", "--flagged", "true", "--format", "json"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert out.returncode == 0, out.stderr
+            assert json.loads(out.stdout) == api_body
+            out = await asyncio.to_thread(
+                subprocess.run,
+                [*cmd, "--order", "asc", "--format", "csv"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert out.returncode == 0, out.stderr
+            assert [(r["flagged"], r["lists"]) for r in csv.DictReader(io.StringIO(out.stdout))] == [
+                ("False", ""),
+                ("True", "ofac-eth,ofac-usdt"),
+                ("True", "ofac-eth,ofac-usdt"),
+                ("True", "ofac-eth"),
+            ]
             async with http.get(base, params={"flagged": "yes"}) as r:
                 assert r.status == 400
                 assert (await r.json()) == {"error": "invalid flagged 'yes': expected one of true, false"}
