@@ -364,17 +364,31 @@ async def transfers(
         )
     if f.min_raw is not None and f.min_raw > 0:
         conds.append(f"amount >= {p(Decimal(f.min_raw))}::numeric")
-    if f.flagged is not None:
-        listed = p(list(f.listed))
-        hit = (
-            f"(coalesce(from_addr = ANY({listed}::text[]), false)"
-            f" OR coalesce(to_addr = ANY({listed}::text[]), false))"
-        )
-        conds.append(hit if f.flagged else f"NOT {hit}")
+    listed = p(sorted(set(f.listed))) if f.flagged is not None else None
+    from_listed = f"coalesce(from_addr = ANY({listed}::text[]), false)"  # NULL (Solana mint): no
+    to_listed = f"coalesce(to_addr = ANY({listed}::text[]), false)"
+    if f.flagged is False:  # most rows: the ordered scan finds a page quickly
+        conds.append(f"NOT ({from_listed} OR {to_listed})")
+    elif f.flagged and f.address is not None:  # the address branches below bound the rows
+        conds.append(f"({from_listed} OR {to_listed})")
     order_by = keyset(p, conds, after, f.order)
     n = p(limit + 1)
     where = " AND ".join(conds)
-    if f.address is None:
+    if f.flagged and f.address is None:
+        # Per listed address, an index-ordered branch as sender and one as receiver, each reading
+        # at most a page (a filter on the ordered scan reads the whole history for a rare hit:
+        # measured 0.8-3 s on 1M rows with the 152-address OFAC ETH list, vs a few ms here).
+        sql = (
+            f"SELECT {_EVENT_COLS} FROM ("
+            f"(SELECT e.* FROM unnest({listed}::text[]) AS l(addr) CROSS JOIN LATERAL"
+            f" (SELECT {_EVENT_COLS} FROM events WHERE {where} AND from_addr = l.addr {order_by} LIMIT {n}) AS e)"
+            " UNION ALL "
+            f"(SELECT e.* FROM unnest({listed}::text[]) AS l(addr) CROSS JOIN LATERAL"
+            f" (SELECT {_EVENT_COLS} FROM events WHERE {where} AND to_addr = l.addr AND NOT {from_listed}"
+            f" {order_by} LIMIT {n}) AS e)"
+            f") AS e {order_by} LIMIT {n}"
+        )
+    elif f.address is None:
         sql = f"SELECT {_EVENT_COLS} FROM events WHERE {where} {order_by} LIMIT {n}"
     else:
         # Two index-ordered branches (as sender, as receiver) merged: each reads at most a page.

@@ -108,13 +108,14 @@ async def test_listed_transfers_are_counted_once_and_flagged_in_the_api(
         await token.mint(BOTH, 100 * E18)  # to a listed address: both lists
         await token.batch_transfer([BOTH], [HOLDER], [40 * E18])  # from it: both lists
         await token.batch_transfer([HOLDER], [ETH_ONLY], [E18 * 5 // 2])  # to ETH_ONLY: ofac-eth
+        await token.batch_transfer([BOTH], [ETH_ONLY], [E18])  # both sides listed: once per list
         tip = await anvil.block_number()
         await wait_for(lambda: status.indexed >= tip, 30, "the listed transfers")
-        assert counts() == [3, 142.5, 2, 140]
+        assert counts() == [4, 143.5, 3, 141]
         await anvil.mine(6)  # final now: not counted again
         head = await anvil.block_number()
         await wait_for(lambda: status.indexed_finalized >= tip and status.indexed == head, 30, "finality")
-        assert counts() == [3, 142.5, 2, 140]
+        assert counts() == [4, 143.5, 3, 141]
 
         async with aiohttp.ClientSession() as http:
 
@@ -130,9 +131,27 @@ async def test_listed_transfers_are_counted_once_and_flagged_in_the_api(
                 (BOTH.lower(), True, ["ofac-eth", "ofac-usdt"]),
                 (HOLDER, True, ["ofac-eth", "ofac-usdt"]),
                 (ETH_ONLY.lower(), True, ["ofac-eth"]),
+                (ETH_ONLY.lower(), True, ["ofac-eth", "ofac-usdt"]),
             ]
-            assert [r["amount"] for r in await page(flagged="true")] == ["100", "40", "2.5"]
+            assert [r["amount"] for r in await page(flagged="true")] == ["100", "40", "2.5", "1"]
             assert [r["amount"] for r in await page(flagged="false")] == ["5"]
+            # Paged one row at a time, both orders: the same rows, none twice.
+            for order in ("asc", "desc"):
+                walked, cursor = [], None
+                while True:
+                    extra = {"cursor": cursor} if cursor else {}
+                    async with http.get(
+                        base, params={"order": order, "flagged": "true", "limit": "1", **extra}
+                    ) as r:
+                        body = await r.json()
+                    walked += [t["amount"] for t in body["transfers"]]
+                    cursor = body["next_cursor"]
+                    if cursor is None:
+                        break
+                want = ["100", "40", "2.5", "1"]
+                assert walked == (want if order == "asc" else want[::-1])
+            assert [r["amount"] for r in await page(flagged="true", address=ETH_ONLY)] == ["2.5", "1"]
+            assert [r["amount"] for r in await page(flagged="false", address=HOLDER)] == ["5"]
             # The query CLI prints the body the API serves (same filter, same flags).
             async with http.get(base, params={"order": "asc", "flagged": "true"}) as r:
                 api_body = await r.json()
@@ -166,6 +185,7 @@ async def test_listed_transfers_are_counted_once_and_flagged_in_the_api(
                 ("True", "ofac-eth,ofac-usdt"),
                 ("True", "ofac-eth,ofac-usdt"),
                 ("True", "ofac-eth"),
+                ("True", "ofac-eth,ofac-usdt"),
             ]
             async with http.get(base, params={"flagged": "yes"}) as r:
                 assert r.status == 400
@@ -176,7 +196,7 @@ async def test_listed_transfers_are_counted_once_and_flagged_in_the_api(
             await wait_for(
                 lambda: rt.watchlists is not None and rt.watchlists.error("ofac-eth") is not None, 15, "bad"
             )
-            assert [r["amount"] for r in await page(flagged="true")] == ["100", "40", "2.5"]
+            assert [r["amount"] for r in await page(flagged="true")] == ["100", "40", "2.5", "1"]
             assert rt.metrics.registry.get_sample_value("usd1_watchlist_up", {"list": "ofac-eth"}) == 0
 
             # A good new version lists HOLDER alone: the API flags at query time, by the new lists.
@@ -190,9 +210,10 @@ async def test_listed_transfers_are_counted_once_and_flagged_in_the_api(
                 ["ofac-usdt"],
                 ["ofac-eth", "ofac-usdt"],
                 ["ofac-eth"],
+                ["ofac-usdt"],
             ]
         # History is not recounted by a reload.
-        assert counts() == [3, 142.5, 2, 140]
+        assert counts() == [4, 143.5, 3, 141]
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
