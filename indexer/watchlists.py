@@ -29,6 +29,7 @@ import hashlib
 import io
 import json
 import re
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, assert_never
@@ -36,6 +37,7 @@ from typing import Literal, Protocol, assert_never
 from indexer.chains import tron
 from indexer.config import ChainConfig, EvmChainConfig, SolanaChainConfig
 from indexer.errors import IndexerError
+from indexer.model import TokenEvent
 
 Format = Literal["ofac_txt", "ofac_json", "csv"]
 MatchKind = Literal["evm", "tron", "solana"]
@@ -244,6 +246,45 @@ class Matcher:
         if kind is None:
             return []
         return sorted(set().union(*(w.addresses(kind) for w in self.lists)))
+
+
+class Recent:
+    """A bounded memory of the listed transfers already counted, so the same transfer re-included
+    by a reorg's replacement block (same transaction, new block) is not counted again."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._keys: OrderedDict[tuple[object, ...], None] = OrderedDict()
+        self._capacity = capacity
+
+    def add(self, key: tuple[object, ...]) -> bool:
+        """True when `key` is new (now remembered); False when already counted."""
+        if key in self._keys:
+            self._keys.move_to_end(key)
+            return False
+        self._keys[key] = None
+        if len(self._keys) > self._capacity:
+            self._keys.popitem(last=False)
+        return True
+
+
+def tally(events: Iterable[TokenEvent], matcher: Matcher, recent: Recent) -> dict[str, tuple[int, int]]:
+    """Pure but for `recent`: per list, (transfers, raw amount) of the new listed transfers among
+    `events`. A transfer is identified by its transaction, sides, amount and its ordinal among
+    identical ones in the transaction (not by block or log index, which a re-inclusion changes)."""
+    out: dict[str, tuple[int, int]] = {}
+    ordinal: Counter[tuple[object, ...]] = Counter()
+    for ev in events:
+        names = matcher.match(ev)
+        if not names:
+            continue
+        base = (ev.tx_hash, ev.from_addr, ev.to_addr, ev.amount)
+        ordinal[base] += 1
+        if not recent.add((*base, ordinal[base])):
+            continue
+        for name in names:
+            n, raw = out.get(name, (0, 0))
+            out[name] = (n + 1, raw + ev.amount)
+    return out
 
 
 EMPTY = Matcher((), {})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -32,6 +32,7 @@ from indexer.store.store import Batch, Store
 from indexer.sync.lease import ChainLease
 from indexer.sync.status import STATES, ChainStatus, State
 from indexer.units import to_float
+from indexer.watchlists import Recent, tally
 
 if TYPE_CHECKING:
     from indexer.sync.controls import ControlsMonitor
@@ -74,6 +75,7 @@ class Follower:
         watchlists: Callable[[], Matcher] | None = None,
     ) -> None:
         self.watchlists = watchlists
+        self._watch_counted = Recent()
         self.lease = lease
         self.controls = controls
         self.db = db
@@ -379,24 +381,17 @@ class Follower:
 
     def _count_watchlisted(self, events: list[TokenEvent]) -> None:
         """Count the head's transfers (mints and burns too) from or to a listed address, once per
-        list, after their commit landed: the same once-only rule as `_count_large`."""
+        list, after their commit landed: the same once-only rule as `_count_large`, and a transfer
+        that a reorg's replacement block re-includes is not counted again (`watchlists.Recent`)."""
         if self.watchlists is None or not events:
             return
         matcher = self.watchlists()
         if not matcher.lists:
             return
-        counts: Counter[str] = Counter()
-        raw: Counter[str] = Counter()
-        for ev in events:
-            for name in matcher.match(ev):
-                counts[name] += 1
-                raw[name] += ev.amount
-        for name, n in counts.items():
+        for name, (n, raw) in tally(events, matcher, self._watch_counted).items():
             self.metrics.watchlist_transfers.labels(self.chain, name).inc(n)
-            self.metrics.watchlist_tokens.labels(self.chain, name).inc(
-                to_float(raw[name], self.status.decimals)
-            )
-            self._log.info("watchlist_transfers", list=name, transfers=n, raw=str(raw[name]))
+            self.metrics.watchlist_tokens.labels(self.chain, name).inc(to_float(raw, self.status.decimals))
+            self._log.info("watchlist_transfers", list=name, transfers=n, raw=str(raw))
 
     def _count_large(self, events: list[TokenEvent]) -> None:
         """Count the head's large mints and burns once, after their commit landed: each live step

@@ -10,7 +10,7 @@ import pytest
 
 from indexer.config import EvmChainConfig, SolanaChainConfig
 from indexer.model import EventKind, TokenEvent
-from indexer.watchlists import Matcher, WatchlistError, classify, match_kind, parse
+from indexer.watchlists import Matcher, Recent, WatchlistError, classify, match_kind, parse, tally
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "sanctions"
 ZERO = "0x" + "0" * 40
@@ -153,3 +153,32 @@ def test_match_by_chain_kind_sender_or_receiver() -> None:
     assert m.match(ev("unknown-chain", both, both)) == []
     assert m.addresses("tron") == sorted(usdt.tron | trx.tron)
     assert m.addresses("solana") == []
+
+
+def test_tally_counts_once_per_list_and_not_again_on_reinclusion() -> None:
+    eth = parse("ofac-eth", "ofac_txt", read("sanctioned_addresses_ETH.txt"))
+    usdt = parse("ofac-usdt", "ofac_txt", read("sanctioned_addresses_USDT.txt"))
+    m = Matcher.build([eth, usdt], [evm_chain("ethereum")])
+    both = "0x983a81ca6fb1e441266d2fbcb7d8e530ac2e05a2"
+    eth_only = "0x8589427373d6d84e98730d7795d8f6f8731fda16"
+    t = EventKind.TRANSFER
+    batch = [
+        TokenEvent("ethereum", 10, "0xb1", "0xt1", 0, EventKind.MINT, ZERO, both, 100),
+        TokenEvent("ethereum", 10, "0xb1", "0xt2", 1, t, both, eth_only, 7),  # both sides: once per list
+        TokenEvent("ethereum", 10, "0xb1", "0xt2", 2, t, both, eth_only, 7),  # an identical second one
+        TokenEvent("ethereum", 10, "0xb1", "0xt3", 3, t, ZERO, ZERO, 9),  # unlisted
+    ]
+    recent = Recent()
+    assert tally(batch, m, recent) == {"ofac-eth": (3, 114), "ofac-usdt": (3, 114)}
+    # A reorg's replacement block re-includes t2 (new block, new log indexes) and adds t4.
+    again = [
+        TokenEvent("ethereum", 10, "0xb2", "0xt2", 0, t, both, eth_only, 7),
+        TokenEvent("ethereum", 10, "0xb2", "0xt2", 1, t, both, eth_only, 7),
+        TokenEvent("ethereum", 11, "0xb3", "0xt4", 0, t, eth_only, ZERO, 1),
+    ]
+    assert tally(again, m, recent) == {"ofac-eth": (1, 1)}
+    # The memory is bounded: the oldest key is forgotten first.
+    small = Recent(capacity=2)
+    assert small.add(("a",)) and small.add(("b",)) and not small.add(("a",))
+    assert small.add(("c",))  # evicts b (a was used more recently)
+    assert not small.add(("a",)) and small.add(("b",))
