@@ -24,10 +24,19 @@ import yaml
 
 from indexer.api.app import create_app
 from indexer.daemon import serve_http
+from indexer.devnet.anvil import Anvil
+from indexer.devnet.token import TestToken
+from indexer.devnet.traffic import Traffic
 from indexer.metrics import Metrics
+from indexer.runtime import open_runtime
 from indexer.store.store import Store
+from indexer.sync.supervisor import Supervisor
+from tests.integration.test_api_history import canonical_blocks
+from tests.integration.test_evm_pipeline import CHAIN as ANVIL_CHAIN
+from tests.integration.test_evm_pipeline import make_config, wait_for
 from tests.support import api_data
 from tests.support.api_data import Synthetic
+from tests.support.chain_truth import chain_transfer_events
 
 pytestmark = pytest.mark.integration
 CHAIN = "devnet"
@@ -171,3 +180,105 @@ async def test_report_cli_prints_the_api_body(live: Live) -> None:
     out = await asyncio.to_thread(report, live.config_path, "--at", str(above))
     assert out.returncode == 2
     assert f"above what is final on chain {CHAIN}" in out.stderr
+
+
+async def test_supply_at_on_anvil_matches_chain_and_history(
+    anvil: Anvil, token: TestToken, traffic: Traffic, dsn: str, tmp_path: Path
+) -> None:
+    """Random traffic with a reorg, blocks 10 s apart, indexed live by the real follower: at a
+    time between two blocks the package picks the block at or before it, its total is the token's
+    own totalSupply there and the supply history's figure at that time (API and report agree),
+    and a time above the finalized block is refused."""
+    await anvil.rpc("anvil_setBlockTimestampInterval", [10])
+    cfg = make_config(anvil.url, token.address, dsn, tmp_path)
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "database": {"dsn": dsn},
+                "data_dir": str(tmp_path),
+                "chains": [
+                    {
+                        "name": ANVIL_CHAIN,
+                        "kind": "evm",
+                        "rpc": [anvil.url],
+                        "token": token.address,
+                        "decimals": 18,
+                        "finality": {"tag": "finalized"},
+                    }
+                ],
+            }
+        )
+    )
+    async with open_runtime(cfg) as rt:
+        stop = asyncio.Event()
+        task = asyncio.create_task(Supervisor(list(rt.followers.values()), rt.metrics).run(stop))
+        status = rt.statuses[ANVIL_CHAIN]
+        try:
+            for i in range(30):
+                await traffic.step()
+                if i == 20:
+                    tip = await anvil.block_number()
+                    await wait_for(lambda tip=tip: status.indexed >= tip, 10, "follower to reach the tip")
+                    await traffic.reorg(2)
+            await anvil.mine(6)
+            head = await anvil.block_number()
+            await wait_for(
+                lambda: status.indexed == head and status.indexed_finalized >= head - 4, 20, "follower"
+            )
+        finally:
+            stop.set()
+            await task
+        fin = status.indexed_finalized
+        assert fin < head
+        times, numbers = await canonical_blocks(anvil, head)
+        hashes = {n: h for h, n in numbers.items()}
+        truth = await chain_transfer_events(anvil, token.address, head)
+        event_blocks = {numbers[k[0]] for k in truth}
+        assert len({times[n] for n in range(1, head + 1)}) == head, "block times must differ"
+        app = create_app(cfg, rt.store, rt.metrics, rt.statuses)
+        async with serve_http(app, "127.0.0.1", 0) as port, aiohttp.ClientSession() as http:
+            base = f"http://127.0.0.1:{port}"
+            picks = [n for n in sorted(event_blocks) if n < fin][:: max(1, len(event_blocks) // 6)]
+            for n in [*picks, fin - 1]:
+                t = times[n] + 5  # between block n and block n + 1
+                st, body = await get(http, f"{base}/api/v1/supply/at", time=str(t))
+                assert st == 200, body
+                (c,) = body["chains"]
+                b = c["block"]
+                # The block at or before the time: n itself, or the last block the store knows
+                # below it when no token event lies in between (the supply is the same there).
+                assert b["number"] <= n and not any(b["number"] < e <= n for e in event_blocks), (b, n)
+                assert b["hash"] == hashes[b["number"]] and b["final"] is True
+                assert b["time"] == iso(times[b["number"]])
+                assert int(c["total"]["raw"]) == await token.total_supply(n)
+                assert c["classes"]["frozen_status"] == "not_decoded" and c["classes"]["frozen"] is None
+                assert c["classes"]["circulating_exact"] is False
+                assert body["global"]["complete"] is True
+                # The supply history at the same time (blocks before t + 1 s: at or before t).
+                st, hist = await get(
+                    http,
+                    f"{base}/api/v1/supply/history",
+                    chain=ANVIL_CHAIN,
+                    since=str(t - 60),
+                    until=str(t + 1),
+                    interval="1m",
+                )
+                assert st == 200, hist
+                assert hist["chains"][0]["points"][-1]["raw"] == c["total"]["raw"]
+                # The report prints the same package.
+                out = await asyncio.to_thread(report, path, "--at", str(t))
+                assert out.returncode == 0, out.stderr
+                got = orjson.loads(out.stdout)
+                got["provenance"].pop("generated_at")
+                body["provenance"].pop("generated_at")
+                assert got == body
+            # Exactly at the finalized block: that block; just after it: refused (not final yet).
+            st, body = await get(http, f"{base}/api/v1/supply/at", time=str(times[fin]))
+            assert st == 200 and body["chains"][0]["block"]["number"] == fin, body
+            for t in (times[fin] + 5, times[head]):
+                st, body = await get(http, f"{base}/api/v1/supply/at", time=str(t))
+                assert st == 400, body
+                assert f"final on chain {ANVIL_CHAIN}" in body["error"] and iso(times[fin]) in body["error"]
+            out = await asyncio.to_thread(report, path, "--at", str(times[head]), "--format", "md")
+            assert out.returncode == 2 and f"final on chain {ANVIL_CHAIN}" in out.stderr
