@@ -35,3 +35,19 @@ class AdaptiveRange:
                 self._streak = 0
                 self.current = min(self.maximum, self.current * 2)
         return self.current
+
+
+def size_for_density(
+    *, blocks_seen: int, logs_seen: int, target_logs: int, ceiling: int, floor: int = 1
+) -> int:
+    """PURE: blocks per eth_getLogs request so one reply holds about `target_logs` logs.
+
+    Density is learned from what was seen so far (`logs_seen` over `blocks_seen`); with nothing
+    seen yet, or no logs, the ceiling is used. The result is always in [floor, ceiling].
+    """
+    if ceiling < 1 or floor < 1 or floor > ceiling or target_logs < 1:
+        raise ValueError("need 1 <= floor <= ceiling and target_logs >= 1")
+    if blocks_seen <= 0 or logs_seen <= 0:
+        return ceiling
+    size = (target_logs * blocks_seen) // logs_seen
+    return max(floor, min(ceiling, size))
