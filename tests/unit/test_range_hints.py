@@ -1,4 +1,5 @@
 from indexer.chains.range_hints import (
+    MaxRange,
     RangeTooLarge,
     ResultCap,
     SuggestedRange,
@@ -25,12 +26,27 @@ def test_infura_result_cap() -> None:
 
 def test_generic_and_tron() -> None:
     assert classify_range_error(-32000, "block range too large") == RangeTooLarge()
-    assert classify_range_error(-32000, "eth_getLogs range is too large, max is 1k blocks") == (
-        RangeTooLarge()
-    )
-    assert classify_range_error(-32005, "exceed max block range: 5000") == RangeTooLarge()
+    assert classify_range_error(-32000, "query timeout exceeded") == RangeTooLarge()
+    assert classify_range_error(-32602, "Log response size exceeded.") == RangeTooLarge()
 
 
 def test_unrelated_error() -> None:
     assert classify_range_error(-32000, "execution reverted") is None
     assert classify_range_error(None, "header not found") is None
+
+
+def test_stated_maximum_is_a_ceiling() -> None:
+    # java-tron (realdata/tron/FACTS.md), QuickNode, and a "1k" shorthand.
+    assert classify_range_error(-32602, "exceed max block range: 5000") == MaxRange(5000)
+    assert classify_range_error(-32602, "eth_getLogs is limited to a 10,000 range") == MaxRange(10000)
+    assert classify_range_error(-32000, "eth_getLogs range is too large, max is 1k blocks") == MaxRange(1000)
+
+
+def test_minus_32005_that_a_smaller_range_cannot_fix() -> None:
+    assert classify_range_error(-32005, "batch size is too large, max is 100") is None
+    assert classify_range_error(-32005, "exceed max log filters 20000, try again later") is None
+    assert classify_range_error(-32005, "limit exceeded") == RangeTooLarge()
+
+
+def test_a_number_outside_a_range_message_is_not_a_hint() -> None:
+    assert classify_range_error(429, "rate limited: max is 10 requests per second") is None
