@@ -282,3 +282,44 @@ async def test_supply_at_on_anvil_matches_chain_and_history(
                 assert f"final on chain {ANVIL_CHAIN}" in body["error"] and iso(times[fin]) in body["error"]
             out = await asyncio.to_thread(report, path, "--at", str(times[head]), "--format", "md")
             assert out.returncode == 2 and f"final on chain {ANVIL_CHAIN}" in out.stderr
+
+
+async def test_frozen_not_derivable_and_a_chain_not_indexed(
+    pool: asyncpg.Pool, dsn: str, tmp_path: Path
+) -> None:
+    """Controls coverage that does not reach the start block: frozen is null (not a guess), the
+    `owner` label cannot be resolved, circulating says it is not exact. A configured chain that was
+    never indexed (sol) is reported not_indexed, not refused."""
+    syn = await api_data.load(pool, CHAIN)
+    await pool.execute("UPDATE coverage SET from_block = 50 WHERE chain = $1 AND family = 'controls'", CHAIN)
+    app = create_app(api_data.config(dsn, tmp_path), Store(pool), Metrics())
+    block = 90
+    async with serve_http(app, "127.0.0.1", 0) as port, aiohttp.ClientSession() as http:
+        status, body = await get(
+            http, f"http://127.0.0.1:{port}/api/v1/supply/at", time=str(syn.block_times[block])
+        )
+    assert status == 200, body
+    dev, sol = body["chains"]
+    cl = dev["classes"]
+    assert cl["frozen"] is None and cl["frozen_status"] == "coverage_incomplete"
+    assert cl["circulating_exact"] is False and "backfill --family controls" in cl["frozen_note"]
+    assert dev["index"] == {
+        "complete": True,
+        "start_block": 0,
+        "transfers_from_block": 0,
+        "controls_from_block": 50,
+    }
+    labels = {k: int(v["raw"]) for k, v in cl["non_circulating"]["by_label"].items()}
+    treasury, bridge = api_data.NON_CIRCULATING[0][0], api_data.NON_CIRCULATING[2][0]
+    assert labels == {
+        "treasury": syn.balance_at(treasury, block),
+        "bridge_lock": syn.balance_at(bridge, block),
+        "issuer": 0,  # `owner` unresolved without the control state
+    }
+    total = syn.supply_at(block)
+    assert int(dev["total"]["raw"]) == total
+    assert int(cl["circulating"]["raw"]) == total - sum(labels.values())  # frozen balances included
+    assert sol["status"] == "not_indexed" and sol["reason"] == "the chain has not been indexed yet"
+    g = body["global"]
+    assert g["chains_counted"] == [CHAIN] and g["complete"] is False and g["circulating_exact"] is False
+    assert g["total"] == dev["total"]
