@@ -325,12 +325,13 @@ def markdown(body: dict[str, Any]) -> str:
         + ("" if g["bridges_deduplicated"] else "; bridged supply not de-duplicated")
         + ".",
         "",
-        "Non-circulating by label:",
+        "Non-circulating by label, per chain:",
         "",
     ]
     for c in body["chains"]:
         cl = c["classes"]
         if cl is None:
+            out.append(f"- {c['chain']}: not indexed at this time ({c.get('reason', 'unknown')})")
             continue
         labels = ", ".join(f"{k} {v['amount']}" for k, v in cl["non_circulating"]["by_label"].items())
         out.append(f"- {c['chain']}: {labels or 'none configured'}")

@@ -96,6 +96,7 @@ def test_payload_globals_and_flags() -> None:
     md = markdown(body)
     assert "| eth | indexed | 100 | 2025-06-30T00:00:00Z | yes | 1 | 0.25 | 0.000000000000000005 |" in md
     assert "unknown (coverage_incomplete)" in md and "NOT complete" in md
+    assert "- new: not indexed at this time (the chain has not been indexed yet)" in md
 
 
 def test_index_complete_and_frozen_status() -> None:
