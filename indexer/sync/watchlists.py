@@ -85,6 +85,7 @@ class WatchlistService:
         self._seen: dict[str, str] = {}  # list -> version (stat / ETag) last read
         self._seen_digest: dict[str, str] = {}  # list -> sha256 of the bytes last read
         self._error: dict[str, str] = {}  # list -> the failure being reported (logged once)
+        self._seen_bad: dict[str, WatchlistError] = {}  # list -> why the version last seen is bad
         self.matcher: Matcher = Matcher.build((), self._chains)
         counted = [c.name for c in self._chains] if counted is None else list(counted)
         metrics.init_watchlists(counted, [w.name for w in self._lists])
@@ -138,25 +139,23 @@ class WatchlistService:
         try:
             got = await self._fetch(w)
             if isinstance(got, Unchanged):
+                self._seen_again(w.name)
                 return False
             wl_digest = hashlib.sha256(got.data).hexdigest()
             if self._seen_digest.get(w.name) == wl_digest:
                 self._seen[w.name] = got.version
+                self._seen_again(w.name)
                 return False
-            # Seen, good or bad: a bad version is parsed (and logged) once, until it changes.
+            # Seen, good or bad: a bad version is parsed once, until it changes.
             self._seen[w.name], self._seen_digest[w.name] = got.version, wl_digest
-            wl = parse(w.name, w.format, got.data)
+            self._seen_bad.pop(w.name, None)
+            try:
+                wl = parse(w.name, w.format, got.data)
+            except WatchlistError as exc:
+                self._seen_bad[w.name] = exc
+                raise
         except WatchlistError as exc:
-            self._metrics.watchlist_up.labels(w.name).set(0)
-            if self._error.get(w.name) != str(exc):
-                old = self._in_force.get(w.name)
-                self._log.error(
-                    "watchlist_failed",
-                    list=w.name,
-                    error=str(exc),
-                    kept=old.digest[:12] if old is not None else None,
-                )
-            self._error[w.name] = str(exc)
+            self._fail(w.name, exc)
             return False
         if w.name in self._error:
             self._log.info("watchlist_recovered", list=w.name)
@@ -175,6 +174,32 @@ class WatchlistService:
             **wl.counts(),
         )
         return True
+
+    def _seen_again(self, name: str) -> None:
+        """The source answered with the version last seen. The list in force: a failure to read
+        it (HTTP 503, a missing file) is over. A bad version: that is the failure again."""
+        bad = self._seen_bad.get(name)
+        if bad is not None:
+            self._fail(name, bad)
+            return
+        wl = self._in_force.get(name)
+        if name in self._error and wl is not None and wl.digest == self._seen_digest.get(name):
+            self._log.info("watchlist_recovered", list=name)
+            del self._error[name]
+            self._metrics.watchlist_up.labels(name).set(1)
+
+    def _fail(self, name: str, exc: WatchlistError) -> None:
+        """Report a failure once (until another one, or a recovery); the list in force stays."""
+        self._metrics.watchlist_up.labels(name).set(0)
+        if self._error.get(name) != str(exc):
+            old = self._in_force.get(name)
+            self._log.error(
+                "watchlist_failed",
+                list=name,
+                error=str(exc),
+                kept=old.digest[:12] if old is not None else None,
+            )
+        self._error[name] = str(exc)
 
     async def refresh(self) -> bool:
         """Check every list once (concurrently); True when the lists in force changed."""

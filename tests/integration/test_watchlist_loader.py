@@ -110,8 +110,14 @@ async def test_file_list_reloads_on_change_and_a_bad_version_keeps_the_previous(
         assert "cannot read" in logs.events("watchlist_failed")[1]["error"]
         assert svc.matcher.match(to(IN_ETH_ONLY)) == ["ofac-eth"]
 
+        # Back with the bad bytes: still failing (not re-logged); the list in force stays.
+        write(path, ETH_LIST + b"0xnot-an-address\n", 3)
+        assert not await svc.refresh()
+        assert len(logs.events("watchlist_failed")) == 3  # a new failure: the bad line again
+        assert not logs.events("watchlist_recovered")
+
         # A good new version replaces it; the recovery is logged once.
-        write(path, USDC_LIST, 3)
+        write(path, USDC_LIST, 4)
         assert await svc.refresh()
         assert svc.matcher.match(to(IN_ETH_ONLY)) == []
         assert svc.matcher.match(to(IN_USDC)) == ["ofac-eth"]
@@ -119,6 +125,16 @@ async def test_file_list_reloads_on_change_and_a_bad_version_keeps_the_previous(
         assert reg.get_sample_value("usd1_watchlist_up", {"list": "ofac-eth"}) == 1
         assert reg.get_sample_value("usd1_watchlist_addresses", {"list": "ofac-eth", "kind": "evm"}) == 2
         assert svc.error("ofac-eth") is None
+
+        # Deleted and put back unchanged: the read failure ends without a reload.
+        path.unlink()
+        assert not await svc.refresh()
+        assert reg.get_sample_value("usd1_watchlist_up", {"list": "ofac-eth"}) == 0
+        write(path, USDC_LIST, 5)
+        assert not await svc.refresh()
+        assert svc.error("ofac-eth") is None and len(logs.events("watchlist_recovered")) == 2
+        assert reg.get_sample_value("usd1_watchlist_up", {"list": "ofac-eth"}) == 1
+        assert len(logs.events("watchlist_loaded")) == 2
 
 
 async def test_http_list_uses_the_etag_and_a_failing_server_keeps_the_list() -> None:
@@ -156,6 +172,14 @@ async def test_http_list_uses_the_etag_and_a_failing_server_keeps_the_list() -> 
             assert len(logs.events("watchlist_failed")) == 1
             assert "HTTP 503" in logs.events("watchlist_failed")[0]["error"]
             assert svc.matcher.match(to(usdt_evm)) == ["ofac-usdt"]
+            # Back with the same version (304): recovered, nothing reloaded.
+            state["status"] = 200
+            assert not await svc.refresh()
+            assert svc.error("ofac-usdt") is None and len(logs.events("watchlist_recovered")) == 1
+            assert metrics.registry.get_sample_value("usd1_watchlist_up", {"list": "ofac-usdt"}) == 1
+            state["status"] = 503
+            assert not await svc.refresh()
+            assert len(logs.events("watchlist_failed")) == 2
 
             # The server recovers with a new version; the periodic task picks it up by itself.
             state["status"] = 200
@@ -172,6 +196,6 @@ async def test_http_list_uses_the_etag_and_a_failing_server_keeps_the_list() -> 
             await asyncio.wait_for(task, 2)
             assert svc.matcher.match(to(IN_ETH_ONLY)) == ["ofac-usdt"]
             assert svc.matcher.match(to(usdt_evm)) == []
-            assert len(logs.events("watchlist_recovered")) == 1
+            assert len(logs.events("watchlist_recovered")) == 2
     finally:
         await runner.cleanup()
