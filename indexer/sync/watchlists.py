@@ -122,7 +122,13 @@ class WatchlistService:
                         return Unchanged()
                     if resp.status != 200:
                         raise WatchlistError(w.name, "<root>", f"HTTP {resp.status} from {w.url}")
-                    body = await resp.content.read(MAX_LIST_BYTES + 1)
+                    chunks, size = [], 0
+                    async for chunk in resp.content.iter_chunked(1 << 16):  # read(n) may stop early
+                        size += len(chunk)
+                        if size > MAX_LIST_BYTES:
+                            raise WatchlistError(w.name, "<root>", f"larger than {MAX_LIST_BYTES} bytes")
+                        chunks.append(chunk)
+                    body = b"".join(chunks)
                     new_etag = resp.headers.get("ETag", "")
         except TimeoutError:
             raise WatchlistError(
@@ -130,8 +136,6 @@ class WatchlistService:
             ) from None
         except aiohttp.ClientError as exc:
             raise WatchlistError(w.name, "<root>", f"{type(exc).__name__}: {exc}") from None
-        if len(body) > MAX_LIST_BYTES:
-            raise WatchlistError(w.name, "<root>", f"larger than {MAX_LIST_BYTES} bytes")
         return Fetched(body, new_etag)
 
     async def _check(self, w: WatchlistConfig) -> bool:

@@ -199,3 +199,38 @@ async def test_http_list_uses_the_etag_and_a_failing_server_keeps_the_list() -> 
             assert len(logs.events("watchlist_recovered")) == 2
     finally:
         await runner.cleanup()
+
+
+async def test_a_large_http_list_is_read_whole() -> None:
+    """100,000 addresses (4.3 MB) arrive in many chunks: every one is read, none truncated."""
+    addrs = [f"0x{i:040x}" for i in range(1, 100_001)]
+    body = ("address,label\n" + "".join(f"{a},x\n" for a in addrs)).encode()
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        await resp.prepare(request)
+        for i in range(0, len(body), 7919):  # small, odd-sized writes
+            await resp.write(body[i : i + 7919])
+        await resp.write_eof()
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/big.csv", serve)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    metrics = Metrics()
+    cfg = [WatchlistConfig(name="big", url=f"http://127.0.0.1:{port}/big.csv", format="csv")]
+    try:
+        async with aiohttp.ClientSession() as session:
+            svc = WatchlistService(cfg, [CHAIN], metrics, session, logger=Recorder())
+            assert await svc.refresh()
+        assert (
+            metrics.registry.get_sample_value("usd1_watchlist_addresses", {"list": "big", "kind": "evm"})
+            == 100_000
+        )
+        assert svc.matcher.match(to(addrs[-1])) == ["big"]
+    finally:
+        await runner.cleanup()
