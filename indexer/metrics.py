@@ -306,6 +306,12 @@ class Metrics:
             "usd1_reserves_age_seconds", "Age of the latest reserve attestation", registry=r
         )
         self.reserves_up = Gauge("usd1_reserves_up", "1 if the last attestation read succeeded", registry=r)
+        self.reserves_signature_valid = Gauge(
+            "usd1_reserves_signature_valid",
+            "1 if the last attestation read carried a detached signature that verifies with "
+            "reserves.public_key; 0 otherwise (no key, missing, invalid)",
+            registry=r,
+        )
         # Audits (indexer.sync.audit)
         self.balance_audit_accounts = Counter(
             "usd1_balance_audit_accounts",

@@ -43,6 +43,7 @@ from urllib.parse import unquote, urlparse
 
 import aiohttp
 import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -54,8 +55,9 @@ from pydantic import (
     model_validator,
 )
 
+from indexer.attest_sig import PublicKeyError, SignatureCheck, check_signature, load_public_key
 from indexer.config import ReservesConfig
-from indexer.errors import IndexerError
+from indexer.errors import ConfigError, IndexerError
 from indexer.metrics import Metrics
 
 MAX_DOCUMENT = 4 * 1024 * 1024
@@ -69,6 +71,32 @@ class ReservesError(IndexerError):
         self.source = source
         self.problems = problems
         super().__init__(f"reserves attestation {source}: " + "; ".join(problems))
+
+
+class SignatureRejected(ReservesError):
+    """A public key is configured and the document's detached signature does not verify."""
+
+    def __init__(self, source: str, check: SignatureCheck) -> None:
+        self.check = check
+        super().__init__(source, [f"signature: {check.reason}"])
+
+
+def load_reserves_key(config: ReservesConfig | None, base_dir: Path | None) -> Ed25519PublicKey | None:
+    """The configured `reserves.public_key` (a path relative to `base_dir`), or None; an unreadable
+    or non-Ed25519 key is a ConfigError naming `reserves.public_key`."""
+    if config is None or config.public_key is None:
+        return None
+    path = Path(config.public_key)
+    if not path.is_absolute():
+        path = (base_dir or Path.cwd()) / path
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError([f"reserves.public_key: cannot read {path}: {exc.strerror}"]) from None
+    try:
+        return load_public_key(data)
+    except PublicKeyError as exc:
+        raise ConfigError([f"reserves.public_key: {path}: {exc}"]) from None
 
 
 def _exact_amount(value: Any) -> Any:
@@ -197,6 +225,20 @@ def backing_ratio(reserves_usd: Decimal, supply: TotalSupply) -> Fraction | None
     return Fraction(reserves_usd) * Fraction(10**supply.decimals, supply.raw)
 
 
+class _NotFound(ReservesError):
+    """The document does not exist (no such file, HTTP 404 or 410)."""
+
+
+async def load_optional_bytes(
+    url: str, session: aiohttp.ClientSession, *, base_dir: Path | None = None, timeout_s: float = 30.0
+) -> bytes | None:
+    """Like load_attestation_bytes, but None when there is no such document (file or HTTP 404/410)."""
+    try:
+        return await load_attestation_bytes(url, session, base_dir=base_dir, timeout_s=timeout_s)
+    except _NotFound:
+        return None
+
+
 async def load_attestation_bytes(
     url: str, session: aiohttp.ClientSession, *, base_dir: Path | None = None, timeout_s: float = 30.0
 ) -> bytes:
@@ -209,6 +251,8 @@ async def load_attestation_bytes(
             path = (base_dir or Path.cwd()) / path
         try:
             data = await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError as exc:
+            raise _NotFound(url, [f"<root>: cannot read {path}: {exc.strerror}"]) from None
         except OSError as exc:
             raise ReservesError(url, [f"<root>: cannot read {path}: {exc.strerror}"]) from None
         if len(data) > MAX_DOCUMENT:
@@ -219,6 +263,8 @@ async def load_attestation_bytes(
             async with asyncio.timeout(timeout_s):
                 async with session.get(url) as resp:
                     body = await resp.content.read(MAX_DOCUMENT + 1)
+                    if resp.status in (404, 410):
+                        raise _NotFound(url, [f"<root>: HTTP {resp.status}"])
                     if resp.status != 200:
                         raise ReservesError(url, [f"<root>: HTTP {resp.status}"])
         except TimeoutError:
@@ -242,6 +288,10 @@ class ReservesSnapshot:
     stale: bool  # older than reserves.max_age
     last_success: float | None
     last_error: str | None
+    # Signature of the attestation in force, and of the last document read (differs when that one
+    # was rejected; None before any read)
+    signature: SignatureCheck | None = None
+    latest_signature: SignatureCheck | None = None
 
 
 class ReservesService:
@@ -262,6 +312,7 @@ class ReservesService:
         clock: Callable[[], float] = time.time,
         ratio_interval: float = 30.0,
         retry_interval: float = 60.0,
+        public_key: Ed25519PublicKey | None = None,
     ) -> None:
         self._config = config
         self._metrics = metrics
@@ -281,7 +332,11 @@ class ReservesService:
         self._ratio: Fraction | None = None
         self._supply_failing = False
         self._stale_logged = False
+        self._key = public_key
+        self._signature: SignatureCheck | None = None
+        self._latest_signature: SignatureCheck | None = None
         metrics.reserves_up.set(0)
+        metrics.reserves_signature_valid.set(0)
         metrics.reserves_age.set_function(self._age_metric)
 
     def _age(self) -> float | None:
@@ -298,18 +353,35 @@ class ReservesService:
         url = self._config.url
         try:
             data = await load_attestation_bytes(url, self._session, base_dir=self._base_dir)
+            check = await self._check_signature(data)
+            self._latest_signature = check
+            self._metrics.reserves_signature_valid.set(1 if check.valid else 0)
+            if self._key is not None and not check.valid:
+                raise SignatureRejected(url, check)
             att = parse_attestation(data, url, token=self._token)
             if att.as_of.timestamp() > self._clock() + 300:
                 raise ReservesError(url, [f"as_of: {att.as_of.isoformat()} is in the future"])
         except ReservesError as exc:
             self._metrics.reserves_up.set(0)
             if self._up or self._error is None:
-                self._log.warning("reserves_down", source=url, problems=exc.problems)
+                if isinstance(exc, SignatureRejected):
+                    self._log.error(
+                        "reserves_signature_rejected",
+                        source=url,
+                        signature=self._config.signature_source,
+                        status=exc.check.status,
+                        reason=exc.check.reason,
+                        key_fingerprint=exc.check.key_fingerprint,
+                        kept_as_of=None if self._attestation is None else self._attestation.as_of.isoformat(),
+                    )
+                else:
+                    self._log.warning("reserves_down", source=url, problems=exc.problems)
             self._up, self._error = False, str(exc)
             return False
         if not self._up and self._error is not None:
-            self._log.info("reserves_recovered", source=url)
+            self._log.info("reserves_recovered", source=url, signature=check.status)
         self._attestation, self._up, self._error = att, True, None
+        self._signature = check
         self._last_success = self._clock()
         self._metrics.reserves_up.set(1)
         self._metrics.reserves_usd.set(float(att.reserves_usd))
@@ -320,6 +392,13 @@ class ReservesService:
         elif age <= self._config.max_age:
             self._stale_logged = False
         return True
+
+    async def _check_signature(self, data: bytes) -> SignatureCheck:
+        """Fetch the detached signature (only with a key configured) and check it."""
+        if self._key is None:
+            return check_signature(data, None, None)
+        sig = await load_optional_bytes(self._config.signature_source, self._session, base_dir=self._base_dir)
+        return check_signature(data, sig, self._key)
 
     async def update_ratio(self) -> Fraction | None:
         """Recompute the backing ratio from the last valid attestation and the current supply."""
@@ -359,6 +438,8 @@ class ReservesService:
             stale=age is not None and age > self._config.max_age,
             last_success=self._last_success,
             last_error=self._error,
+            signature=self._signature,
+            latest_signature=self._latest_signature,
         )
 
     async def run(self, stop: asyncio.Event) -> None:

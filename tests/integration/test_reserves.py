@@ -165,3 +165,146 @@ async def test_http_attestation_and_run_loop() -> None:
             await asyncio.wait_for(task, 5)
     finally:
         await runner.cleanup()
+
+
+class RecordingLog:
+    """A structlog-shaped logger that keeps (level, event, fields)."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, str, dict[str, Any]]] = []
+
+    def _add(self, level: str, event: str, **kw: Any) -> None:
+        self.records.append((level, event, kw))
+
+    def info(self, event: str, **kw: Any) -> None:
+        self._add("info", event, **kw)
+
+    def warning(self, event: str, **kw: Any) -> None:
+        self._add("warning", event, **kw)
+
+    def error(self, event: str, **kw: Any) -> None:
+        self._add("error", event, **kw)
+
+    def events(self, level: str | None = None) -> list[str]:
+        return [e for lv, e, _ in self.records if level is None or lv == level]
+
+
+def _pem(key: Any) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    pem: bytes = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return pem
+
+
+async def test_signed_attestations_valid_tampered_wrong_key_truncated_missing(tmp_path: Path) -> None:
+    """With a key configured only a document whose detached signature verifies is adopted; every
+    rejection keeps the last valid attestation, sets the metric to 0 and is logged once with its
+    reason; a valid document afterwards is adopted again (and its recovery logged once)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from indexer.attest_sig import fingerprint, sign_document
+    from indexer.reserves import load_reserves_key
+
+    key, other = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    (tmp_path / "issuer.pub.pem").write_bytes(_pem(key))
+    path, sig = tmp_path / "reserves.json", tmp_path / "reserves.json.sig"
+    first = EXAMPLE.read_bytes()
+    path.write_bytes(first)
+    sig.write_bytes(sign_document(first, key))
+    cfg = ReservesConfig(url="file://reserves.json", public_key="issuer.pub.pem")
+    pub = load_reserves_key(cfg, tmp_path)
+    assert pub is not None
+    fp = fingerprint(key.public_key())
+    metrics, log = Metrics(), RecordingLog()
+    reg = metrics.registry
+    async with aiohttp.ClientSession() as session:
+        svc = ReservesService(
+            cfg,
+            metrics,
+            session,
+            Supply(10**27),
+            base_dir=tmp_path,
+            clock=lambda: NOW + 86400 * 40,
+            logger=log,
+            public_key=pub,
+        )
+        assert await svc.refresh()
+        snap = svc.snapshot()
+        assert snap.signature is not None and snap.signature.status == "valid"
+        assert snap.signature.key_fingerprint == fp
+        assert reg.get_sample_value("usd1_reserves_signature_valid") == 1
+        assert snap.reserves_usd == Decimal("2200000000.25")
+
+        # tampered: the issuer's signed June document with one figure raised after signing
+        june = json.loads(first)
+        june["as_of"] = "2025-06-30T23:59:59Z"
+        signed = json.dumps(june).encode()
+        tampered = signed.replace(b'"1850000000.00"', b'"9850000000.00"').replace(
+            b'"2200000000.25"', b'"10200000000.25"'
+        )
+        assert tampered != signed
+        path.write_bytes(tampered)
+        sig.write_bytes(sign_document(signed, key))
+        cases = [
+            ("tampered", lambda: None, "tampered content"),
+            (
+                "wrong key",
+                lambda: (path.write_bytes(signed), sig.write_bytes(sign_document(signed, other))),
+                f"wrong key: signed by {fingerprint(other.public_key())}",
+            ),
+            ("truncated", lambda: sig.write_bytes(key.sign(signed)[:50]), "signature truncated: 50 bytes"),
+            ("missing", lambda: sig.unlink(), "no detached signature found"),
+        ]
+        for name, setup, reason in cases:
+            setup()
+            assert not await svc.refresh(), name
+            snap = svc.snapshot()
+            assert snap.latest_signature is not None, name
+            assert snap.latest_signature.status == ("missing" if name == "missing" else "invalid"), name
+            assert (snap.latest_signature.reason or "").startswith(reason), (name, snap.latest_signature)
+            assert reg.get_sample_value("usd1_reserves_signature_valid") == 0, name
+            assert reg.get_sample_value("usd1_reserves_up") == 0, name
+            # the last valid attestation stays in force
+            assert snap.attestation is not None and snap.attestation.as_of.month == 5, name
+            assert snap.reserves_usd == Decimal("2200000000.25"), name
+            assert snap.signature is not None and snap.signature.status == "valid", name
+            assert f"signature: {reason}" in (snap.last_error or ""), name
+        # one error log for the outage, naming the first reason
+        rejected = [kw for lv, e, kw in log.records if e == "reserves_signature_rejected"]
+        assert len(rejected) == 1 and log.events("error") == ["reserves_signature_rejected"]
+        assert rejected[0]["reason"].startswith("tampered content")
+        assert rejected[0]["kept_as_of"] == "2025-05-31T23:59:59+00:00"
+
+        sig.write_bytes(sign_document(signed, key))
+        assert await svc.refresh()
+        snap = svc.snapshot()
+        assert snap.attestation is not None and snap.attestation.as_of.month == 6
+        assert reg.get_sample_value("usd1_reserves_signature_valid") == 1
+        assert log.events("info") == ["reserves_recovered"]
+
+
+async def test_unsigned_without_key_is_adopted_but_unverified(tmp_path: Path) -> None:
+    (tmp_path / "reserves.json").write_bytes(EXAMPLE.read_bytes())
+    metrics = Metrics()
+    cfg = ReservesConfig(url="file://reserves.json")
+    async with aiohttp.ClientSession() as session:
+        svc = ReservesService(cfg, metrics, session, Supply(10**27), base_dir=tmp_path, clock=lambda: NOW)
+        assert await svc.refresh()
+    snap = svc.snapshot()
+    assert snap.signature is not None and snap.signature.status == "unconfigured"
+    assert metrics.registry.get_sample_value("usd1_reserves_signature_valid") == 0
+
+
+def test_bad_public_key_is_a_config_error(tmp_path: Path) -> None:
+    from indexer.errors import ConfigError
+    from indexer.reserves import load_reserves_key
+
+    (tmp_path / "k.pem").write_text("hello")
+    with pytest.raises(ConfigError) as info:
+        load_reserves_key(ReservesConfig(url="file://r.json", public_key="k.pem"), tmp_path)
+    assert info.value.problems[0].startswith("reserves.public_key: ")
+    assert "not an Ed25519 public key" in info.value.problems[0]
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_reserves_key(ReservesConfig(url="file://r.json", public_key="nope.pem"), tmp_path)
