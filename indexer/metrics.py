@@ -306,6 +306,11 @@ class Metrics:
             "usd1_reserves_age_seconds", "Age of the latest reserve attestation", registry=r
         )
         self.reserves_up = Gauge("usd1_reserves_up", "1 if the last attestation read succeeded", registry=r)
+        self.reserves_custodian_concentration = Gauge(
+            "usd1_reserves_custodian_concentration_ratio",
+            "Largest custodian's share of attested reserves (schema v2 documents; NaN for v1)",
+            registry=r,
+        )
         self.reserves_signature_valid = Gauge(
             "usd1_reserves_signature_valid",
             "1 if the last attestation read carried a detached signature that verifies with "

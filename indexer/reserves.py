@@ -1,27 +1,10 @@
 """Reserve attestations -> `usd1_reserves_usd`, `usd1_backing_ratio`, `usd1_reserves_age_seconds`,
-`usd1_reserves_up`.
+`usd1_reserves_up`, `usd1_reserves_signature_valid`, `usd1_reserves_custodian_concentration_ratio`.
 
-Attestation format (JSON, `version` 1; see `config/reserves.example.json`)::
-
-    {
-      "version": 1,
-      "token": "USD1",                           # optional, must match if given
-      "as_of": "2025-05-31T23:59:59Z",           # when the reserves were measured (timezone required)
-      "custodian": "Example Trust Company",       # who holds the assets
-      "attestor": "Example Accountants LLP",      # who attests to them
-      "assets": [                                 # at least one; amounts are exact decimal USD
-        {"category": "us_treasury_bills", "amount_usd": "1500000000.00", "description": "..."},
-        {"category": "cash", "amount_usd": "25000000.50"}
-      ],
-      "total_usd": "1525000000.50",              # optional; if given must equal the sum exactly
-      "report_url": "https://...",                # optional
-      "signature": {"scheme": "pgp", "value": "...", "key_id": "..."}   # optional, carried, not verified
-    }
-
-Amounts may be JSON strings or numbers; numbers are parsed as exact decimals (never floats).
-Categories are snake_case names (`cash`, `us_treasury_bills`, `overnight_repo`,
-`money_market_funds`, ...). The document is loaded from `file://PATH` (relative paths resolve
-against `base_dir`) or `http(s)://URL`.
+The document format (versions 1 and 2) is in `indexer.attestation`; detached signatures in
+`indexer.attest_sig`. The document is loaded from `file://PATH` (relative paths resolve against
+`base_dir`) or `http(s)://URL`; with `reserves.public_key` set its detached signature
+(`reserves.signature_url`, default the URL + `.sig`) must verify or the document is not adopted.
 
 Backing ratio = total reserves (USD) / finalized total supply (whole tokens). The supply comes
 from a callable the daemon passes in; it returns exact base units and their decimals.
@@ -30,47 +13,30 @@ from a callable the daemon passes in; it returns exact base units and their deci
 from __future__ import annotations
 
 import asyncio
-import json
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 import aiohttp
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from pydantic import (
-    AfterValidator,
-    AwareDatetime,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    model_validator,
-)
 
 from indexer.attest_sig import PublicKeyError, SignatureCheck, check_signature, load_public_key
+from indexer.attestation import (
+    Attestation,
+    ReservesError,
+    parse_attestation,
+)
 from indexer.config import ReservesConfig
-from indexer.errors import ConfigError, IndexerError
+from indexer.errors import ConfigError
 from indexer.metrics import Metrics
 
 MAX_DOCUMENT = 4 * 1024 * 1024
-_CATEGORY_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-
-
-class ReservesError(IndexerError):
-    """The attestation could not be read or is invalid; `problems` holds `path: message` lines."""
-
-    def __init__(self, source: str, problems: list[str]) -> None:
-        self.source = source
-        self.problems = problems
-        super().__init__(f"reserves attestation {source}: " + "; ".join(problems))
 
 
 class SignatureRejected(ReservesError):
@@ -97,114 +63,6 @@ def load_reserves_key(config: ReservesConfig | None, base_dir: Path | None) -> E
         return load_public_key(data)
     except PublicKeyError as exc:
         raise ConfigError([f"reserves.public_key: {path}: {exc}"]) from None
-
-
-def _exact_amount(value: Any) -> Any:
-    if isinstance(value, bool) or isinstance(value, float):
-        raise ValueError("amount must be a decimal string or an exact JSON number")
-    if isinstance(value, str | int):
-        try:
-            return Decimal(str(value).strip())
-        except ArithmeticError:
-            raise ValueError(f"invalid decimal amount {value!r}") from None
-    return value
-
-
-def _non_negative(value: Decimal) -> Decimal:
-    if not value.is_finite() or value < 0:
-        raise ValueError("amount must be a finite, non-negative number")
-    return value
-
-
-def _category(value: str) -> str:
-    if not _CATEGORY_RE.match(value):
-        raise ValueError(f"invalid category {value!r}: use a snake_case name such as us_treasury_bills")
-    return value
-
-
-AmountUsd = Annotated[Decimal, BeforeValidator(_exact_amount), AfterValidator(_non_negative)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ReserveAsset(_Strict):
-    category: Annotated[str, AfterValidator(_category)]
-    amount_usd: AmountUsd
-    description: str | None = None
-
-
-class Signature(_Strict):
-    scheme: str = Field(min_length=1)
-    value: str = Field(min_length=1)
-    key_id: str | None = None
-
-
-class Attestation(_Strict):
-    version: Literal[1] = 1
-    token: str | None = None
-    as_of: AwareDatetime
-    custodian: str = Field(min_length=1)
-    attestor: str = Field(min_length=1)
-    assets: list[ReserveAsset] = Field(min_length=1)
-    total_usd: AmountUsd | None = None
-    report_url: str | None = None
-    signature: Signature | None = None
-
-    @model_validator(mode="after")
-    def _total(self) -> Attestation:
-        if self.total_usd is not None and self.total_usd != self.assets_total:
-            raise ValueError(
-                f"total_usd {self.total_usd} does not equal the sum of assets {self.assets_total}"
-            )
-        return self
-
-    @property
-    def assets_total(self) -> Decimal:
-        return sum((a.amount_usd for a in self.assets), Decimal(0))
-
-    @property
-    def reserves_usd(self) -> Decimal:
-        return self.assets_total
-
-    def by_category(self) -> dict[str, Decimal]:
-        out: dict[str, Decimal] = {}
-        for a in self.assets:
-            out[a.category] = out.get(a.category, Decimal(0)) + a.amount_usd
-        return out
-
-
-def parse_attestation(
-    data: bytes | str, source: str = "<attestation>", *, token: str | None = None
-) -> Attestation:
-    """Pure: bytes -> validated Attestation, or ReservesError listing every problem."""
-    try:
-        raw = json.loads(data, parse_float=Decimal, parse_constant=_reject_constant)
-    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
-        raise ReservesError(source, [f"<root>: not valid JSON: {exc}"]) from None
-    if not isinstance(raw, dict):
-        raise ReservesError(source, ["<root>: expected a JSON object"])
-    try:
-        att = Attestation.model_validate(raw)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"]) or "<root>"
-            msg = (
-                "unknown key"
-                if err["type"] == "extra_forbidden"
-                else err["msg"].removeprefix("Value error, ")
-            )
-            problems.append(f"{loc}: {msg}")
-        raise ReservesError(source, problems) from None
-    if token is not None and att.token is not None and att.token != token:
-        raise ReservesError(source, [f"token: attestation is for {att.token!r}, not {token!r}"])
-    return att
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a valid amount")
 
 
 @dataclass(frozen=True)
@@ -385,6 +243,8 @@ class ReservesService:
         self._last_success = self._clock()
         self._metrics.reserves_up.set(1)
         self._metrics.reserves_usd.set(float(att.reserves_usd))
+        conc = att.custodian_concentration()
+        self._metrics.reserves_custodian_concentration.set(float("nan") if conc is None else float(conc))
         age = self._age() or 0.0
         if age > self._config.max_age and not self._stale_logged:
             self._log.warning("reserves_stale", as_of=att.as_of.isoformat(), age_seconds=round(age))

@@ -308,3 +308,25 @@ def test_bad_public_key_is_a_config_error(tmp_path: Path) -> None:
     assert "not an Ed25519 public key" in info.value.problems[0]
     with pytest.raises(ConfigError, match="cannot read"):
         load_reserves_key(ReservesConfig(url="file://r.json", public_key="nope.pem"), tmp_path)
+
+
+async def test_v2_attestation_exports_custodian_concentration(tmp_path: Path) -> None:
+    v2 = EXAMPLE.parent / "reserves.v2.example.json"
+    path = tmp_path / "reserves.json"
+    path.write_bytes(v2.read_bytes())
+    metrics = Metrics()
+    reg = metrics.registry
+    cfg = ReservesConfig(url="file://reserves.json")
+    async with aiohttp.ClientSession() as session:
+        svc = ReservesService(
+            cfg, metrics, session, Supply(10**27), base_dir=tmp_path, clock=lambda: NOW + 86400 * 31
+        )
+        assert await svc.refresh()
+        assert reg.get_sample_value("usd1_reserves_usd") == 2180450000.25
+        conc = reg.get_sample_value("usd1_reserves_custodian_concentration_ratio")
+        assert conc == float(Fraction(158555000000, 218045000025))
+        # back to a v1 document: concentration is unknown, not 1 and not the old value
+        path.write_bytes(EXAMPLE.read_bytes())
+        assert await svc.refresh()
+        conc = reg.get_sample_value("usd1_reserves_custodian_concentration_ratio")
+        assert conc is not None and conc != conc  # NaN
