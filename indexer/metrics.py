@@ -306,6 +306,12 @@ class Metrics:
             "usd1_reserves_age_seconds", "Age of the latest reserve attestation", registry=r
         )
         self.reserves_up = Gauge("usd1_reserves_up", "1 if the last attestation read succeeded", registry=r)
+        self.reserves_next_due = Gauge(
+            "usd1_reserves_next_due_timestamp_seconds",
+            "Unix time after which the next attestation is overdue (reserves.cadence + grace after"
+            " the latest as_of, or as_of + reserves.max_age)",
+            registry=r,
+        )
         self.reserves_custodian_concentration = Gauge(
             "usd1_reserves_custodian_concentration_ratio",
             "Largest custodian's share of attested reserves (schema v2 documents; NaN for v1)",

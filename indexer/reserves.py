@@ -16,6 +16,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -32,6 +33,7 @@ from indexer.attestation import (
     ReservesError,
     parse_attestation,
 )
+from indexer.cadence import next_due
 from indexer.config import ReservesConfig
 from indexer.errors import ConfigError
 from indexer.metrics import Metrics
@@ -143,13 +145,15 @@ class ReservesSnapshot:
     backing_ratio: Decimal | None
     supply: TotalSupply | None
     age_seconds: float | None
-    stale: bool  # older than reserves.max_age
+    stale: bool  # past next_due
     last_success: float | None
     last_error: str | None
     # Signature of the attestation in force, and of the last document read (differs when that one
     # was rejected; None before any read)
     signature: SignatureCheck | None = None
     latest_signature: SignatureCheck | None = None
+    # When the next attestation is overdue (reserves.cadence + grace, or as_of + max_age)
+    next_due: datetime | None = None
 
 
 class ReservesService:
@@ -196,11 +200,26 @@ class ReservesService:
         metrics.reserves_up.set(0)
         metrics.reserves_signature_valid.set(0)
         metrics.reserves_age.set_function(self._age_metric)
+        metrics.reserves_next_due.set_function(self._next_due_metric)
 
     def _age(self) -> float | None:
         if self._attestation is None:
             return None
         return self._clock() - self._attestation.as_of.timestamp()
+
+    def _next_due(self) -> datetime | None:
+        if self._attestation is None:
+            return None
+        c = self._config
+        return next_due(self._attestation.as_of, c.cadence, c.grace, c.max_age)
+
+    def _next_due_metric(self) -> float:
+        due = self._next_due()
+        return float("nan") if due is None else due.timestamp()
+
+    def _stale(self) -> bool:
+        due = self._next_due()
+        return due is not None and self._clock() > due.timestamp()
 
     def _age_metric(self) -> float:
         age = self._age()
@@ -246,10 +265,17 @@ class ReservesService:
         conc = att.custodian_concentration()
         self._metrics.reserves_custodian_concentration.set(float("nan") if conc is None else float(conc))
         age = self._age() or 0.0
-        if age > self._config.max_age and not self._stale_logged:
-            self._log.warning("reserves_stale", as_of=att.as_of.isoformat(), age_seconds=round(age))
+        stale = self._stale()
+        if stale and not self._stale_logged:
+            due = self._next_due()
+            self._log.warning(
+                "reserves_stale",
+                as_of=att.as_of.isoformat(),
+                age_seconds=round(age),
+                next_due=None if due is None else due.isoformat(),
+            )
             self._stale_logged = True
-        elif age <= self._config.max_age:
+        elif not stale:
             self._stale_logged = False
         return True
 
@@ -295,11 +321,12 @@ class ReservesService:
             ),
             supply=self._supply,
             age_seconds=age,
-            stale=age is not None and age > self._config.max_age,
+            stale=self._stale(),
             last_success=self._last_success,
             last_error=self._error,
             signature=self._signature,
             latest_signature=self._latest_signature,
+            next_due=self._next_due(),
         )
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -330,3 +330,28 @@ async def test_v2_attestation_exports_custodian_concentration(tmp_path: Path) ->
         assert await svc.refresh()
         conc = reg.get_sample_value("usd1_reserves_custodian_concentration_ratio")
         assert conc is not None and conc != conc  # NaN
+
+
+async def test_cadence_drives_next_due_and_staleness(tmp_path: Path) -> None:
+    (tmp_path / "reserves.json").write_bytes(EXAMPLE.read_bytes())  # as of 2025-05-31T23:59:59Z
+    due = 1_754_006_399.0  # 2025-07-31T23:59:59Z: the June attestation, 31 days' grace
+    now = {"t": due - 1}
+    metrics = Metrics()
+    reg = metrics.registry
+    cfg = ReservesConfig.model_validate(
+        {"url": "file://reserves.json", "cadence": "monthly", "grace": "31d", "max_age": "1h"}
+    )
+    async with aiohttp.ClientSession() as session:
+        svc = ReservesService(
+            cfg, metrics, session, Supply(10**27), base_dir=tmp_path, clock=lambda: now["t"]
+        )
+        assert reg.get_sample_value("usd1_reserves_next_due_timestamp_seconds") != reg.get_sample_value(
+            "usd1_reserves_next_due_timestamp_seconds"
+        )  # NaN before any attestation
+        assert await svc.refresh()
+        assert reg.get_sample_value("usd1_reserves_next_due_timestamp_seconds") == due
+        snap = svc.snapshot()
+        assert not snap.stale  # two months old, but within its cadence (max_age no longer applies)
+        assert snap.next_due is not None and snap.next_due.timestamp() == due
+        now["t"] = due + 1
+        assert svc.snapshot().stale
