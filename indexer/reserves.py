@@ -16,7 +16,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -345,3 +345,64 @@ class ReservesService:
                     await stop.wait()
             except TimeoutError:
                 pass
+
+
+def _ratio_str(value: Fraction | Decimal | None, places: int = 12) -> str | None:
+    """An exact ratio as a decimal string rounded (half-even) to `places` decimals."""
+    if value is None:
+        return None
+    d = Decimal(value.numerator) / Decimal(value.denominator) if isinstance(value, Fraction) else value
+    return str(d.quantize(Decimal(1).scaleb(-places)))
+
+
+def _iso(ts: datetime | float | None) -> str | None:
+    if ts is None:
+        return None
+    when = ts if isinstance(ts, datetime) else datetime.fromtimestamp(ts, UTC)
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def attestation_json(att: Attestation) -> dict[str, Any]:
+    """The document as read (amounts as exact decimal strings) plus its derived figures."""
+    out: dict[str, Any] = att.model_dump(mode="json", exclude_none=False)
+    out["as_of"] = _iso(att.as_of)
+    out["reserves_usd"] = str(att.reserves_usd)
+    out["by_category"] = {k: str(v) for k, v in att.by_category().items()}
+    held = att.by_custodian()
+    out["by_custodian"] = None if held is None else {k: str(v) for k, v in held.items()}
+    out["custodian_concentration"] = _ratio_str(att.custodian_concentration())
+    return out
+
+
+def snapshot_json(snap: ReservesSnapshot | None) -> dict[str, Any]:
+    """`GET /api/v1/reserves`: the attestation in force and how far it can be trusted. `signature`
+    is that of the attestation in force, `latest_signature` that of the last document read (they
+    differ when that one was rejected: `last_error` says why)."""
+    if snap is None:
+        return {
+            "configured": False,
+            "up": False,
+            "attestation": None,
+            "backing_ratio": None,
+            "age_seconds": None,
+            "next_due": None,
+            "stale": False,
+            "last_success": None,
+            "last_error": None,
+            "signature": None,
+            "latest_signature": None,
+        }
+    att = snap.attestation
+    return {
+        "configured": True,
+        "up": snap.up,
+        "attestation": None if att is None else attestation_json(att),
+        "backing_ratio": _ratio_str(snap.backing_ratio),
+        "age_seconds": None if snap.age_seconds is None else round(snap.age_seconds),
+        "next_due": _iso(snap.next_due),
+        "stale": snap.stale,
+        "last_success": _iso(snap.last_success),
+        "last_error": snap.last_error,
+        "signature": None if snap.signature is None else snap.signature.as_json(),
+        "latest_signature": None if snap.latest_signature is None else snap.latest_signature.as_json(),
+    }

@@ -355,3 +355,112 @@ async def test_cadence_drives_next_due_and_staleness(tmp_path: Path) -> None:
         assert snap.next_due is not None and snap.next_due.timestamp() == due
         now["t"] = due + 1
         assert svc.snapshot().stale
+
+
+async def test_api_and_page_show_signature_status_and_v2_figures(pool: Any, dsn: str, tmp_path: Path) -> None:
+    """`/api/v1/reserves` and the page: a verified v2 attestation, then a tampered one (rejected:
+    the API shows why, the page keeps the verified one), and the unconfigured case."""
+    import orjson
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from indexer.api.app import create_app
+    from indexer.attest_sig import fingerprint, sign_document
+    from indexer.daemon import serve_http
+    from indexer.store.store import Store
+    from tests.support import api_data
+
+    key = Ed25519PrivateKey.generate()
+    fp = fingerprint(key.public_key())
+    doc_bytes = (EXAMPLE.parent / "reserves.v2.example.json").read_bytes()
+    (tmp_path / "r.json").write_bytes(doc_bytes)
+    (tmp_path / "r.json.sig").write_bytes(sign_document(doc_bytes, key))
+    cfg = api_data.config(dsn, tmp_path)
+    rcfg = ReservesConfig.model_validate(
+        {"url": "file://r.json", "cadence": "monthly", "grace": "30d", "public_key": "k.pem"}
+    )
+    metrics = Metrics()
+    async with aiohttp.ClientSession() as http:
+        svc = ReservesService(
+            rcfg,
+            metrics,
+            http,
+            Supply(2_000_000_000 * 10**18),
+            base_dir=tmp_path,
+            clock=lambda: NOW + 86400 * 31,
+            public_key=key.public_key(),
+        )
+        assert await svc.refresh()
+        await svc.update_ratio()
+        app = create_app(cfg, Store(pool), metrics, reserves=svc.snapshot)
+        bare = create_app(cfg, Store(pool), Metrics())
+        async with serve_http(app, "127.0.0.1", 0) as port, serve_http(bare, "127.0.0.1", 0) as port2:
+            base = f"http://127.0.0.1:{port}"
+
+            async def api() -> dict[str, Any]:
+                async with http.get(f"{base}/api/v1/reserves") as r:
+                    assert r.status == 200
+                    out: dict[str, Any] = orjson.loads(await r.read())
+                    return out
+
+            async def page() -> str:
+                async with http.get(f"{base}/") as r:
+                    assert r.status == 200
+                    return await r.text()
+
+            body = await api()
+            assert body["configured"] and body["up"] and not body["stale"]
+            assert body["signature"] == {"status": "valid", "key_fingerprint": fp, "reason": None}
+            att = body["attestation"]
+            assert att["version"] == 2 and att["as_of"] == "2025-06-30T23:59:59Z"
+            assert att["reserves_usd"] == "2180450000.25"
+            assert att["by_custodian"]["Example Bank N.A."] == "519900000.25"
+            assert att["custodian_concentration"] == "0.727166410520"
+            assert att["assets"][0]["market_value_usd"] == "994250000.00"
+            assert att["assets"][0]["isin"] == "US912797KJ59"
+            assert body["backing_ratio"] == "1.090225000125"
+            assert body["next_due"] == "2025-08-30T23:59:59Z"  # end of July + 30 days grace
+            html = await page()
+            assert f"verified (key {fp[:23]}" in html
+            assert "Example Trust Company (72.7 %)" in html
+
+            tampered = doc_bytes.replace(b'"25000000.25"', b'"95000000.25"').replace(
+                b'"2180450000.25"', b'"2250450000.25"'
+            )
+            (tmp_path / "r.json").write_bytes(tampered)
+            assert not await svc.refresh()
+            body = await api()
+            assert not body["up"] and body["attestation"]["reserves_usd"] == "2180450000.25"
+            assert body["signature"]["status"] == "valid"
+            assert body["latest_signature"]["status"] == "invalid"
+            assert body["latest_signature"]["reason"].startswith("tampered content")
+            assert "signature: tampered content" in body["last_error"]
+            async with http.get(f"{base}/api/v1/reserves", params={"x": "1"}) as r:
+                assert r.status == 400 and "error" in orjson.loads(await r.read())
+
+            async with http.get(f"http://127.0.0.1:{port2}/api/v1/reserves") as r:
+                unconf = orjson.loads(await r.read())
+            assert unconf["configured"] is False and unconf["signature"] is None
+
+        # no key configured: adopted, and shown as unverified
+        unsigned = ReservesService(
+            ReservesConfig(url="file://u.json"),
+            Metrics(),
+            http,
+            Supply(10**27),
+            base_dir=tmp_path,
+            clock=lambda: NOW,
+        )
+        (tmp_path / "u.json").write_bytes(EXAMPLE.read_bytes())
+        assert await unsigned.refresh()
+        app3 = create_app(cfg, Store(pool), Metrics(), reserves=unsigned.snapshot)
+        async with serve_http(app3, "127.0.0.1", 0) as port3:
+            async with http.get(f"http://127.0.0.1:{port3}/") as r:
+                html = await r.text()
+            assert '<span class="warn">unverified</span>: no signature key configured' in html
+            async with http.get(f"http://127.0.0.1:{port3}/api/v1/reserves") as r:
+                sig = orjson.loads(await r.read())["signature"]
+            assert sig == {
+                "status": "unconfigured",
+                "key_fingerprint": None,
+                "reason": "no reserves.public_key configured",
+            }
