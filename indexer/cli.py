@@ -207,8 +207,10 @@ def migrate(config_path: str) -> None:
 
 def _register_subcommands() -> None:
     from indexer.cli_query import query
+    from indexer.cli_reserves import reserves
 
     main.add_command(query)
+    main.add_command(reserves)
 
 
 _register_subcommands()
