@@ -7,6 +7,8 @@ import base64
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from indexer.attest_sig import (
     PublicKeyError,
@@ -118,3 +120,23 @@ def test_missing_and_unconfigured(key: Ed25519PrivateKey) -> None:
     unconf = check_signature(DOC, key.sign(DOC), None)
     assert unconf.status == "unconfigured" and unconf.key_fingerprint is None
     assert not unconf.valid and not missing.valid
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
+def test_any_signature_bytes_give_a_status_never_an_exception(data: bytes) -> None:
+    key = _FUZZ_KEY.public_key()
+    check = check_signature(DOC, data, key)
+    assert check.status == "invalid" and check.reason
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=120))
+def test_any_key_bytes_load_or_raise_public_key_error(data: bytes) -> None:
+    try:
+        load_public_key(data)
+    except PublicKeyError:
+        pass
+
+
+_FUZZ_KEY = Ed25519PrivateKey.generate()

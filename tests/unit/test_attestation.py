@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from indexer.attestation import (
     AttestationV1,
@@ -126,3 +128,42 @@ def test_v2_errors_name_the_field(doc: dict[str, Any], fragment: str) -> None:
     with pytest.raises(ReservesError) as info:
         parse_attestation(json.dumps(doc), "file://r.json")
     assert any(fragment in p for p in info.value.problems), info.value.problems
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=5),
+    max_leaves=20,
+)
+_line = st.fixed_dictionaries(
+    {},
+    optional={
+        "category": st.sampled_from(["cash", "us_treasury_bills", "Bad"]) | _json,
+        "custodian": st.sampled_from(["A", "B", ""]) | _json,
+        "market_value_usd": st.sampled_from(["1", "-1", "x", "1e400"]) | _json,
+        "notional_usd": _json,
+        "maturity_days": st.integers(-5, 40000) | _json,
+        "maturity_bucket": st.sampled_from(["overnight", "2-3w"]) | _json,
+        "isin": st.sampled_from(["US912797KJ59", "US912797KJ58"]) | _json,
+        "cusip": st.sampled_from(["912797KJ5", "912797KJ4"]) | _json,
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.fixed_dictionaries(
+        {"version": st.sampled_from([1, 2, 3, "2"]) | _json, "assets": st.lists(_line, max_size=3) | _json},
+        optional={"as_of": st.sampled_from(["2025-06-30T00:00:00Z", "2025"]) | _json, "attestor": _json},
+    )
+)
+def test_any_document_parses_or_names_its_problems(doc: dict[str, Any]) -> None:
+    """Hostile documents: an Attestation or a ReservesError with `path: message` lines, nothing else."""
+    try:
+        att = parse_attestation(json.dumps(doc))
+    except ReservesError as exc:
+        assert exc.problems and all(": " in p for p in exc.problems)
+    else:
+        assert att.reserves_usd >= 0
+        conc = att.custodian_concentration()
+        assert conc is None or 0 < conc <= 1
