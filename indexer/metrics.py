@@ -312,6 +312,12 @@ class Metrics:
             " the latest as_of, or as_of + reserves.max_age)",
             registry=r,
         )
+        self.reserves_signature_rejections = Counter(
+            "usd1_reserves_signature_rejections",
+            "Attestation reads rejected because reserves.public_key is set and the detached signature is "
+            "missing or does not verify",
+            registry=r,
+        )
         self.reserves_custodian_concentration = Gauge(
             "usd1_reserves_custodian_concentration_ratio",
             "Largest custodian's share of attested reserves (schema v2 documents; NaN for v1)",

@@ -234,6 +234,7 @@ class ReservesService:
             self._latest_signature = check
             self._metrics.reserves_signature_valid.set(1 if check.valid else 0)
             if self._key is not None and not check.valid:
+                self._metrics.reserves_signature_rejections.inc()
                 raise SignatureRejected(url, check)
             att = parse_attestation(data, url, token=self._token)
             if att.as_of.timestamp() > self._clock() + 300:

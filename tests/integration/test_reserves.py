@@ -265,6 +265,8 @@ async def test_signed_attestations_valid_tampered_wrong_key_truncated_missing(tm
             assert snap.latest_signature.status == ("missing" if name == "missing" else "invalid"), name
             assert (snap.latest_signature.reason or "").startswith(reason), (name, snap.latest_signature)
             assert reg.get_sample_value("usd1_reserves_signature_valid") == 0, name
+            rejections = reg.get_sample_value("usd1_reserves_signature_rejections_total")
+            assert rejections == 1 + [c[0] for c in cases].index(name), name
             assert reg.get_sample_value("usd1_reserves_up") == 0, name
             # the last valid attestation stays in force
             assert snap.attestation is not None and snap.attestation.as_of.month == 5, name
