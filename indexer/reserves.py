@@ -197,6 +197,7 @@ class ReservesService:
         self._key = public_key
         self._signature: SignatureCheck | None = None
         self._latest_signature: SignatureCheck | None = None
+        self._failure_kind: str | None = None  # "read" | "signature" while failing
         metrics.reserves_up.set(0)
         metrics.reserves_signature_valid.set(0)
         metrics.reserves_age.set_function(self._age_metric)
@@ -241,7 +242,10 @@ class ReservesService:
                 raise ReservesError(url, [f"as_of: {att.as_of.isoformat()} is in the future"])
         except ReservesError as exc:
             self._metrics.reserves_up.set(0)
-            if self._up or self._error is None:
+            # logged once per outage, and again when its kind changes (unreadable <-> rejected)
+            kind = "signature" if isinstance(exc, SignatureRejected) else "read"
+            if self._up or self._error is None or kind != self._failure_kind:
+                self._failure_kind = kind
                 if isinstance(exc, SignatureRejected):
                     self._log.error(
                         "reserves_signature_rejected",
@@ -259,6 +263,7 @@ class ReservesService:
         if not self._up and self._error is not None:
             self._log.info("reserves_recovered", source=url, signature=check.status)
         self._attestation, self._up, self._error = att, True, None
+        self._failure_kind = None
         self._signature = check
         self._last_success = self._clock()
         self._metrics.reserves_up.set(1)

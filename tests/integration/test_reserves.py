@@ -278,8 +278,21 @@ async def test_signed_attestations_valid_tampered_wrong_key_truncated_missing(tm
         assert len(rejected) == 1 and log.events("error") == ["reserves_signature_rejected"]
         assert rejected[0]["reason"].startswith("tampered content")
         assert rejected[0]["kept_as_of"] == "2025-05-31T23:59:59+00:00"
+        assert reg.get_sample_value("usd1_reserves_signature_rejections_total") == 4
 
+        # an unreadable document, then a rejected one again: each change of kind is logged once
+        path.unlink()
+        assert not await svc.refresh() and not await svc.refresh()
+        path.write_bytes(tampered)
         sig.write_bytes(sign_document(signed, key))
+        assert not await svc.refresh() and not await svc.refresh()
+        assert [e for e in log.events() if e != "reserves_stale"] == [
+            "reserves_signature_rejected",
+            "reserves_down",
+            "reserves_signature_rejected",
+        ]
+
+        path.write_bytes(signed)
         assert await svc.refresh()
         snap = svc.snapshot()
         assert snap.attestation is not None and snap.attestation.as_of.month == 6
