@@ -33,6 +33,7 @@ from indexer.config import Config
 from indexer.errors import DatabaseUnavailable
 from indexer.http_json import json_response
 from indexer.metrics import Metrics
+from indexer.reserves import snapshot_json
 from indexer.store import control_queries as cq
 from indexer.store import queries as q
 from indexer.store import supply_at_queries as saq
@@ -62,7 +63,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 # Routes that read the database: a 503 while it is known to be down, without trying.
-_DB_FREE = ("/healthz", "/readyz", "/metrics", "/api/openapi.json", "/static/")
+_DB_FREE = ("/healthz", "/readyz", "/metrics", "/api/openapi.json", "/api/v1/reserves", "/static/")
 
 
 def _reads_database(path: str) -> bool:
@@ -150,6 +151,7 @@ def create_app(
     app.router.add_get("/api/v1/controls", controls)
     app.router.add_get("/api/v1/control-events", control_events)
     app.router.add_get("/api/v1/reorgs", reorgs)
+    app.router.add_get("/api/v1/reserves", reserves_handler)
     app.router.add_get("/api/openapi.json", openapi_handler)
     return app
 
@@ -269,6 +271,12 @@ async def controls(request: web.Request) -> web.Response:
             st = statuses.get(c.name)
             out.append(view.to_json(st.control_check if st is not None else None))
     return json_response({"chains": out})
+
+
+async def reserves_handler(request: web.Request) -> web.Response:
+    v.only_params(request, openapi.allowed("/api/v1/reserves"))
+    provider = request.app[RESERVES]
+    return json_response(snapshot_json(provider() if provider is not None else None))
 
 
 async def control_events(request: web.Request) -> web.Response:

@@ -136,6 +136,7 @@ QUERY_PARAMS: dict[str, list[Schema]] = {
         _q("chain", {"type": "string"}, "A configured chain name (default: every chain)."),
         _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "Most recent N (default 100)."),
     ],
+    "/api/v1/reserves": [],
     "/api/openapi.json": [],
 }
 
@@ -602,6 +603,63 @@ SCHEMAS: dict[str, Schema] = {
             "events": {"type": "integer"},
         },
     },
+    "SignatureCheck": {
+        "type": "object",
+        "required": ["status", "key_fingerprint", "reason"],
+        "properties": {
+            "status": {"type": "string", "enum": ["valid", "invalid", "missing", "unconfigured"]},
+            "key_fingerprint": _nullable({"type": "string", "description": "sha256: + hex of the raw key"}),
+            "reason": _nullable({"type": "string", "description": "why it is not valid"}),
+        },
+    },
+    "Reserves": {
+        "type": "object",
+        "required": [
+            "configured",
+            "up",
+            "attestation",
+            "backing_ratio",
+            "age_seconds",
+            "next_due",
+            "stale",
+            "last_success",
+            "last_error",
+            "signature",
+            "latest_signature",
+        ],
+        "properties": {
+            "configured": {"type": "boolean", "description": "false: no `reserves` in the config"},
+            "up": {"type": "boolean", "description": "the last read succeeded and was adopted"},
+            "attestation": _nullable(
+                {
+                    "type": "object",
+                    "description": "The document in force as read (amounts as exact decimal strings),"
+                    " with `reserves_usd`, `by_category`, `by_custodian` and `custodian_concentration`"
+                    " (version 2 only, else null).",
+                    "required": ["version", "as_of", "assets", "reserves_usd", "by_category"],
+                    "properties": {
+                        "version": {"type": "integer", "enum": [1, 2]},
+                        "as_of": {"type": "string", "format": "date-time"},
+                        "assets": {"type": "array", "items": {"type": "object"}},
+                        "reserves_usd": {"type": "string"},
+                        "by_category": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "by_custodian": _nullable(
+                            {"type": "object", "additionalProperties": {"type": "string"}}
+                        ),
+                        "custodian_concentration": _nullable({"type": "string"}),
+                    },
+                }
+            ),
+            "backing_ratio": _nullable({"type": "string", "description": "reserves / finalized supply"}),
+            "age_seconds": _nullable({"type": "integer"}),
+            "next_due": _nullable({"type": "string", "format": "date-time"}),
+            "stale": {"type": "boolean", "description": "past next_due"},
+            "last_success": _nullable({"type": "string", "format": "date-time"}),
+            "last_error": _nullable({"type": "string"}),
+            "signature": _nullable(_ref("SignatureCheck")),
+            "latest_signature": _nullable(_ref("SignatureCheck")),
+        },
+    },
     "SupplyAt": {
         "type": "object",
         "required": ["token", "time", "chains", "global", "provenance"],
@@ -807,6 +865,12 @@ OPERATIONS: dict[str, tuple[str, str, dict[str, Schema]]] = {
         "Reorganisations the indexer has handled, newest first",
         "reorgs",
         {"200": _json("Reorgs", "Reorgs.")},
+    ),
+    "/api/v1/reserves": (
+        "The reserve attestation in force (versions 1 and 2), its backing ratio, age, next due time"
+        " and signature status (valid | invalid | missing | unconfigured)",
+        "reserves",
+        {"200": _json("Reserves", "Reserves.")},
     ),
     "/api/openapi.json": (
         "This document",
