@@ -8,7 +8,9 @@ before `until` and not ended before `since`.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,6 +38,21 @@ COLUMNS = (
     "duration_seconds",
     "open",
 )
+
+
+def csv_text(episodes: Sequence[dict[str, Any]]) -> str:
+    """Episodes (as `StoredEpisode.to_json` gives them) as CSV with a header row of `COLUMNS`."""
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(COLUMNS)
+    for e in episodes:
+        w.writerow(
+            [
+                "" if e.get(c) is None else str(e[c]).lower() if isinstance(e[c], bool) else e[c]
+                for c in COLUMNS
+            ]
+        )
+    return out.getvalue()
 
 
 def _scope(value: str) -> Scope:
@@ -104,6 +121,12 @@ class DepegPosition:
 POSITION = Layout("depegs", DepegPosition, (IntField("started_us"), IntField("id", low=1)))
 
 
+def _fixed(d: Decimal) -> str:
+    """Exact decimal text without exponent or trailing zeros (900, -54.03)."""
+    text = format(d, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def _micros(t: datetime) -> int:
     return (t - EPOCH) // timedelta(microseconds=1)
 
@@ -139,12 +162,12 @@ class StoredEpisode:
             "scope": e.scope,
             "venue": e.venue,
             "started_at": q.iso(e.started_at),
-            "start_bps": str(e.start_bps),
-            "peak_bps": str(e.peak_bps),
+            "start_bps": _fixed(e.start_bps),
+            "peak_bps": _fixed(e.peak_bps),
             "peak_at": q.iso(e.peak_at),
             "ended_at": q.iso(e.ended_at),
-            "end_bps": None if e.end_bps is None else str(e.end_bps),
-            "duration_seconds": str(max(duration, Decimal(0)).normalize()),
+            "end_bps": None if e.end_bps is None else _fixed(e.end_bps),
+            "duration_seconds": _fixed(max(duration, Decimal(0))),
             "open": e.open,
         }
 

@@ -138,6 +138,7 @@ async def test_hostile_inputs_are_400(live: Live) -> None:
                 "order",
                 "cursor",
             ],
+            "/api/v1/depegs": ["venue", "scope", "since", "until", "open", "limit", "cursor", "format"],
         }
         for path, names in routes.items():
             for name in names:
@@ -389,6 +390,7 @@ async def test_read_only_role_serves_everything(live: Live, pg_dsn: str, tmp_pat
                 "/api/v1/reorgs",
                 "/api/v1/controls",
                 f"/api/v1/control-events?chain={CHAIN}&kind=frozen,unfrozen",
+                "/api/v1/depegs?open=false",
                 "/api/openapi.json",
             ]
             async with serve_http(app, "127.0.0.1", 0) as port, aiohttp.ClientSession() as http:
