@@ -88,7 +88,7 @@ def peg_history(page: dq.DepegPage) -> list[dict[str, Any]]:
         rows.append(
             {
                 "id": item.id,
-                "venue": e.venue if e.venue is not None else "all venues (median)",
+                "venue": e.venue if e.venue is not None else "all venues",
                 "scope": e.scope,
                 "started": fmt_time(e.started_at),
                 "peak": f"{e.peak_bps.quantize(Decimal('0.1'), rounding=ROUND_HALF_EVEN):+}",
