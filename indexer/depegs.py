@@ -20,8 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from decimal import Decimal
-from statistics import median
+from decimal import Decimal, localcontext
 from typing import Literal
 
 Scope = Literal["venue", "aggregate"]
@@ -75,6 +74,19 @@ class Thresholds:
 
     def recovered(self, bps: Decimal) -> bool:
         return abs(bps) < self.threshold_bps - self.hysteresis_bps
+
+
+def exact_median(values: list[Decimal]) -> Decimal:
+    """The median, exactly (the mean of the two middle values of an even count has at most one
+    more digit than they do, so it is computed with room for every digit)."""
+    ordered = sorted(values)
+    n = len(ordered)
+    if n % 2:
+        return ordered[n // 2]
+    a, b = ordered[n // 2 - 1], ordered[n // 2]
+    with localcontext() as ctx:
+        ctx.prec = max(len(a.as_tuple().digits), len(b.as_tuple().digits)) + 40
+        return (a + b) / 2
 
 
 def step(
@@ -134,7 +146,7 @@ class DepegTracker:
         """The median deviation over the venues currently live (None: none is)."""
         if not self._live:
             return None
-        return Decimal(median(sorted(self._live.values())))
+        return exact_median(list(self._live.values()))
 
     def observe(self, venue: str, at: datetime, bps: Decimal) -> list[Episode]:
         """A live reading of `venue`; returns the episodes that changed (venue first, then aggregate)."""

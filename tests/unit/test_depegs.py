@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from indexer.depegs import DepegTracker, Episode, Thresholds
+from indexer.depegs import DepegTracker, Episode, Thresholds, exact_median
 
 T0 = datetime(2026, 2, 10, 12, 0, tzinfo=UTC)
 D = Decimal
@@ -131,3 +131,10 @@ def test_episodes_never_overlap_and_peak_is_at_least_start(
             assert prev.ended_at is not None and prev.ended_at <= nxt.started_at
     for key, ep in tr.open_episodes.items():
         assert latest[(*key, ep.started_at)].open
+
+
+def test_exact_median_keeps_every_digit() -> None:
+    a = D("-54.0312345678901234567890123456789012345678")
+    b = D("-54.0312345678901234567890123456789012345679")
+    assert exact_median([b, a]) == D("-54.03123456789012345678901234567890123456785")
+    assert exact_median([D(3), D(-1), D(2)]) == D(2)
