@@ -123,3 +123,43 @@ async def test_store_failure_is_logged_once_and_recovery_once(pool: asyncpg.Pool
     assert events == ["depeg_store_failed", "depeg_store_recovered"]
     rows = await _rows(pool)
     assert [(r["scope"], r["peak_bps"]) for r in rows] == [("venue", D(95)), ("aggregate", D(95))]
+
+
+async def test_pending_changes_stay_bounded_while_the_store_is_down(pool: asyncpg.Pool) -> None:
+    events: list[str] = []
+
+    class Log:
+        def warning(self, event: str, **kw: object) -> None:
+            events.append(event)
+
+        def info(self, event: str, **kw: object) -> None:
+            events.append(event)
+
+    rec = DepegRecorder(pool, THRESHOLDS, logger=Log(), retry_seconds=0.01, max_pending=5)
+    stop = asyncio.Event()
+    task = asyncio.create_task(rec.run(stop))
+    for _ in range(100):
+        if rec.tracker is not None:
+            break
+        await asyncio.sleep(0.01)
+    await pool.execute("ALTER TABLE depeg_episodes RENAME TO depeg_episodes_away")
+    # 20 short episodes on one venue (each opens and closes; with the aggregate: 40 rows).
+    for i in range(20):
+        rec.on_reading("dex", T0 + 10 * i, D(90))
+        rec.on_reading("dex", T0 + 10 * i + 5, D(0))
+    # An episode still open when the store comes back is never dropped.
+    rec.on_reading("dex", T0 + 1000, D(-70))
+    await asyncio.sleep(0.05)
+    await pool.execute("ALTER TABLE depeg_episodes_away RENAME TO depeg_episodes")
+    for _ in range(200):
+        if "depeg_store_recovered" in events:
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await task
+    # Each logged once (the drop happens at the readings, before the writer's first failed try).
+    assert sorted(events) == ["depeg_pending_dropped", "depeg_store_failed", "depeg_store_recovered"]
+    rows = await _rows(pool)
+    assert len(rows) == 5  # the newest closed ones and the two open ones
+    assert sum(r["ended_at"] is None for r in rows) == 2
+    assert {r["peak_bps"] for r in rows if r["ended_at"] is None} == {D(-70)}
