@@ -13,6 +13,7 @@ import pytest
 from indexer.depeg_recorder import DepegRecorder
 from indexer.depegs import Episode, Thresholds
 from indexer.store import depeg_queries as dq
+from indexer.store.db import create_pool
 
 T0 = datetime(2026, 2, 10, 12, 0, tzinfo=UTC).timestamp()
 D = Decimal
@@ -163,3 +164,46 @@ async def test_pending_changes_stay_bounded_while_the_store_is_down(pool: asyncp
     assert len(rows) == 5  # the newest closed ones and the two open ones
     assert sum(r["ended_at"] is None for r in rows) == 2
     assert {r["peak_bps"] for r in rows if r["ended_at"] is None} == {D(-70)}
+
+
+async def test_one_recorder_per_database_the_other_takes_over(pool: asyncpg.Pool, dsn: str) -> None:
+    """Two daemons on one database (split by chain, or a hot standby): one records, the other
+    stands by; when the first stops, the second takes over and continues its open episode."""
+    other_pool = await create_pool(dsn, min_size=1, max_size=2)
+    first = DepegRecorder(pool, THRESHOLDS, retry_seconds=0.05)
+    second = DepegRecorder(other_pool, THRESHOLDS, retry_seconds=0.05)
+    stop1, stop2 = asyncio.Event(), asyncio.Event()
+    t1 = asyncio.create_task(first.run(stop1))
+    for _ in range(200):
+        if first.tracker is not None:
+            break
+        await asyncio.sleep(0.01)
+    t2 = asyncio.create_task(second.run(stop2))
+    try:
+        await asyncio.sleep(0.2)
+        assert first.tracker is not None and second.tracker is None  # the second stands by
+        for rec in (first, second):  # both pollers see the market
+            rec.on_reading("dex", T0, D(60))
+            rec.on_reading("dex", T0 + 2, D(70))
+        assert await first.flush()
+        assert second.tracker is None
+        stop1.set()
+        await t1  # releases the lease
+        for _ in range(200):
+            if second.tracker is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert second.tracker is not None and ("venue", "dex") in second.tracker.open_episodes
+        second.on_reading("dex", T0 + 10, D(85))
+        second.on_reading("dex", T0 + 20, D(1))
+        assert await second.flush()
+    finally:
+        stop1.set()
+        stop2.set()
+        await asyncio.gather(t1, t2)
+        await other_pool.close()
+    rows = await _rows(pool)
+    assert [(r["scope"], r["peak_bps"], r["ended_at"].timestamp()) for r in rows] == [
+        ("venue", D(85), T0 + 20),
+        ("aggregate", D(85), T0 + 20),
+    ]
