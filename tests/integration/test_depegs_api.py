@@ -208,9 +208,9 @@ def test_query_depegs_prints_what_the_api_serves(live: Live, tmp_path: Path) -> 
     r = cli("--venue", "dex", "--open", "false", "--format", "csv")
     assert r.returncode == 0, r.stderr
     rows = list(csv.DictReader(io.StringIO(r.stdout)))
-    assert [(x["venue"], x["peak_bps"], x["duration_seconds"]) for x in rows] == [
-        ("dex", "-310.5", "27000"),
-        ("dex", "-54.03", "360"),
+    assert [(x["venue"], x["peak_bps"], x["duration_seconds"], x["open"]) for x in rows] == [
+        ("dex", "-310.5", "27000", "false"),
+        ("dex", "-54.03", "360", "false"),
     ]
     r = cli("--scope", "aggregate")
     assert r.returncode == 0 and "-265.25" in r.stdout, r.stderr
