@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -138,3 +139,32 @@ def test_exact_median_keeps_every_digit() -> None:
     b = D("-54.0312345678901234567890123456789012345679")
     assert exact_median([b, a]) == D("-54.03123456789012345678901234567890123456785")
     assert exact_median([D(3), D(-1), D(2)]) == D(2)
+
+
+@settings(max_examples=200, deadline=None)
+@given(events, st.integers(0, 80), st.integers(1, 200), st.integers(0, 100))
+def test_a_restart_continues_what_was_stored(
+    evs: list[tuple[str, bool, Decimal]], cut: int, threshold: int, hysteresis: int
+) -> None:
+    """Per venue, stopping after `cut` readings and resuming from the stored (last changed)
+    versions of the open episodes gives the same episodes as never stopping."""
+    t = Thresholds(D(threshold), D(min(hysteresis, threshold - 1)))
+
+    def feed(tr: DepegTracker, part: list[tuple[int, tuple[str, bool, Decimal]]]) -> dict[Any, Episode]:
+        out = {}
+        for i, (venue, up, value) in part:
+            for e in tr.observe(venue, at(i), value) if up else tr.venue_down(venue, at(i)):
+                out[(e.scope, e.venue, e.started_at)] = e
+        return out
+
+    numbered = list(enumerate(evs))
+    whole = feed(DepegTracker(t), numbered)
+    first = DepegTracker(t)
+    stored = feed(first, numbered[:cut])
+    resumed = [e for e in stored.values() if e.open and e.scope == "venue"]
+    stored.update(feed(DepegTracker(t, resumed), numbered[cut:]))
+
+    def venue_only(d: dict[Any, Episode]) -> dict[Any, tuple[Any, ...]]:
+        return {k: (e.peak_bps, e.peak_at, e.ended_at) for k, e in d.items() if e.scope == "venue"}
+
+    assert venue_only(stored) == venue_only(whole)
