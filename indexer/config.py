@@ -509,6 +509,10 @@ ChainConfig = Annotated[EvmChainConfig | SolanaChainConfig, Field(discriminator=
 
 class MarketConfig(_Strict):
     bands_bps: list[int] = Field(default_factory=lambda: [10, 50, 100], min_length=1)
+    # Depeg episodes (indexer/depegs.py): one opens when |deviation| >= depeg_threshold_bps and
+    # closes when it falls below depeg_threshold_bps - depeg_hysteresis_bps.
+    depeg_threshold_bps: int = Field(default=50, gt=0, le=10_000)
+    depeg_hysteresis_bps: int = Field(default=10, ge=0)
 
     @model_validator(mode="after")
     def _bands(self) -> MarketConfig:
@@ -516,6 +520,11 @@ class MarketConfig(_Strict):
             raise ValueError("bands_bps must be between 1 and 10000")
         if len(set(self.bands_bps)) != len(self.bands_bps):
             raise ValueError("bands_bps has duplicates")
+        if self.depeg_hysteresis_bps >= self.depeg_threshold_bps:
+            raise ValueError(
+                f"depeg_hysteresis_bps ({self.depeg_hysteresis_bps}) must be below depeg_threshold_bps"
+                f" ({self.depeg_threshold_bps})"
+            )
         return self
 
 

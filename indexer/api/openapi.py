@@ -137,6 +137,36 @@ QUERY_PARAMS: dict[str, list[Schema]] = {
         _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "Most recent N (default 100)."),
     ],
     "/api/v1/reserves": [],
+    "/api/v1/depegs": [
+        _q("venue", {"type": "string"}, "Only this configured venue's episodes (scope venue)."),
+        _q(
+            "scope",
+            {"type": "string", "enum": ["venue", "aggregate"]},
+            "venue: per-venue episodes; aggregate: episodes of the median across live venues (default: both).",
+        ),
+        _q("since", {"type": "string"}, f"Episodes still open at or ended after this time. {TIME_DOC}"),
+        _q("until", {"type": "string"}, f"Episodes started before this time. {TIME_DOC}"),
+        _q(
+            "open",
+            {"type": "string", "enum": ["true", "false"]},
+            "Only open (true) or closed (false) episodes.",
+        ),
+        _q(
+            "limit",
+            {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
+            f"Page size (default {DEFAULT_PAGE}, at most {MAX_PAGE}).",
+        ),
+        _q(
+            "cursor",
+            {"type": "string"},
+            "`next_cursor` of the previous page, with the same filters; refused with other filters.",
+        ),
+        _q(
+            "format",
+            {"type": "string", "enum": ["json", "csv"]},
+            "json (default) or csv (the next page's cursor in the X-Next-Cursor header).",
+        ),
+    ],
     "/api/openapi.json": [],
 }
 
@@ -167,6 +197,12 @@ AMOUNT: Schema = {
             "description": "Exact decimal tokens.",
         },
     },
+}
+
+BPS: Schema = {
+    "type": "string",
+    "pattern": r"^-?[0-9]+(\.[0-9]+)?$",
+    "description": "Exact deviation from the peg in basis points (decimal string).",
 }
 
 HOLDERS: Schema = {k: _nullable({"type": "string"}) for k in HOLDER_FIELDS}
@@ -660,6 +696,41 @@ SCHEMAS: dict[str, Schema] = {
             "latest_signature": _nullable(_ref("SignatureCheck")),
         },
     },
+    "DepegEpisode": {
+        "type": "object",
+        "required": ["id", "scope", "venue", "started_at", "peak_bps", "peak_at", "ended_at", "open"],
+        "properties": {
+            "id": {"type": "integer"},
+            "scope": {"type": "string", "enum": ["venue", "aggregate"]},
+            "venue": _nullable({"type": "string", "description": "null for the aggregate scope"}),
+            "started_at": {"type": "string", "format": "date-time"},
+            "start_bps": BPS,
+            "peak_bps": {
+                **BPS,
+                "description": "Signed deviation of largest magnitude (below the peg: negative).",
+            },
+            "peak_at": {"type": "string", "format": "date-time"},
+            "ended_at": _nullable({"type": "string", "format": "date-time"}),
+            "end_bps": _nullable(BPS),
+            "duration_seconds": {
+                "type": "string",
+                "pattern": r"^[0-9]+(\.[0-9]+)?$",
+                "description": "Start to recovery; for an open episode, start to `as_of`.",
+            },
+            "open": {"type": "boolean"},
+        },
+    },
+    "Depegs": {
+        "type": "object",
+        "required": ["filters", "limit", "as_of", "episodes", "next_cursor"],
+        "properties": {
+            "filters": {"type": "object"},
+            "limit": {"type": "integer"},
+            "as_of": {"type": "string", "format": "date-time"},
+            "episodes": {"type": "array", "items": _ref("DepegEpisode")},
+            "next_cursor": _nullable({"type": "string"}),
+        },
+    },
     "SupplyAt": {
         "type": "object",
         "required": ["token", "time", "chains", "global", "provenance"],
@@ -871,6 +942,20 @@ OPERATIONS: dict[str, tuple[str, str, dict[str, Schema]]] = {
         " and signature status (valid | invalid | missing | unconfigured)",
         "reserves",
         {"200": _json("Reserves", "Reserves.")},
+    ),
+    "/api/v1/depegs": (
+        "Depeg episodes per venue and across venues (start, peak deviation and time, recovery, duration),"
+        " newest first, keyset-paginated",
+        "depegs",
+        {
+            "200": {
+                "description": "One page of episodes.",
+                "content": {
+                    "application/json": {"schema": _ref("Depegs")},
+                    "text/csv": {"schema": {"type": "string"}},
+                },
+            }
+        },
     ),
     "/api/openapi.json": (
         "This document",
