@@ -44,6 +44,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import yaml
 
@@ -315,6 +316,16 @@ async def test_dashboards_and_alerts_on_real_metrics(dsn: str, tmp_path: Path) -
         # The healthy chain gets no outage alert.
         for name in PAGE_ALERTS_FOR_RPC_OUTAGE:
             assert not _alerts_by(alerts, name, chain="devnet-a"), alerts
+        # The daemon recorded the depeg as an open episode of the pool venue (and of the aggregate).
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{s.daemon_port}/api/v1/depegs", params={"open": "true"}) as r,
+        ):
+            assert r.status == 200, await r.text()
+            episodes = (await r.json())["episodes"]
+        venue_eps = [e for e in episodes if e["venue"] == VENUE]
+        assert len(venue_eps) == 1 and float(venue_eps[0]["peak_bps"]) < -900, episodes
+        assert [e["scope"] for e in episodes if e["venue"] is None] == ["aggregate"], episodes
         print("alerts after the faults:", sorted((a["labels"]["alertname"], a["state"]) for a in alerts))
         for a in alerts:
             for key, text in a["annotations"].items():
