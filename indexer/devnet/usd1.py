@@ -198,14 +198,16 @@ class ProxyAdmin(DevnetContract):
     def owner(self) -> str:
         return self.default_sender
 
+    def upgrade_tx(self, proxy: str, implementation: str) -> dict[str, Any]:
+        """The `upgrade(proxy, implementation)` transaction, from the owner (to submit unmined)."""
+        data = calldata(
+            "upgrade(address,address)", ["address", "address"], [checksum(proxy), checksum(implementation)]
+        )
+        return self.tx(None, data)
+
     async def upgrade(self, proxy: str, implementation: str, *, check: bool = True) -> TxReceipt:
         """`upgrade(proxy, implementation)`: the proxy emits Upgraded(implementation)."""
-        return await self.transact(
-            "upgrade(address,address)",
-            ["address", "address"],
-            [checksum(proxy), checksum(implementation)],
-            check=check,
-        )
+        return await self.send(self.upgrade_tx(proxy, implementation), check=check)
 
     async def change_proxy_admin(self, proxy: str, new_admin: str, *, check: bool = True) -> TxReceipt:
         """`changeProxyAdmin(proxy, newAdmin)`: the proxy emits AdminChanged(this, newAdmin); this
