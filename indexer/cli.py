@@ -25,8 +25,12 @@ log = structlog.get_logger(__name__)
 
 def load_or_exit(path: str, log_level: str | None = None, *, configure: bool = True) -> Config:
     """Load a config for a command, or print its `path.to.key: problem` lines and exit 2."""
+    from indexer.reserves import load_reserves_key
+
     try:
         cfg = load_config(path)
+        # files the config names, read now so that a bad one is a config error (exit 2)
+        load_reserves_key(cfg.reserves, Path(path).resolve().parent)
     except ConfigError as exc:
         for p in exc.problems:
             click.echo(p, err=True)
@@ -203,8 +207,12 @@ def migrate(config_path: str) -> None:
 
 def _register_subcommands() -> None:
     from indexer.cli_query import query
+    from indexer.cli_report import report
+    from indexer.cli_reserves import reserves
 
     main.add_command(query)
+    main.add_command(report)
+    main.add_command(reserves)
 
 
 _register_subcommands()

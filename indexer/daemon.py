@@ -16,7 +16,7 @@ from indexer.config import Config, EvmChainConfig
 from indexer.errors import DatabaseGaveUp
 from indexer.metrics import Metrics
 from indexer.model import Family
-from indexer.reserves import ReservesService, TotalSupply
+from indexer.reserves import ReservesService, TotalSupply, load_reserves_key
 from indexer.runtime import Runtime, database, kept, open_runtime
 from indexer.store.store import Store
 from indexer.sync.fill import FamilyFill
@@ -68,6 +68,7 @@ async def run_daemon(
                 token_symbol=cfg.token.symbol,
                 base_dir=config_dir,
                 ratio_interval=5.0,
+                public_key=load_reserves_key(cfg.reserves, config_dir),
             )
         app = create_app(
             cfg,

@@ -21,6 +21,8 @@ import asyncpg
 import jinja2
 from markupsafe import Markup
 
+from indexer.attest_sig import SignatureCheck
+from indexer.attestation import Attestation
 from indexer.config import Config
 from indexer.reserves import ReservesSnapshot
 from indexer.store import control_queries as cq
@@ -224,11 +226,14 @@ async def gather(
             if reserves.reserves_usd is None
             else f"{reserves.reserves_usd.quantize(Decimal('0.01')):,}",
             "as_of": fmt_time(att.as_of),
+            "next_due": None if reserves.next_due is None else fmt_time(reserves.next_due),
             "custodian": att.custodian,
-            "attestor": getattr(att, "attestor", None),
-            "report_url": getattr(att, "report_url", None),
+            "largest_custodian": _largest_custodian(att),
+            "attestor": att.attestor,
+            "report_url": att.report_url,
             "stale": reserves.stale,
             "up": reserves.up,
+            "signature": _signature_view(reserves.signature),
         }
     return {
         "token": cfg.token.symbol,
@@ -244,6 +249,26 @@ async def gather(
         "reserves_configured": reserves is not None,
         "generated_minute": now.strftime("%Y-%m-%d %H:%M UTC"),
     }
+
+
+def _largest_custodian(att: Attestation) -> str | None:
+    """`NAME (share %)` for version 2 documents, else None."""
+    held, share = att.by_custodian(), att.custodian_concentration()
+    if not held or share is None:
+        return None
+    pct = (Decimal(share.numerator) / Decimal(share.denominator) * 100).quantize(Decimal("0.1"))
+    return f"{next(iter(held))} ({pct} %)"
+
+
+def _signature_view(check: SignatureCheck | None) -> dict[str, Any]:
+    """Verified only when the signature checked out; anything else reads as unverified."""
+    if check is None or not check.valid:
+        reason = (
+            "no signature key configured" if check is None or check.status == "unconfigured" else check.reason
+        )
+        return {"verified": False, "status": "unverified", "detail": reason, "key": None}
+    fp = check.key_fingerprint or ""
+    return {"verified": True, "status": "verified", "detail": None, "key": fp[:23]}
 
 
 def _human(step: timedelta) -> str:
