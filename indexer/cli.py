@@ -268,7 +268,7 @@ def _run_async(fn: Any) -> Any:
 )
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=".usd1/cache", show_default=True)
 def devnet(reorg_every: float, cache_dir: str) -> None:
-    """Run the local devnet (anvil chains with the TestToken and random traffic) until Ctrl-C."""
+    """Run the local devnet (anvil chains with the TestToken or the real USD1, random traffic) until Ctrl-C."""
     from indexer.daemon import install_signal_handlers
     from indexer.devnet.evm_devnet import DEFAULT_DEVNET_CHAINS, run_evm_devnet
 
