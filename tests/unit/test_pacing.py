@@ -1,3 +1,5 @@
+import itertools
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -17,7 +19,7 @@ def test_a_limit_paces_below_the_rate_that_met_it() -> None:
     assert abs(rate - BACKOFF * 10) < 0.5
     waits = [p.reserve(3.0) for _ in range(5)]  # a burst is spread out at the new rate
     assert waits[0] == 0.0
-    assert all(abs((b - a) - 1 / rate) < 1e-9 for a, b in zip(waits, waits[1:], strict=False))
+    assert all(abs((b - a) - 1 / rate) < 1e-9 for a, b in itertools.pairwise(waits))
 
 
 def test_the_rate_recovers_slowly_without_limits() -> None:
