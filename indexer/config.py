@@ -620,6 +620,30 @@ class ReservesConfig(_Strict):
         return self.signature_url if self.signature_url is not None else self.url + ".sig"
 
 
+WATCHLIST_FORMATS = ("ofac_txt", "ofac_json", "csv")
+
+
+class WatchlistConfig(_Strict):
+    """One address list (issue #17 item 5; parsed by `indexer.watchlists`). `url` is a file path
+    (relative paths resolve against the config file's directory), `file://PATH`, or http(s)://."""
+
+    name: Name  # label `list` of usd1_watchlist_*; the `lists` of a flagged transfer
+    url: str = Field(min_length=1)
+    format: Literal["ofac_txt", "ofac_json", "csv"]
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        m = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", value)
+        if m is not None and m.group(1).lower() not in ("file", "http", "https"):
+            raise ValueError(
+                f"invalid watchlist url {value!r}: expected a file path, file://, http:// or https://"
+            )
+        if value != value.strip():
+            raise ValueError(f"invalid watchlist url {value!r}: leading or trailing whitespace")
+        return value
+
+
 class LogConfig(_Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "console"] = "console"
@@ -638,6 +662,19 @@ class Config(_Strict):
     market: MarketConfig = MarketConfig()
     venues: list[VenueConfig] = Field(default_factory=list)
     reserves: ReservesConfig | None = None
+    watchlists: list[WatchlistConfig] = Field(default_factory=list)
+    # How often each watchlist's source is checked for a change (file mtime/size, HTTP ETag).
+    watchlist_reload_seconds: Duration = 300.0
+
+    @field_validator("watchlists")
+    @classmethod
+    def _unique_watchlists(cls, value: list[WatchlistConfig]) -> list[WatchlistConfig]:
+        seen: dict[str, int] = {}
+        for i, w in enumerate(value):
+            if w.name in seen:
+                raise ValueError(f"duplicate watchlist name {w.name!r} (entries {seen[w.name]} and {i})")
+            seen[w.name] = i
+        return value
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:

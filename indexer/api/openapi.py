@@ -108,6 +108,12 @@ QUERY_PARAMS: dict[str, list[Schema]] = {
         _q("to_block", HEIGHT, "Highest block (inclusive)."),
         *BLOCK_TIMES,
         _q("min_amount", {"type": "string"}, "Minimum amount in tokens, exact decimal (e.g. 1000 or 0.5)."),
+        _q(
+            "flagged",
+            {"type": "string", "enum": ["true", "false"]},
+            "true: only events from or to an address on a configured watchlist (the lists in force"
+            " now); false: only the others.",
+        ),
         *PAGE,
     ],
     "/api/v1/tx/{chain}/{hash}": [],
@@ -251,6 +257,15 @@ SCHEMAS: dict[str, Schema] = {
             "raw": AMOUNT["properties"]["raw"],
             "amount": AMOUNT["properties"]["amount"],
             "finalized": {"type": "boolean", "description": "At or below the finalized block."},
+            "flagged": {
+                "type": "boolean",
+                "description": "Transfers only: the sender or the receiver is on a watchlist in force now.",
+            },
+            "lists": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Transfers only, when flagged: the watchlists (config order).",
+            },
         },
     },
     "Transfers": {

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal, Protocol
@@ -228,9 +228,13 @@ class TransferFilter:
     until: datetime | None = None  # exclusive
     min_raw: int | None = None
     order: Order = "desc"
+    # Watchlists (issue #17 item 5): True only rows from or to a `listed` address, False only the
+    # others; `listed` is the addresses in force when the filter was parsed (not in the fingerprint).
+    flagged: bool | None = None
+    listed: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def fingerprint(self) -> str:
-        key = [
+        key: list[Any] = [
             self.chain,
             self.address,
             sorted(self.kinds),
@@ -241,6 +245,8 @@ class TransferFilter:
             None if self.min_raw is None else str(self.min_raw),
             self.order,
         ]
+        if self.flagged is not None:  # appended only when given: earlier cursors stay valid
+            key.append(self.flagged)
         return hashlib.sha256(orjson.dumps(key)).hexdigest()[:16]
 
 
@@ -269,16 +275,27 @@ class TransferPage:
     limit: int
     next: Position | None  # the last row's position when there are more rows
 
-    def to_json(self, decimals: int, cursors: CursorCodec) -> dict[str, Any]:
+    def to_json(
+        self, decimals: int, cursors: CursorCodec, lists_of: Callable[[Event], list[str]] | None = None
+    ) -> dict[str, Any]:
+        """`lists_of`: the watchlists a row's sender or receiver is on; given, every row says
+        `flagged` (and `lists` when flagged)."""
         next_cursor = (
             None if self.next is None else cursors.encode(POSITION, self.filter.fingerprint(), self.next)
         )
+        rows = [e.to_json(decimals, self.as_of) for e in self.events]
+        if lists_of is not None:
+            for e, row in zip(self.events, rows, strict=True):
+                names = lists_of(e)
+                row["flagged"] = bool(names)
+                if names:
+                    row["lists"] = names
         return {
             "chain": self.filter.chain,
             "order": self.filter.order,
             "limit": self.limit,
             "as_of": self.as_of.to_json(),
-            "transfers": [e.to_json(decimals, self.as_of) for e in self.events],
+            "transfers": rows,
             "next_cursor": next_cursor,
         }
 
@@ -347,10 +364,31 @@ async def transfers(
         )
     if f.min_raw is not None and f.min_raw > 0:
         conds.append(f"amount >= {p(Decimal(f.min_raw))}::numeric")
+    listed = p(sorted(set(f.listed))) if f.flagged is not None else None
+    from_listed = f"coalesce(from_addr = ANY({listed}::text[]), false)"  # NULL (Solana mint): no
+    to_listed = f"coalesce(to_addr = ANY({listed}::text[]), false)"
+    if f.flagged is False:  # most rows: the ordered scan finds a page quickly
+        conds.append(f"NOT ({from_listed} OR {to_listed})")
+    elif f.flagged and f.address is not None:  # the address branches below bound the rows
+        conds.append(f"({from_listed} OR {to_listed})")
     order_by = keyset(p, conds, after, f.order)
     n = p(limit + 1)
     where = " AND ".join(conds)
-    if f.address is None:
+    if f.flagged and f.address is None:
+        # Per listed address, an index-ordered branch as sender and one as receiver, each reading
+        # at most a page (a filter on the ordered scan reads the whole history for a rare hit:
+        # measured 0.8-3 s on 1M rows with the 152-address OFAC ETH list, vs a few ms here).
+        sql = (
+            f"SELECT {_EVENT_COLS} FROM ("
+            f"(SELECT e.* FROM unnest({listed}::text[]) AS l(addr) CROSS JOIN LATERAL"
+            f" (SELECT {_EVENT_COLS} FROM events WHERE {where} AND from_addr = l.addr {order_by} LIMIT {n}) AS e)"
+            " UNION ALL "
+            f"(SELECT e.* FROM unnest({listed}::text[]) AS l(addr) CROSS JOIN LATERAL"
+            f" (SELECT {_EVENT_COLS} FROM events WHERE {where} AND to_addr = l.addr AND NOT {from_listed}"
+            f" {order_by} LIMIT {n}) AS e)"
+            f") AS e {order_by} LIMIT {n}"
+        )
+    elif f.address is None:
         sql = f"SELECT {_EVENT_COLS} FROM events WHERE {where} {order_by} LIMIT {n}"
     else:
         # Two index-ordered branches (as sender, as receiver) merged: each reads at most a page.

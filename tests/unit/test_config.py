@@ -757,3 +757,49 @@ def test_non_circulating_owner_needs_ownable_controls() -> None:
 def test_non_circulating_label_must_not_be_a_class_name() -> None:
     found = one_problem(with_chain_line(f"non_circulating: [{{address: '{TREASURY}', label: frozen}}]"))
     assert found.startswith("chains.0.non_circulating: entry 0: label 'frozen' is reserved")
+
+
+# --------------------------------------------------------------------------------------------
+# Watchlists (issue #17 item 5)
+
+
+def test_watchlists_load_with_the_reload_default() -> None:
+    cfg = load_config_text(
+        MINIMAL
+        + "watchlists:\n"
+        + "  - {name: ofac-eth, url: lists/sanctioned_addresses_ETH.txt, format: ofac_txt}\n"
+        + "  - {name: ofac-usdt, url: 'https://example.org/usdt.json', format: ofac_json}\n"
+        + "  - {name: own, url: 'file:///etc/usd1/own.csv', format: csv}\n",
+        {},
+    )
+    assert [(w.name, w.format) for w in cfg.watchlists] == [
+        ("ofac-eth", "ofac_txt"),
+        ("ofac-usdt", "ofac_json"),
+        ("own", "csv"),
+    ]
+    assert cfg.watchlist_reload_seconds == 300.0
+    assert load_config_text(MINIMAL, {}).watchlists == []
+    assert load_config_text(MINIMAL + "watchlist_reload_seconds: 1m\n", {}).watchlist_reload_seconds == 60.0
+
+
+def test_bad_watchlist_entries_are_named() -> None:
+    found = problems(
+        MINIMAL
+        + "watchlists:\n"
+        + "  - {name: ok, url: a.txt, format: ofac_txt}\n"
+        + "  - {name: Bad, url: 'ftp://x/y', format: xml}\n"
+        + "  - {name: ok, url: b.txt, format: csv}\n"
+        + "  - {url: c.txt, format: csv}\n"
+    )
+    assert found == [
+        "watchlists.1.name: invalid name 'Bad': use lowercase letters, digits, '_' and '-'",
+        "watchlists.1.url: invalid watchlist url 'ftp://x/y': expected a file path, file://, http:// or https://",
+        "watchlists.1.format: Input should be 'ofac_txt', 'ofac_json' or 'csv'",
+        "watchlists.3.name: missing (required)",
+    ]
+    assert (
+        one_problem(
+            MINIMAL + "watchlists: [{name: a, url: x, format: csv}, {name: a, url: y, format: csv}]\n"
+        )
+        == "watchlists: duplicate watchlist name 'a' (entries 0 and 1)"
+    )
