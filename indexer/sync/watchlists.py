@@ -27,6 +27,7 @@ import aiohttp
 import structlog
 
 from indexer.config import ChainConfig, WatchlistConfig
+from indexer.http_json import read_capped
 from indexer.metrics import Metrics
 from indexer.watchlists import MAX_LIST_BYTES, Matcher, Watchlist, WatchlistError, parse
 
@@ -122,13 +123,9 @@ class WatchlistService:
                         return Unchanged()
                     if resp.status != 200:
                         raise WatchlistError(w.name, "<root>", f"HTTP {resp.status} from {w.url}")
-                    chunks, size = [], 0
-                    async for chunk in resp.content.iter_chunked(1 << 16):  # read(n) may stop early
-                        size += len(chunk)
-                        if size > MAX_LIST_BYTES:
-                            raise WatchlistError(w.name, "<root>", f"larger than {MAX_LIST_BYTES} bytes")
-                        chunks.append(chunk)
-                    body = b"".join(chunks)
+                    body = await read_capped(resp.content, MAX_LIST_BYTES)
+                    if len(body) > MAX_LIST_BYTES:
+                        raise WatchlistError(w.name, "<root>", f"larger than {MAX_LIST_BYTES} bytes")
                     new_etag = resp.headers.get("ETag", "")
         except TimeoutError:
             raise WatchlistError(
