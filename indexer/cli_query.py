@@ -141,7 +141,7 @@ def supply_cmd(
             ]
 
     result = _run(cfg, go)
-    body = q.supply_json(cfg.token.symbol, result)
+    body = q.supply_json(cfg.token.symbol, result, cfg.topology())
     rows = [
         {
             "chain": c.chain,

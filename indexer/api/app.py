@@ -200,7 +200,7 @@ async def supply(request: web.Request) -> web.Response:
             await cq.with_classes(conn, await q.chain_supply(conn, c), c.control_contracts(), c.classified())
             for c in cfg.chains
         ]
-    return json_response(q.supply_json(cfg.token.symbol, chains))
+    return json_response(q.supply_json(cfg.token.symbol, chains, cfg.topology()))
 
 
 async def supply_history(request: web.Request) -> web.Response:
