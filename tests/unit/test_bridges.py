@@ -240,3 +240,17 @@ def test_config_errors_name_the_key(edit: object, expected: list[str]) -> None:
     assert len(found) == len(expected), found
     for got, want in zip(found, expected, strict=True):
         assert got.startswith(want), found
+
+
+def test_mainnet_config_lists_the_real_ccip_lock_pool() -> None:
+    """config/mainnet.yaml: Ethereum's CCIP Hybrid pool (realdata/ccip) is its bridge_lock."""
+    from pathlib import Path
+
+    from indexer.config import load_config
+
+    env = {"USD1_ETH_RPC_URL": "http://127.0.0.1:1", "USD1_BSC_RPC_URL": "http://127.0.0.1:2"}
+    cfg = load_config(Path(__file__).parents[2] / "config" / "mainnet.yaml", env)
+    assert cfg.chain("ethereum").classified() == [(ETH_POOL, BRIDGE_LOCK)]
+    assert cfg.topology() == Topology(
+        (Bridge("ccip", "0"),), {"ethereum": ChainRole("native", "ccip"), "bsc": ChainRole("native", None)}
+    )
