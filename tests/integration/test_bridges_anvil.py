@@ -1,0 +1,162 @@
+"""Bridges end to end on real parts (issue #16 item 2): two anvil chains running the devnet
+TestToken, one `native` and one `bridged` by `ccip`, the native chain's lock pool at the address of
+CCIP's real Ethereum pool (realdata/ccip). Random bridge traffic (lock on the native chain + mint on
+the bridged one, burn + release back, transfers on both) through the daemon's followers into
+PostgreSQL; then the global circulating figure and the backing gap, from the API and the metric,
+are compared to the base unit with the chains' own `balanceOf` / `totalSupply` at the finalized
+blocks. An unbacked mint on the bridged chain turns the gap positive by exactly its amount."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from indexer.config import Config
+from indexer.devnet.anvil import Anvil
+from indexer.devnet.solc import Artifact
+from indexer.devnet.token import DETERMINISTIC_TOKEN_ADDRESS, TestToken
+from indexer.devnet.traffic import holder_addresses
+from indexer.sync.supply_classes import SupplyClassesExporter
+from indexer.units import to_float
+from tests.integration.test_evm_pipeline import wait_for
+from tests.support import daemon_run
+
+pytestmark = pytest.mark.integration
+NATIVE, BRIDGED = "native", "bridged"
+POOL = "0x36a72ed0096b414521c45e3ddc9ed657d1d9c141"  # CCIP's Hybrid pool on Ethereum (realdata/ccip)
+ALLOWANCE = "0.000000000000000005"  # 5 base units in flight allowed
+
+
+@pytest.fixture
+async def remote() -> AsyncIterator[Anvil]:
+    node = Anvil(port=0, chain_id=31338, slots_in_an_epoch=2)
+    await node.start()
+    try:
+        yield node
+    finally:
+        await node.stop()
+
+
+def config(native: Anvil, remote: Anvil, dsn: str, tmp: Path) -> Config:
+    chain: dict[str, Any] = {
+        "kind": "evm",
+        "token": DETERMINISTIC_TOKEN_ADDRESS,
+        "decimals": 18,
+        "finality": {"tag": "finalized"},
+        "poll_interval": "50ms",
+        "request_timeout": "5s",
+    }
+    return Config.model_validate(
+        {
+            "database": {"dsn": dsn},
+            "data_dir": str(tmp),
+            "chains": [
+                {
+                    **chain,
+                    "name": NATIVE,
+                    "rpc": [native.url],
+                    "bridge": "ccip",
+                    "non_circulating": [{"address": POOL, "label": "bridge_lock"}],
+                },
+                {**chain, "name": BRIDGED, "rpc": [remote.url], "role": "bridged", "bridge": "ccip"},
+            ],
+            "bridges": [{"name": "ccip", "in_flight_allowance_tokens": ALLOWANCE}],
+        }
+    )
+
+
+class Running(daemon_run.Running):
+    async def settled(self, *nodes: tuple[str, Anvil]) -> dict[str, int]:
+        """Mine past finality on each chain, wait until both are indexed there; the finalized
+        block per chain."""
+        out = {}
+        for name, node in nodes:
+            await node.mine(6)
+            head = await node.block_number()
+            st = self.rt.statuses[name]
+            await wait_for(lambda: st.indexed == head and st.indexed_finalized >= head - 4, 30, name)
+            out[name] = await node.block_number("finalized")
+        return out
+
+
+def running(cfg: Config) -> contextlib.AbstractAsyncContextManager[Running]:
+    return daemon_run.running(cfg, NATIVE, Running)
+
+
+async def test_global_circulating_and_gap_exact_against_the_chains(
+    anvil: Anvil, token: TestToken, remote: Anvil, token_artifact: Artifact, dsn: str, tmp_path: Path
+) -> None:
+    bridged = await TestToken.deploy(remote, token_artifact, expect_address=DETERMINISTIC_TOKEN_ADDRESS)
+    cfg = config(anvil, remote, dsn, tmp_path)
+    holders = [h.lower() for h in holder_addresses(7, 6)]
+    rng = random.Random(16)
+    async with running(cfg) as run:
+        for h in holders:
+            await token.mint(h, rng.randrange(10**20, 10**21))
+        locked_by_us = 0
+        for _ in range(40):
+            op = rng.choice(["out", "out", "back", "native", "remote"])
+            h, other = rng.sample(holders, 2)
+            if op == "out":  # lock on the native chain, then mint the same amount on the bridged one
+                amount = rng.randrange(1, await token.balance_of(h) // 2 + 2)
+                if amount <= await token.balance_of(h):
+                    await token.transfer(h, POOL, amount)
+                    await bridged.mint(other, amount)
+                    locked_by_us += amount
+            elif op == "back":  # burn on the bridged chain, release from the pool
+                have = await bridged.balance_of(h)
+                if have:
+                    amount = rng.randrange(1, have + 1)
+                    await bridged.burn(h, amount)
+                    await token.transfer(POOL, other, amount)
+                    locked_by_us -= amount
+            elif op == "native":
+                have = await token.balance_of(h)
+                if have:
+                    await token.transfer(h, other, rng.randrange(1, have + 1))
+            else:
+                have = await bridged.balance_of(h)
+                if have:
+                    await bridged.transfer(h, other, rng.randrange(1, have + 1))
+        assert locked_by_us > 0
+
+        async def check(expected_gap: int) -> None:
+            fin = await run.settled((NATIVE, anvil), (BRIDGED, remote))
+            metrics = run.rt.metrics
+            assert await SupplyClassesExporter(cfg, run.rt.pool, metrics).refresh()
+            body = await run.get("/api/v1/supply")
+            native_total = await token.total_supply(fin[NATIVE])
+            lock = await token.balance_of(POOL, fin[NATIVE])
+            minted = await bridged.total_supply(fin[BRIDGED])
+            b = body["bridges"]["ccip"]
+            assert (b["native_chains"], b["bridged_chains"], b["decimals"]) == ([NATIVE], [BRIDGED], 18)
+            assert b["in_flight_allowance"] == {"raw": "5", "amount": ALLOWANCE}
+            assert int(b["finalized"]["locked"]["raw"]) == lock
+            assert int(b["finalized"]["minted"]["raw"]) == minted
+            gap = int(b["finalized"]["gap"]["raw"])
+            assert gap == minted - lock - 5 == expected_gap
+            # each token once: the locked tokens are circulating on the bridged chain only
+            circulating = int(body["total"]["circulating"]["finalized"]["raw"])
+            assert circulating == native_total - lock + minted
+            assert circulating != int(body["total"]["finalized"]["raw"]) or lock == 0
+            assert metrics.registry.get_sample_value(
+                "usd1_bridge_backing_gap_tokens", {"bridge": "ccip"}
+            ) == (to_float(gap, 18))
+            got = metrics.registry.get_sample_value(
+                "usd1_supply_circulating_total", {"finality": "finalized"}
+            )
+            assert got == to_float(circulating, 18)
+
+        # Every lock minted its twin: fully backed, the allowance below zero.
+        await check(-5)
+        # An unbacked mint on the bridged chain (no lock): the gap goes positive by its amount.
+        await bridged.mint(holders[0], 10**18 + 12)
+        await check(10**18 + 7)
+        assert (
+            run.rt.metrics.registry.get_sample_value("usd1_bridge_backing_gap_tokens", {"bridge": "ccip"}) > 0
+        )
