@@ -79,7 +79,9 @@ class Running(daemon_run.Running):
             await node.mine(6)
             head = await node.block_number()
             st = self.rt.statuses[name]
-            await wait_for(lambda: st.indexed == head and st.indexed_finalized >= head - 4, 30, name)
+            await wait_for(
+                lambda st=st, head=head: st.indexed == head and st.indexed_finalized >= head - 4, 30, name
+            )
             out[name] = await node.block_number("finalized")
         return out
 
