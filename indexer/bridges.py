@@ -34,6 +34,7 @@ from indexer.supply_classes import SupplyClasses
 from indexer.units import tokens_to_raw
 
 Role = Literal["native", "bridged"]
+ROLES: tuple[Role, ...] = ("native", "bridged")
 BRIDGE_LOCK = "bridge_lock"
 
 
@@ -112,7 +113,9 @@ class Backing:
         return self.minted - self.locked - self.allowance
 
 
-def _sum(positions: Sequence[Position], dp: int, part: str) -> int | None:
+def _sum(positions: Sequence[Position], expected: int, dp: int, part: str) -> int | None:
+    if len(positions) != expected:
+        return None  # a chain of the bridge is not among the positions (a query of one chain)
     total = 0
     for p in positions:
         if p.classes is None:
@@ -123,10 +126,14 @@ def _sum(positions: Sequence[Position], dp: int, part: str) -> int | None:
 
 
 def backing(topology: Topology, positions: Sequence[Position]) -> list[Backing]:
-    """Each configured bridge's backing, in config order. Precision: the most precise of the
-    bridge's chains (of all chains when it has none)."""
+    """Each configured bridge's backing, in config order (its chains in `topology.roles` order).
+    minted / locked are None when one of the bridge's chains is missing from `positions` or has
+    no classes. Precision: the most precise of the bridge's chains (of all chains when none)."""
     out = []
     for b in topology.bridges:
+        members = {
+            role: [c for c, r in topology.roles.items() if r == ChainRole(role, b.name)] for role in ROLES
+        }
         mine = [p for p in positions if topology.role(p.chain).bridge == b.name]
         native = [p for p in mine if topology.role(p.chain).role == "native"]
         bridged = [p for p in mine if topology.role(p.chain).role == "bridged"]
@@ -135,11 +142,11 @@ def backing(topology: Topology, positions: Sequence[Position]) -> list[Backing]:
             Backing(
                 b.name,
                 dp,
-                tuple(p.chain for p in native),
-                tuple(p.chain for p in bridged),
+                tuple(members["native"]),
+                tuple(members["bridged"]),
                 tokens_to_raw(b.allowance_tokens, dp),
-                _sum(bridged, dp, "total"),
-                _sum(native, dp, BRIDGE_LOCK),
+                _sum(bridged, len(members["bridged"]), dp, "total"),
+                _sum(native, len(members["native"]), dp, BRIDGE_LOCK),
             )
         )
     return out

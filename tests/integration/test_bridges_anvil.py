@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
+import io
 import random
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from indexer.config import Config
 from indexer.devnet.anvil import Anvil
@@ -44,7 +49,7 @@ async def remote() -> AsyncIterator[Anvil]:
         await node.stop()
 
 
-def config(native: Anvil, remote: Anvil, dsn: str, tmp: Path) -> Config:
+def config_dict(native: Anvil, remote: Anvil, dsn: str, tmp: Path) -> dict[str, Any]:
     chain: dict[str, Any] = {
         "kind": "evm",
         "token": DETERMINISTIC_TOKEN_ADDRESS,
@@ -53,23 +58,21 @@ def config(native: Anvil, remote: Anvil, dsn: str, tmp: Path) -> Config:
         "poll_interval": "50ms",
         "request_timeout": "5s",
     }
-    return Config.model_validate(
-        {
-            "database": {"dsn": dsn},
-            "data_dir": str(tmp),
-            "chains": [
-                {
-                    **chain,
-                    "name": NATIVE,
-                    "rpc": [native.url],
-                    "bridge": "ccip",
-                    "non_circulating": [{"address": POOL, "label": "bridge_lock"}],
-                },
-                {**chain, "name": BRIDGED, "rpc": [remote.url], "role": "bridged", "bridge": "ccip"},
-            ],
-            "bridges": [{"name": "ccip", "in_flight_allowance_tokens": ALLOWANCE}],
-        }
-    )
+    return {
+        "database": {"dsn": dsn},
+        "data_dir": str(tmp),
+        "chains": [
+            {
+                **chain,
+                "name": NATIVE,
+                "rpc": [native.url],
+                "bridge": "ccip",
+                "non_circulating": [{"address": POOL, "label": "bridge_lock"}],
+            },
+            {**chain, "name": BRIDGED, "rpc": [remote.url], "role": "bridged", "bridge": "ccip"},
+        ],
+        "bridges": [{"name": "ccip", "in_flight_allowance_tokens": ALLOWANCE}],
+    }
 
 
 class Running(daemon_run.Running):
@@ -96,7 +99,8 @@ async def test_global_circulating_and_gap_exact_against_the_chains(
     anvil: Anvil, token: TestToken, remote: Anvil, token_artifact: Artifact, dsn: str, tmp_path: Path
 ) -> None:
     bridged = await TestToken.deploy(remote, token_artifact, expect_address=DETERMINISTIC_TOKEN_ADDRESS)
-    cfg = config(anvil, remote, dsn, tmp_path)
+    raw = config_dict(anvil, remote, dsn, tmp_path)
+    cfg = Config.model_validate(raw)
     holders = [h.lower() for h in holder_addresses(7, 6)]
     rng = random.Random(16)
     async with running(cfg) as run:
@@ -173,6 +177,22 @@ async def test_global_circulating_and_gap_exact_against_the_chains(
         await remote.rpc("anvil_reorg", [1, []])
         await until_head_gap(run, 10**18 + 7)
         assert (gauge("usd1_reorgs_total", {"chain": BRIDGED}) or 0) >= 1
+
+        # The CLI's table/csv gains the global circulating row and each bridge's gap row.
+        path = tmp_path / "bridges.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        out = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "indexer", "query", "supply", "--config", str(path), "--format", "csv"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr
+        rows = {r["chain"]: r for r in csv.DictReader(io.StringIO(out.stdout))}
+        body = await run.get("/api/v1/supply")
+        assert rows["gap ccip"]["finalized"] == rows["gap ccip"]["head"] == "1.000000000000000007"
+        assert rows["circulating"]["finalized"] == body["total"]["circulating"]["finalized"]["amount"]
 
 
 async def until_head_gap(run: Running, want: int, limit: float = 30.0) -> None:

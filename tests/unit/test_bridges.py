@@ -52,6 +52,9 @@ def test_incomplete_figures_are_none() -> None:
     [b] = backing(CCIP, [eth, Position("monad", 6, None)])
     assert b.minted is None and b.locked == 10 and b.gap is None
     assert global_circulating([eth, Position("monad", 6, None)]) is None
+    # a chain of the bridge left out (`query supply --chain ethereum`): no gap rather than a wrong one
+    [partial] = backing(CCIP, [eth])
+    assert partial.bridged == ("monad",) and partial.minted is None and partial.gap is None
     # a bridge no chain names: nothing minted, nothing locked, the allowance alone
     [lone] = backing(Topology((Bridge("wormhole"),)), [eth])
     assert (lone.native, lone.bridged, lone.gap) == ((), (), 0)
