@@ -26,12 +26,12 @@ so at gap + allowance = 0 the circulating figure is made of native tokens only, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from indexer.supply_classes import SupplyClasses
-from indexer.units import tokens_to_raw
+from indexer.units import decimal_places, tokens_to_raw
 
 Role = Literal["native", "bridged"]
 ROLES: tuple[Role, ...] = ("native", "bridged")
@@ -113,15 +113,24 @@ class Backing:
         return self.minted - self.locked - self.allowance
 
 
-def _sum(positions: Sequence[Position], expected: int, dp: int, part: str) -> int | None:
+def _minted(c: SupplyClasses) -> int:
+    return c.total
+
+
+def _locked(c: SupplyClasses) -> int:
+    return c.non_circulating.get(BRIDGE_LOCK, 0)
+
+
+def _sum(
+    positions: Sequence[Position], expected: int, dp: int, part: Callable[[SupplyClasses], int]
+) -> int | None:
     if len(positions) != expected:
         return None  # a chain of the bridge is not among the positions (a query of one chain)
     total = 0
     for p in positions:
         if p.classes is None:
             return None
-        raw = p.classes.total if part == "total" else p.classes.non_circulating.get(BRIDGE_LOCK, 0)
-        total += scale(raw, p.decimals, dp)
+        total += scale(part(p.classes), p.decimals, dp)
     return total
 
 
@@ -137,7 +146,8 @@ def backing(topology: Topology, positions: Sequence[Position]) -> list[Backing]:
         mine = [p for p in positions if topology.role(p.chain).bridge == b.name]
         native = [p for p in mine if topology.role(p.chain).role == "native"]
         bridged = [p for p in mine if topology.role(p.chain).role == "bridged"]
-        dp = precision(mine) if mine else precision(positions)
+        # (at least the allowance's own places: a partial set of chains must not make it unscalable)
+        dp = max(precision(mine) if mine else precision(positions), decimal_places(b.allowance_tokens))
         out.append(
             Backing(
                 b.name,
@@ -145,8 +155,8 @@ def backing(topology: Topology, positions: Sequence[Position]) -> list[Backing]:
                 tuple(members["native"]),
                 tuple(members["bridged"]),
                 tokens_to_raw(b.allowance_tokens, dp),
-                _sum(bridged, len(members["bridged"]), dp, "total"),
-                _sum(native, len(members["native"]), dp, BRIDGE_LOCK),
+                _sum(bridged, len(members["bridged"]), dp, _minted),
+                _sum(native, len(members["native"]), dp, _locked),
             )
         )
     return out

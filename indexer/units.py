@@ -42,3 +42,10 @@ def tokens_to_raw(tokens: str, decimals: int | None) -> int:
     if len(frac) > decimals:
         raise ValueError(f"{tokens!r} has more than {decimals} decimal places")
     return int(whole) * 10**decimals + int(frac.ljust(decimals, "0") or "0")
+
+
+def decimal_places(tokens: str) -> int:
+    """Decimal places `tokens_to_raw` needs for `tokens` ("2.50" -> 1)."""
+    tokens_to_raw(tokens, None)
+    _, _, frac = tokens.partition(".")
+    return len(frac.rstrip("0"))

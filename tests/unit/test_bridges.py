@@ -55,6 +55,9 @@ def test_incomplete_figures_are_none() -> None:
     # a chain of the bridge left out (`query supply --chain ethereum`): no gap rather than a wrong one
     [partial] = backing(CCIP, [eth])
     assert partial.bridged == ("monad",) and partial.minted is None and partial.gap is None
+    fine = Topology((Bridge("ccip", "0.0000001"),), CCIP.roles)  # finer than monad's 6 dp
+    [alone] = backing(fine, [Position("monad", 6, eth.classes)])
+    assert alone.gap is None and alone.allowance == 1 and alone.decimals == 7
     # a bridge no chain names: nothing minted, nothing locked, the allowance alone
     [lone] = backing(Topology((Bridge("wormhole"),)), [eth])
     assert (lone.native, lone.bridged, lone.gap) == ((), (), 0)
