@@ -1,10 +1,11 @@
-"""Bridges end to end on real parts (issue #16 item 2): two anvil chains running the devnet
-TestToken, one `native` and one `bridged` by `ccip`, the native chain's lock pool at the address of
-CCIP's real Ethereum pool (realdata/ccip). Random bridge traffic (lock on the native chain + mint on
-the bridged one, burn + release back, transfers on both) through the daemon's followers into
-PostgreSQL; then the global circulating figure and the backing gap, from the API and the metric,
-are compared to the base unit with the chains' own `balanceOf` / `totalSupply` at the finalized
-blocks. An unbacked mint on the bridged chain turns the gap positive by exactly its amount."""
+"""Bridges end to end on real parts (issue #16 item 2): three anvil chains running the devnet
+TestToken, two `native` ones each with a lock pool for `ccip` (at the address of CCIP's real
+Ethereum pool, realdata/ccip) and one `bridged` by `ccip`. Random bridge traffic (lock on a native
+chain + mint on the bridged one, burn + release back, transfers) through the daemon's followers
+into PostgreSQL; then the global circulating figure and the backing gap, from the API, the metric
+and the CLI, are compared to the base unit with the chains' own `balanceOf` / `totalSupply` at the
+finalized blocks. An unbacked mint on the bridged chain turns the gap positive by exactly its
+amount; one at head moves only the head gap, until a reorg drops it."""
 
 from __future__ import annotations
 
@@ -34,14 +35,13 @@ from tests.integration.test_evm_pipeline import wait_for
 from tests.support import daemon_run
 
 pytestmark = pytest.mark.integration
-NATIVE, BRIDGED = "native", "bridged"
+NATIVE, NATIVE2, BRIDGED = "native", "native2", "bridged"
 POOL = "0x36a72ed0096b414521c45e3ddc9ed657d1d9c141"  # CCIP's Hybrid pool on Ethereum (realdata/ccip)
 ALLOWANCE = "0.000000000000000005"  # 5 base units in flight allowed
 
 
-@pytest.fixture
-async def remote() -> AsyncIterator[Anvil]:
-    node = Anvil(port=0, chain_id=31338, slots_in_an_epoch=2)
+async def _anvil(chain_id: int) -> AsyncIterator[Anvil]:
+    node = Anvil(port=0, chain_id=chain_id, slots_in_an_epoch=2)
     await node.start()
     try:
         yield node
@@ -49,7 +49,19 @@ async def remote() -> AsyncIterator[Anvil]:
         await node.stop()
 
 
-def config_dict(native: Anvil, remote: Anvil, dsn: str, tmp: Path) -> dict[str, Any]:
+@pytest.fixture
+async def remote() -> AsyncIterator[Anvil]:
+    async for node in _anvil(31338):
+        yield node
+
+
+@pytest.fixture
+async def second() -> AsyncIterator[Anvil]:
+    async for node in _anvil(31339):
+        yield node
+
+
+def config_dict(native: Anvil, second: Anvil, remote: Anvil, dsn: str, tmp: Path) -> dict[str, Any]:
     chain: dict[str, Any] = {
         "kind": "evm",
         "token": DETERMINISTIC_TOKEN_ADDRESS,
@@ -58,17 +70,13 @@ def config_dict(native: Anvil, remote: Anvil, dsn: str, tmp: Path) -> dict[str, 
         "poll_interval": "50ms",
         "request_timeout": "5s",
     }
+    lock = {"bridge": "ccip", "non_circulating": [{"address": POOL, "label": "bridge_lock"}]}
     return {
         "database": {"dsn": dsn},
         "data_dir": str(tmp),
         "chains": [
-            {
-                **chain,
-                "name": NATIVE,
-                "rpc": [native.url],
-                "bridge": "ccip",
-                "non_circulating": [{"address": POOL, "label": "bridge_lock"}],
-            },
+            {**chain, "name": NATIVE, "rpc": [native.url], **lock},
+            {**chain, "name": NATIVE2, "rpc": [second.url], **lock},
             {**chain, "name": BRIDGED, "rpc": [remote.url], "role": "bridged", "bridge": "ccip"},
         ],
         "bridges": [{"name": "ccip", "in_flight_allowance_tokens": ALLOWANCE}],
@@ -96,20 +104,31 @@ def running(cfg: Config) -> contextlib.AbstractAsyncContextManager[Running]:
 
 
 async def test_global_circulating_and_gap_exact_against_the_chains(
-    anvil: Anvil, token: TestToken, remote: Anvil, token_artifact: Artifact, dsn: str, tmp_path: Path
+    anvil: Anvil,
+    token: TestToken,
+    second: Anvil,
+    remote: Anvil,
+    token_artifact: Artifact,
+    dsn: str,
+    tmp_path: Path,
 ) -> None:
+    """Two native chains, each with a lock pool for ccip, and one chain bridged by ccip."""
     bridged = await TestToken.deploy(remote, token_artifact, expect_address=DETERMINISTIC_TOKEN_ADDRESS)
-    raw = config_dict(anvil, remote, dsn, tmp_path)
+    token2 = await TestToken.deploy(second, token_artifact, expect_address=DETERMINISTIC_TOKEN_ADDRESS)
+    natives = {NATIVE: (anvil, token), NATIVE2: (second, token2)}
+    raw = config_dict(anvil, second, remote, dsn, tmp_path)
     cfg = Config.model_validate(raw)
     holders = [h.lower() for h in holder_addresses(7, 6)]
     rng = random.Random(16)
     async with running(cfg) as run:
         for h in holders:
-            await token.mint(h, rng.randrange(10**20, 10**21))
+            for _, t in natives.values():
+                await t.mint(h, rng.randrange(10**20, 10**21))
         locked_by_us = 0
-        for _ in range(40):
+        for _ in range(50):
             op = rng.choice(["out", "out", "back", "native", "remote"])
             h, other = rng.sample(holders, 2)
+            token = natives[rng.choice([NATIVE, NATIVE2])][1]
             if op == "out":  # lock on the native chain, then mint the same amount on the bridged one
                 amount = rng.randrange(1, await token.balance_of(h) // 2 + 2)
                 if amount <= await token.balance_of(h):
@@ -117,7 +136,7 @@ async def test_global_circulating_and_gap_exact_against_the_chains(
                     await bridged.mint(other, amount)
                     locked_by_us += amount
             elif op == "back":  # burn on the bridged chain, release from the pool
-                have = await bridged.balance_of(h)
+                have = min(await bridged.balance_of(h), await token.balance_of(POOL))
                 if have:
                     amount = rng.randrange(1, have + 1)
                     await bridged.burn(h, amount)
@@ -132,17 +151,22 @@ async def test_global_circulating_and_gap_exact_against_the_chains(
                 if have:
                     await bridged.transfer(h, other, rng.randrange(1, have + 1))
         assert locked_by_us > 0
+        assert all([await t.balance_of(POOL) > 0 for _, t in natives.values()])  # both pools lock
 
         async def check(expected_gap: int) -> None:
-            fin = await run.settled((NATIVE, anvil), (BRIDGED, remote))
+            fin = await run.settled((NATIVE, anvil), (NATIVE2, second), (BRIDGED, remote))
             metrics = run.rt.metrics
             assert await SupplyClassesExporter(cfg, run.rt.pool, metrics).refresh()
             body = await run.get("/api/v1/supply")
-            native_total = await token.total_supply(fin[NATIVE])
-            lock = await token.balance_of(POOL, fin[NATIVE])
+            native_total = sum([await t.total_supply(fin[name]) for name, (_, t) in natives.items()])
+            lock = sum([await t.balance_of(POOL, fin[name]) for name, (_, t) in natives.items()])
             minted = await bridged.total_supply(fin[BRIDGED])
             b = body["bridges"]["ccip"]
-            assert (b["native_chains"], b["bridged_chains"], b["decimals"]) == ([NATIVE], [BRIDGED], 18)
+            assert (b["native_chains"], b["bridged_chains"], b["decimals"]) == (
+                [NATIVE, NATIVE2],
+                [BRIDGED],
+                18,
+            )
             assert b["in_flight_allowance"] == {"raw": "5", "amount": ALLOWANCE}
             assert int(b["finalized"]["locked"]["raw"]) == lock
             assert int(b["finalized"]["minted"]["raw"]) == minted
