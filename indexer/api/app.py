@@ -243,7 +243,7 @@ async def supply_at_body(cfg: Config, pool: asyncpg.Pool, time_param: str | None
             chains = await saq.supply_at(conn, cfg.chains, when)
     except sa.NotFinal as exc:
         raise v.BadRequest(str(exc)) from None
-    return sa.payload(cfg.token.symbol, when, chains, __version__, datetime.now(UTC))
+    return sa.payload(cfg.token.symbol, when, chains, __version__, datetime.now(UTC), cfg.topology())
 
 
 async def transfers(request: web.Request) -> web.Response:

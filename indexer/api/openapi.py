@@ -733,6 +733,31 @@ SCHEMAS: dict[str, Schema] = {
                     "complete": {"type": "boolean"},
                     "circulating_exact": {"type": "boolean"},
                     "bridges_deduplicated": {"type": "boolean"},
+                    "bridges": {
+                        "type": "object",
+                        "description": 'Per configured bridge at TIME (README "Bridges").',
+                        "additionalProperties": {
+                            "type": "object",
+                            "required": [
+                                "decimals",
+                                "native_chains",
+                                "bridged_chains",
+                                "minted",
+                                "locked",
+                                "gap",
+                            ],
+                            "properties": {
+                                "decimals": {"type": "integer"},
+                                "native_chains": {"type": "array", "items": {"type": "string"}},
+                                "bridged_chains": {"type": "array", "items": {"type": "string"}},
+                                "in_flight_allowance": _ref("Amount"),
+                                **{
+                                    k: _nullable({"allOf": [_ref("Amount")]})
+                                    for k in ("minted", "locked", "gap")
+                                },
+                            },
+                        },
+                    },
                 },
             },
             "provenance": {

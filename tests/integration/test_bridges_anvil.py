@@ -116,6 +116,7 @@ async def test_global_circulating_and_gap_exact_against_the_chains(
     bridged = await TestToken.deploy(remote, token_artifact, expect_address=DETERMINISTIC_TOKEN_ADDRESS)
     token2 = await TestToken.deploy(second, token_artifact, expect_address=DETERMINISTIC_TOKEN_ADDRESS)
     natives = {NATIVE: (anvil, token), NATIVE2: (second, token2)}
+    nodes = {NATIVE: anvil, NATIVE2: second, BRIDGED: remote}
     raw = config_dict(anvil, second, remote, dsn, tmp_path)
     cfg = Config.model_validate(raw)
     holders = [h.lower() for h in holder_addresses(7, 6)]
@@ -191,6 +192,26 @@ async def test_global_circulating_and_gap_exact_against_the_chains(
         await check(10**18 + 7)
         gauge = run.rt.metrics.registry.get_sample_value
         assert gauge("usd1_bridge_backing_gap_tokens", {"bridge": "ccip"}) == to_float(10**18 + 7, 18) > 0
+
+        # The attestation package at a final time: each chain's block at or before it, the bridge
+        # figures exact against the chains at those blocks.
+        # (blocks of one second share a timestamp: TIME is the newest head's, and blocks mined a
+        # second later make every block at or before it final)
+        heads = [await node.rpc("eth_getBlockByNumber", ["latest", False]) for node in nodes.values()]
+        t0 = max(int(h["timestamp"], 16) for h in heads)
+        await asyncio.sleep(1.1)
+        await run.settled(*nodes.items())
+        at = await run.get("/api/v1/supply/at", time=str(t0))
+        block = {c["chain"]: c["block"]["number"] for c in at["chains"]}
+        g = at["global"]
+        assert g["bridges_deduplicated"] is True
+        lock = sum([await t.balance_of(POOL, block[name]) for name, (_, t) in natives.items()])
+        minted = await bridged.total_supply(block[BRIDGED])
+        assert int(g["bridges"]["ccip"]["locked"]["raw"]) == lock
+        assert int(g["bridges"]["ccip"]["minted"]["raw"]) == minted
+        assert int(g["bridges"]["ccip"]["gap"]["raw"]) == minted - lock - 5
+        native_total = sum([await t.total_supply(block[name]) for name, (_, t) in natives.items()])
+        assert int(g["circulating"]["raw"]) == native_total - lock + minted
 
         # At head only: an unbacked mint shows in the API's head gap, not in the finalized metric;
         # a reorg that drops its block takes it out again.
