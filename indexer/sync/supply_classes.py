@@ -1,6 +1,7 @@
 """The supply-class metrics (`usd1_supply_class_tokens{chain,class,finality}`,
-`usd1_supply_circulating_total{finality}`, `usd1_bridge_backing_gap_tokens{bridge}`): every `interval`, one read-only snapshot computes each
-chain's classes at head and at the finalized block with the same code as `/api/v1/supply`
+`usd1_supply_circulating_total{finality}`, `usd1_bridge_backing_gap_tokens{bridge}`): every
+`interval`, one read-only snapshot computes each chain's classes at head and at the finalized
+block with the same code as `/api/v1/supply`
 (`control_queries.with_classes`), so the metrics and the API agree. A failed round is logged once,
 the gauges keep their last values, and the recovery is logged once."""
 
@@ -20,7 +21,6 @@ from indexer.store import queries as q
 from indexer.units import to_float
 
 log = structlog.get_logger(__name__)
-FINALITIES = ("finalized", "head")
 
 
 class SupplyClassesExporter:
@@ -62,11 +62,12 @@ class SupplyClassesExporter:
                     continue
                 for name, raw in classes.by_class().items():
                     m.supply_class.labels(s.chain, name, finality).set(to_float(raw, s.decimals))
-        for finality, ps in q.positions(chains).items():
+        at = q.positions(chains)
+        for finality, ps in at.items():
             circulating = bridges.global_circulating(ps)
             if circulating is not None:
                 m.supply_circulating_total.labels(finality).set(to_float(circulating, bridges.precision(ps)))
-        for b in bridges.backing(self._cfg.topology(), q.positions(chains)["finalized"]):
+        for b in bridges.backing(self._cfg.topology(), at["finalized"]):
             if b.gap is not None:
                 m.bridge_backing_gap.labels(b.bridge).set(to_float(b.gap, b.decimals))
 
