@@ -166,7 +166,7 @@ def supply_cmd(
             ]
 
     result = _run(cfg, go)
-    body = q.supply_json(cfg.token.symbol, result)
+    body = q.supply_json(cfg.token.symbol, result, cfg.topology())
     rows = [
         {
             "chain": c.chain,
@@ -185,6 +185,21 @@ def supply_cmd(
             "head": body["total"]["head"]["amount"],
         }
     )
+    # The global circulating figure and each bridge's backing gap (README "Bridges"); blank while
+    # a chain they need is not indexed (or not among --chain).
+    figures = [("circulating", body["total"]["circulating"])]
+    figures += [
+        (f"gap {name}", {f: b[f]["gap"] for f in ("finalized", "head")})
+        for name, b in body["bridges"].items()
+    ]
+    for label, fig in figures:
+        rows.append(
+            {
+                "chain": label,
+                "finalized": None if fig["finalized"] is None else fig["finalized"]["amount"],
+                "head": None if fig["head"] is None else fig["head"]["amount"],
+            }
+        )
     _emit(
         fmt, body, ["chain", "finalized_block", "finalized", "head_block", "head", "pending"], rows, "supply"
     )

@@ -95,6 +95,13 @@ class Metrics:
             ["finality"],
             registry=r,
         )
+        self.bridge_backing_gap = Gauge(
+            "usd1_bridge_backing_gap_tokens",
+            "Minted on the bridge's bridged chains minus locked (bridge_lock) on its native chains minus"
+            " the in-flight allowance, at the finalized blocks (whole tokens; positive = under-backed)",
+            ["bridge"],
+            registry=r,
+        )
         self.supply_mismatch = Gauge(
             "usd1_supply_mismatch_tokens",
             "Indexed finalized supply minus the chain's own total supply at that block (whole tokens)",

@@ -216,7 +216,7 @@ async def supply(request: web.Request) -> web.Response:
             await cq.with_classes(conn, await q.chain_supply(conn, c), c.control_contracts(), c.classified())
             for c in cfg.chains
         ]
-    return json_response(q.supply_json(cfg.token.symbol, chains))
+    return json_response(q.supply_json(cfg.token.symbol, chains, cfg.topology()))
 
 
 async def supply_history(request: web.Request) -> web.Response:
@@ -254,7 +254,7 @@ async def supply_at_body(cfg: Config, pool: asyncpg.Pool, time_param: str | None
             chains = await saq.supply_at(conn, cfg.chains, when)
     except sa.NotFinal as exc:
         raise v.BadRequest(str(exc)) from None
-    return sa.payload(cfg.token.symbol, when, chains, __version__, datetime.now(UTC))
+    return sa.payload(cfg.token.symbol, when, chains, __version__, datetime.now(UTC), cfg.topology())
 
 
 async def transfers(request: web.Request) -> web.Response:

@@ -32,6 +32,7 @@ from typing import Any, Literal, Protocol
 import asyncpg
 import orjson
 
+from indexer import bridges
 from indexer.model import Family
 from indexer.store.db import Conn, unavailable_on_disconnect
 from indexer.store.pagination import INT32_MAX, CursorCodec, IntField, Layout, TextField
@@ -549,15 +550,66 @@ def scale(raw: int, decimals: int, to: int) -> int:
     return raw * 10 ** (to - decimals)
 
 
-def supply_json(token: str, chains: Sequence[ChainSupply]) -> dict[str, Any]:
-    """The /api/v1/supply body; totals are in the largest precision among the chains."""
+def positions(chains: Sequence[ChainSupply]) -> dict[str, list[bridges.Position]]:
+    """finality (`finalized`, `head`) -> each chain's classes, for indexer.bridges."""
+    return {
+        "finalized": [bridges.Position(c.chain, c.decimals, c.finalized_classes) for c in chains],
+        "head": [bridges.Position(c.chain, c.decimals, c.head_classes) for c in chains],
+    }
+
+
+def _maybe_amount(raw: int | None, decimals: int) -> dict[str, str] | None:
+    return None if raw is None else amount_json(raw, decimals)
+
+
+def bridges_json(topology: bridges.Topology, chains: Sequence[ChainSupply]) -> dict[str, Any]:
+    """/api/v1/supply `bridges`: per configured bridge, its chains, allowance and, at the finalized
+    block and at head, minted (bridged chains), locked (native chains' bridge_lock) and the gap
+    (null while one of its chains is not indexed). README "Bridges"."""
+    at = positions(chains)
+    by_finality = {f: bridges.backing(topology, ps) for f, ps in at.items()}
+    out: dict[str, Any] = {}
+    for i, b in enumerate(by_finality["finalized"]):
+        dp = b.decimals
+        out[b.bridge] = {
+            "decimals": dp,
+            "native_chains": list(b.native),
+            "bridged_chains": list(b.bridged),
+            "in_flight_allowance": amount_json(b.allowance, dp),
+            **{
+                f: {
+                    "minted": _maybe_amount(x.minted, dp),
+                    "locked": _maybe_amount(x.locked, dp),
+                    "gap": _maybe_amount(x.gap, dp),
+                }
+                for f, x in (("finalized", b), ("head", by_finality["head"][i]))
+            },
+        }
+    return out
+
+
+def supply_json(
+    token: str, chains: Sequence[ChainSupply], topology: bridges.Topology | None = None
+) -> dict[str, Any]:
+    """The /api/v1/supply body; totals are in the largest precision among the chains. `total`
+    gains `circulating` (the global figure, each token once: indexer.bridges) and the body gains
+    `bridges` (every configured bridge's backing)."""
     dp = max((c.decimals for c in chains), default=0)
     fin = sum(scale(c.finalized.supply, c.decimals, dp) for c in chains)
     head = sum(scale(c.head.supply, c.decimals, dp) for c in chains)
+    circulating = {
+        f: _maybe_amount(bridges.global_circulating(ps), dp) for f, ps in positions(chains).items()
+    }
     return {
         "token": token,
         "chains": [c.to_json() for c in chains],
-        "total": {"decimals": dp, "finalized": amount_json(fin, dp), "head": amount_json(head, dp)},
+        "total": {
+            "decimals": dp,
+            "finalized": amount_json(fin, dp),
+            "head": amount_json(head, dp),
+            "circulating": circulating,
+        },
+        "bridges": bridges_json(topology if topology is not None else bridges.Topology(), chains),
     }
 
 
