@@ -687,10 +687,15 @@ def test_large_event_tokens_scales_by_the_chain_decimals() -> None:
     cfg = load_config_text(MINIMAL + '    large_event_tokens: "1000000.5"\n', env={})
     assert cfg.chains[0].large_event_raw == 1_000_000_5 * 10**17
     assert load_config_text(MINIMAL, env={}).chains[0].large_event_raw is None
+    # Exact past Decimal's 28-digit context (it used to come out one base unit low).
+    cfg = load_config_text(MINIMAL + '    large_event_tokens: "1234567890123.000000000000000001"\n', env={})
+    assert cfg.chains[0].large_event_raw == 1234567890123 * 10**18 + 1
 
 
 def test_large_event_tokens_bad_value_is_named() -> None:
     assert "large_event_tokens" in one_problem(MINIMAL + '    large_event_tokens: "lots"\n')
+    assert "positive" in one_problem(MINIMAL + '    large_event_tokens: "0"\n')
+    assert "decimal places" in one_problem(MINIMAL + '    large_event_tokens: "1.0000000000000000001"\n')
 
 
 # --------------------------------------------------------------------------------------------
