@@ -50,7 +50,9 @@ log = structlog.get_logger(__name__)
 
 MAX_SLOTS_PER_CALL = 10_000
 U64_MAX = 2**64 - 1
-NO_TOKEN = -32000  # server error: the devnet holds no mint (or no such authority)
+UNAVAILABLE = (
+    -32000
+)  # server error: the devnet lacks what the method needs (a mint, an authority, a producer)
 REJECTED = -32002  # as sendTransaction's preflight failure
 
 
@@ -217,9 +219,12 @@ class SolanaAdmin:
         p = Params(obj, ("enabled",))
         if not p.has("enabled"):
             raise RpcFault(INVALID_PARAMS, "Invalid params: missing enabled")
+        enabled = p.bool_("enabled")
         if not self.devnet.produces:
-            raise RpcFault(NO_TOKEN, "this devnet has no slot producer (slots come from devnet_produceSlots)")
-        self.devnet.producing = p.bool_("enabled")
+            raise RpcFault(
+                UNAVAILABLE, "this devnet has no slot producer (slots come from devnet_produceSlots)"
+            )
+        self.devnet.producing = enabled
         log.info("solana_devnet_admin_producing", enabled=self.devnet.producing)
         return {"producing": self.devnet.producing}
 
@@ -227,7 +232,7 @@ class SolanaAdmin:
 
     def _token(self) -> SolanaTraffic:
         if self.token is None:
-            raise RpcFault(NO_TOKEN, "this devnet holds no mint (start it with its traffic)")
+            raise RpcFault(UNAVAILABLE, "this devnet holds no mint (start it with its traffic)")
         return self.token
 
     def _send(self, ixs: list[Instruction], signers: list[Keypair]) -> str:
@@ -297,7 +302,7 @@ class SolanaAdmin:
         account = Params(obj, ("account",)).pubkey("account")
         tok = self._token()
         if tok.freeze_auth is None:
-            raise RpcFault(NO_TOKEN, f"the devnet holds no freeze authority for mint {tok.mint}")
+            raise RpcFault(UNAVAILABLE, f"the devnet holds no freeze authority for mint {tok.mint}")
         acct = self.devnet.ledger.svm.get_account(account)
         st = decode_token_account(str(acct.owner), bytes(acct.data)) if acct is not None else None
         if st is None or st.mint != tok.mint_address:
