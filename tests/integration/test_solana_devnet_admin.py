@@ -9,6 +9,7 @@ import base64
 import os
 import re
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -92,6 +93,12 @@ async def test_produce_skip_and_fork_seen_through_rpc(
     await admin.produce(2)
     r = await rpc(url, "getBlock", [top, {"commitment": "confirmed"}])
     assert r["error"]["code"] == -32007
+    # no slot nor depth: every block above the finalized slot goes
+    fin = dn.ledger.commitment_slot("finalized")
+    above = dn.ledger.block_slots(fin + 1, dn.ledger.tip)
+    assert above and await admin.fork() == above
+    assert (await rpc(url, "getSlot", [{"commitment": "processed"}]))["result"] == fin
+    await admin.produce(2)
     # below finalized only on purpose
     fin = dn.ledger.commitment_slot("finalized")
     with pytest.raises(SolanaAdminError) as e:
@@ -272,3 +279,42 @@ async def test_devnet_solana_only_process_answers_admin_and_stops_on_sigterm() -
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_devnet_process_on_a_busy_port_is_one_error_line() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "indexer",
+            "devnet",
+            "--solana-only",
+            "--solana-port",
+            str(port),
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        async with asyncio.timeout(60):
+            _, err = await proc.communicate()
+    text = err.decode()
+    assert proc.returncode == 1, text
+    assert (
+        f"Error: the devnet could not start: [Errno 98] error while attempting to bind on address ('127.0.0.1', {port})"
+        in text
+    )
+    assert "Traceback" not in text
+
+
+def test_devnet_solana_only_excludes_no_solana() -> None:
+    from click.testing import CliRunner
+
+    from indexer.cli import main
+
+    result = CliRunner().invoke(main, ["devnet", "--solana-only", "--no-solana"])
+    assert result.exit_code == 2
+    assert "--solana-only and --no-solana exclude each other" in result.output
