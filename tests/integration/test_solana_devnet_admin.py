@@ -21,6 +21,7 @@ import pytest
 from solders.keypair import Keypair
 from solders.token.associated import get_associated_token_address
 
+from indexer.chains.solana_parse import parse_transaction
 from indexer.devnet.solana_admin import DevnetUnreachable, SolanaAdminClient, SolanaAdminError
 from indexer.devnet.solana_devnet import SolanaDevnet
 from indexer.devnet.solana_traffic import SolanaTraffic
@@ -134,6 +135,11 @@ async def test_fund_mint_burn_freeze_seen_through_rpc(
     assert tx["result"]["slot"] == made[0] and tx["result"]["meta"]["err"] is None
     tb = await rpc(url, "getTokenAccountBalance", [ata, {"commitment": "confirmed"}])
     assert tb["result"]["value"]["amount"] == str(big + 10)
+    # the indexer's own parser reads the admin mint as one mint event to the ATA (its creation and the
+    # compute-budget instruction move no tokens)
+    block = dn.ledger.blocks[made[0]]
+    events = parse_transaction("s", traffic.mint_address, made[0], block.blockhash, 0, tx["result"]).events
+    assert [(e.kind, e.amount, e.to_addr) for e in events] == [("mint", big, ata)]
 
     holder = str(traffic.owners[1].pubkey())
     holder_ata = str(traffic.atas[1])
