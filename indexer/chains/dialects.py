@@ -19,6 +19,7 @@ name. A new eth-compatible chain with its own quirks is a new entry in `DIALECTS
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -63,6 +64,34 @@ class Dialect:
             case "tron":
                 return tron.to_hex(value) if isinstance(value, str) else value
 
+    def parse_address(self, value: str) -> str:
+        """An address a user typed (API parameter, CLI argument) -> the stored form (`0x` + 40
+        lowercase hex). `hex`: `0x` + 40 hex digits; `tron`: base58check `T...`, 21-byte `41...`
+        or 20-byte hex. ValueError naming what is wrong otherwise."""
+        match self.addresses:
+            case "hex":
+                if not _HEX_ADDRESS.fullmatch(value):
+                    raise ValueError("expected 0x + 40 hex digits")
+                return value.lower()
+            case "tron":
+                try:
+                    return tron.to_hex(value)
+                except tron.TronAddressError as exc:
+                    raise ValueError(
+                        f"expected a Tron address (T... base58check, 41... or 0x hex): {exc.why}"
+                    ) from None
+
+    def show_address(self, value: str) -> str:
+        """A stored address in the form people read: `hex` unchanged, `tron` base58check `T...`.
+        A value that is not a stored 20-byte address (a role id, a Solana key) is returned as is."""
+        match self.addresses:
+            case "hex":
+                return value
+            case "tron":
+                return tron.to_base58(value) if _HEX_ADDRESS.fullmatch(value) else value
+
+
+_HEX_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
 DIALECTS: dict[str, Dialect] = {
     # Ethereum and the geth family: EIP-1898 state reads, finalized/safe tags, honest blooms.

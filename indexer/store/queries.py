@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -55,6 +55,11 @@ class ChainInfo(Protocol):
 
     @property
     def decimals(self) -> int: ...
+
+
+# How a chain shows a stored address to people (`ChainConfig.show_address`: base58 on Tron). Every
+# view that gives addresses out takes one, so no route or command can forget it.
+Show = Callable[[str], str]
 
 
 def iso(value: datetime | None) -> str | None:
@@ -186,7 +191,7 @@ class Event:
     amount: int
     block_time: datetime | None
 
-    def to_json(self, decimals: int, at: AsOf) -> dict[str, Any]:
+    def to_json(self, decimals: int, at: AsOf, show: Show) -> dict[str, Any]:
         return {
             "chain": self.chain,
             "block_number": self.block_number,
@@ -195,8 +200,8 @@ class Event:
             "tx_hash": self.tx_hash,
             "log_index": self.log_index,
             "kind": self.kind,
-            "from": self.from_addr,
-            "to": self.to_addr,
+            "from": None if self.from_addr is None else show(self.from_addr),
+            "to": None if self.to_addr is None else show(self.to_addr),
             **amount_json(self.amount, decimals),
             "finalized": at.is_final(self.block_number),
         }
@@ -269,7 +274,7 @@ class TransferPage:
     limit: int
     next: Position | None  # the last row's position when there are more rows
 
-    def to_json(self, decimals: int, cursors: CursorCodec) -> dict[str, Any]:
+    def to_json(self, decimals: int, cursors: CursorCodec, *, show: Show) -> dict[str, Any]:
         next_cursor = (
             None if self.next is None else cursors.encode(POSITION, self.filter.fingerprint(), self.next)
         )
@@ -278,7 +283,7 @@ class TransferPage:
             "order": self.filter.order,
             "limit": self.limit,
             "as_of": self.as_of.to_json(),
-            "transfers": [e.to_json(decimals, self.as_of) for e in self.events],
+            "transfers": [e.to_json(decimals, self.as_of, show) for e in self.events],
             "next_cursor": next_cursor,
         }
 
@@ -375,12 +380,12 @@ class TxView:
     as_of: AsOf
     events: list[Event]
 
-    def to_json(self, decimals: int) -> dict[str, Any]:
+    def to_json(self, decimals: int, *, show: Show) -> dict[str, Any]:
         return {
             "chain": self.chain,
             "tx_hash": self.tx_hash,
             "as_of": self.as_of.to_json(),
-            "events": [e.to_json(decimals, self.as_of) for e in self.events],
+            "events": [e.to_json(decimals, self.as_of, show) for e in self.events],
         }
 
 
@@ -696,11 +701,11 @@ class AccountView:
     at_block: int | None = None
     at: int | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, show: Show) -> dict[str, Any]:
         a = self.as_of
         body: dict[str, Any] = {
             "chain": self.chain,
-            "address": self.address,
+            "address": show(self.address),
             "finalized": {"block": a.finalized_block, **amount_json(self.finalized, self.decimals)},
             "head": {"block": a.block, **amount_json(self.head, self.decimals)},
             "as_of": a.to_json(),
