@@ -745,3 +745,21 @@ def test_non_circulating_owner_needs_ownable_controls() -> None:
 def test_non_circulating_label_must_not_be_a_class_name() -> None:
     found = one_problem(with_chain_line(f"non_circulating: [{{address: '{TREASURY}', label: frozen}}]"))
     assert found.startswith("chains.0.non_circulating: entry 0: label 'frozen' is reserved")
+
+
+def test_mainnet_config_has_the_tron_deployment() -> None:
+    path = Path(__file__).parents[2] / "config" / "mainnet.yaml"
+    env = {
+        "USD1_ETH_RPC_URL": "https://eth.example",
+        "USD1_BSC_RPC_URL": "https://bsc.example",
+        "USD1_TRON_RPC_URL": "https://tron.example:8545/jsonrpc",
+    }
+    cfg = load_config(path, env=env)
+    c = cfg.chain("tron")
+    assert isinstance(c, EvmChainConfig) and c.dialect == "tron"
+    assert c.rpc == ["https://tron.example:8545/jsonrpc"]
+    assert c.token == "0x91bed8e784249c91611e61c4585c40e21fd0ace2"  # TPFqcBAaaUMCSVRCqPaQ9QnzKhmuoLR6Rc
+    assert c.show_address(c.token) == "TPFqcBAaaUMCSVRCqPaQ9QnzKhmuoLR6Rc"
+    assert c.decimals == 18 and c.finality.tag == "finalized" and c.max_block_range <= 5000
+    with pytest.raises(ConfigError, match="USD1_TRON_RPC_URL"):
+        load_config(path, env={k: v for k, v in env.items() if k != "USD1_TRON_RPC_URL"})
