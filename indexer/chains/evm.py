@@ -65,6 +65,7 @@ from indexer.chains.witness import collect_votes
 from indexer.config import EvmChainConfig
 from indexer.errors import DataConsistencyError, FinalityViolation, MalformedReply, RpcError
 from indexer.finality import evm_finalized_height
+from indexer.latest import LatestReads
 from indexer.model import BlockRef, ControlEvent, Family, RangeData, TokenEvent
 from indexer.quorum import Overturned, Undecided, Upheld, describe, judge, quorum
 
@@ -712,6 +713,31 @@ class EvmSource:
 
     async def total_supply(self, block: BlockRef) -> int:
         return await self._call_word(TOTAL_SUPPLY_SELECTOR, block)
+
+    @property
+    def latest_only(self) -> bool:
+        """Whether the node reads state at `latest` only (Tron): the checks use `latest_reads`."""
+        return self.dialect.state_at == "latest"
+
+    async def latest_reads(self, reads: Sequence[tuple[str, list[Any]]]) -> LatestReads:
+        """State reads at `latest` (each `(method, params)` gets the `latest` tag appended) in one
+        batch to one endpoint, bracketed by the latest header before and after (indexer.latest).
+        Raises RpcError when the batch fails (a revert fails it whole)."""
+        latest = ("eth_getBlockByNumber", ["latest", False])
+        calls = [latest, *((m, [*params, "latest"]) for m, params in reads), latest]
+        reply = await self.rpc.batch_ex(calls)
+        results: list[Any] = reply.result
+        if len(results) != len(calls):
+            raise MalformedReply(f"a batch of {len(calls)} calls returned {len(results)} results")
+        return LatestReads(parse_header(results[0]), parse_header(results[-1]), results[1:-1], reply.endpoint)
+
+    async def latest_supply(self) -> tuple[LatestReads, int]:
+        """`totalSupply()` at `latest`, bracketed by headers (the Tron supply check)."""
+        r = await self.latest_reads([("eth_call", [{"to": self.cfg.token, "data": TOTAL_SUPPLY_SELECTOR}])])
+        result = r.results[0]
+        if not isinstance(result, str) or not result.startswith("0x"):
+            raise MalformedReply(f"eth_call totalSupply returned {result!r:.80}")
+        return r, 0 if result == "0x" else _hex_word(result, "eth_call totalSupply")
 
     async def balance_of(self, address: str, block: BlockRef) -> int:
         return await self._call_word(
