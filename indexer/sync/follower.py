@@ -197,7 +197,7 @@ class Follower:
         self._mark_success(head)
         await self._check_supply()
         if self.controls is not None:
-            await self.controls.check(self.window.bottom, self.window.finalized)
+            await self.controls.check(self.window.bottom, self.window.finalized, held=self._held)
         if not moved:
             await self._idle(stop)
         return False
@@ -574,10 +574,13 @@ class Follower:
         if indexed != onchain:
             self._log.error("supply_mismatch", block=block, indexed=str(indexed), onchain=str(onchain))
 
+    def _held(self, number: int) -> str | None:
+        """The index's block hash at `number`, when its unfinalized window holds that height."""
+        ref = self.window.at(number)
+        return None if ref is None else ref.hash
+
     def _stored_hash(self, ref: BlockRef | None) -> str | None:
-        """The index's hash at `ref`'s height, when its unfinalized window holds that height."""
-        held = None if ref is None else self.window.at(ref.number)
-        return None if held is None else held.hash
+        return None if ref is None else self._held(ref.number)
 
     def _skip_supply_check(self, reason: str, detail: str) -> None:
         """A round of the latest-only supply check that compared nothing: counted; logged when

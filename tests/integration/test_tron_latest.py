@@ -1,6 +1,7 @@
-"""The latest-only supply check (indexer/latest.py) on real parts: anvil followed with the
-`tron` dialect, whose state reads run at `latest` only (java-tron). The follower compares
-`totalSupply()` read between two latest headers with the indexed supply at that block."""
+"""The latest-only checks (indexer/latest.py) on real parts: anvil followed with the `tron`
+dialect, whose state reads run at `latest` only (java-tron). The follower compares
+`totalSupply()`, and the control check the contract state (the real USD1 proxy), read between two
+latest headers with what the index holds at that block."""
 
 from __future__ import annotations
 
@@ -11,11 +12,16 @@ from typing import Any
 
 import pytest
 
+from indexer.chains import tron
 from indexer.devnet.anvil import Anvil
 from indexer.devnet.token import TestToken
 from indexer.devnet.traffic import Traffic
+from indexer.devnet.usd1 import deploy_usd1
 from indexer.runtime import open_runtime
 from indexer.sync.supervisor import Supervisor
+from tests.integration.test_controls_pipeline import NEW_OWNER, A
+from tests.integration.test_controls_pipeline import config as controls_config
+from tests.integration.test_controls_pipeline import running as controls_running
 from tests.integration.test_evm_pipeline import CHAIN, make_config, wait_for
 
 pytestmark = pytest.mark.integration
@@ -66,3 +72,44 @@ async def test_supply_is_reconciled_at_latest_on_a_tron_dialect_chain(
         await follower._check_supply()
         assert reg.get_sample_value("usd1_supply_check_skipped_total", skipped) == before + 1
         assert status.mismatch_block == head and status.mismatch == 0
+
+
+async def test_control_state_is_checked_at_latest_on_a_tron_dialect_chain(
+    anvil: Anvil, dsn: str, tmp_path: Any
+) -> None:
+    d = await deploy_usd1(anvil)
+    cfg = controls_config([anvil.url], d, dsn, tmp_path, dialect="tron")
+    token = d.token
+    async with controls_running(cfg) as run:
+        await token.mint(1000 * 10**18)
+        await token.transfer(token.owner, A, 100 * 10**18)
+        for step in (token.freeze(A), token.pause(), token.unpause(), token.transfer_ownership(NEW_OWNER)):
+            await step
+        await anvil.mine(6)
+        head = await anvil.block_number()
+        st = run.rt.statuses[CHAIN]
+        # Nothing moves any more: a round reads at `head`, which the index holds.
+        await wait_for(
+            lambda: st.control_check is not None and st.control_check["block"] == head, 20, "control check"
+        )
+        check = st.control_check
+        assert check is not None and check["mismatches"] == {}, check
+        assert set(check["checked"]) >= {
+            "owner",
+            "pending_owner",
+            "implementation",
+            "admin",
+            "paused",
+            "frozen",
+        }
+        for field in ("owner", "pending_owner", "implementation", "admin", "paused", "frozen"):
+            assert run.metric("usd1_control_mismatch", field=field) == 0, field
+        # What it compared is the chain's own state.
+        body = await run.get("/api/v1/controls")
+        h = body["chains"][0]["head"]
+        # (shown in base58: the dialect is tron)
+        assert tron.to_hex(h["pending_owner"]) == NEW_OWNER == (await token.pending_owner()).lower()
+        assert [tron.to_hex(a["address"]) for a in h["frozen"]["accounts"]] == [A] and await token.is_frozen(
+            A
+        )
+        assert run.rt.statuses[CHAIN].mismatch == 0
