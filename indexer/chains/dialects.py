@@ -5,6 +5,9 @@ name. A new eth-compatible chain with its own quirks is a new entry in `DIALECTS
 
 - `trust_blooms`: whether `logsBloom` holds every log (the positive and negative bloom checks of
   `indexer.chains.evm` run only then; a chain with zero blooms must say False).
+- `receipts_check`: when following the head, each block's `eth_getBlockReceipts` must hold as
+  many logs of the filter as eth_getLogs returned for it (indexer/chains/receipts.py): what
+  replaces the bloom checks where blooms are empty. One receipts call per block.
 - `final_tags`: the block tags the node serves for finality (`finalized`, `safe`); a config whose
   `finality.tag` the dialect lacks is refused at load time (use `confirmations`).
 - `state_at`: how `eth_call` / `eth_getStorageAt` select a past block: `hash` (EIP-1898
@@ -34,6 +37,7 @@ AddressSpelling = Literal["hex", "tron"]
 class Dialect:
     name: str
     trust_blooms: bool = True
+    receipts_check: bool = False
     final_tags: frozenset[str] = frozenset({"finalized", "safe"})
     state_at: StateAt = "hash"
     timestamp_ms: bool = False
@@ -106,6 +110,11 @@ DIALECTS: dict[str, Dialect] = {
     # eth_getStorageAt run at `latest` only; timestamps already in seconds; addresses in logs are
     # 20-byte hex without the 41 prefix, users write base58check T....
     "tron": Dialect(
-        "tron", trust_blooms=False, final_tags=frozenset({"finalized"}), state_at="latest", addresses="tron"
+        "tron",
+        trust_blooms=False,
+        receipts_check=True,
+        final_tags=frozenset({"finalized"}),
+        state_at="latest",
+        addresses="tron",
     ),
 }
