@@ -41,9 +41,10 @@ from bench.common import (
     use_snapshot,
     write_config,
 )
-from bench.workload import ChainInfo, Spec, serve
+from bench.workload import EVENTS_PER_BLOCK, ChainInfo, Spec, serve
 from indexer.chains.evm_decode import TRANSFER_TOPIC
 from indexer.chains.evm_families import LogDispatch, decode_logs
+from indexer.config import EvmChainConfig
 from indexer.model import BlockRef
 from indexer.runtime import tune_gc
 from indexer.store.copy_binary import encode_event_rows
@@ -52,10 +53,34 @@ from indexer.store.store import Batch, Store
 from indexer.sync.follower import FollowerSettings
 
 CHAIN = "bench"
-DEFAULT_RANGE = (
-    10  # blocks per eth_getLogs / per commit: ~5k events with 500 events a block (10 beat 20 and 50)
-)
-DEFAULT_CONCURRENCY = 4
+# The daemon runs on its default configuration unless a flag overrides it (None: the default).
+DEFAULT_RANGE: int | None = None
+DEFAULT_CONCURRENCY: int | None = None
+_EVM_DEFAULTS = EvmChainConfig.model_fields
+
+
+def default(key: str) -> Any:
+    """The daemon's default for a chain config key (what a user who sets nothing gets)."""
+    return _EVM_DEFAULTS[key].default
+
+
+def config_text(max_block_range: int | None, concurrency: int | None) -> str:
+    """The chain settings a run used, as printed beside its figures."""
+    parts = [
+        f"target_logs_per_request {default('target_logs_per_request')}",
+        f"max_block_range {max_block_range or default('max_block_range')}",
+        f"max_concurrency {concurrency or default('max_concurrency')}",
+    ]
+    tuned = max_block_range is not None or concurrency is not None
+    return ("tuned: " if tuned else "default config: ") + ", ".join(parts)
+
+
+def insert_batch_blocks(max_block_range: int | None) -> int:
+    """Blocks per pre-fetched batch on the insert path: the daemon's default sizing on the bench
+    chain (about target_logs_per_request events per batch), or the given range."""
+    if max_block_range is not None:
+        return max_block_range
+    return max(1, default("target_logs_per_request") // EVENTS_PER_BLOCK)
 
 
 @dataclass
@@ -68,8 +93,8 @@ class BackfillResult:
     cpu_postgres_s: float
     cpu_anvil_s: float
     peak_rss_mb: float
-    max_block_range: int
-    concurrency: int
+    max_block_range: int | None  # None: the daemon's default (sized by target_logs_per_request)
+    concurrency: int | None
     verified: bool
     note: str = ""
 
@@ -114,8 +139,8 @@ async def run_daemon_backfill(
     info: ChainInfo,
     pg: BenchPostgres,
     *,
-    max_block_range: int = DEFAULT_RANGE,
-    concurrency: int = DEFAULT_CONCURRENCY,
+    max_block_range: int | None = DEFAULT_RANGE,
+    concurrency: int | None = DEFAULT_CONCURRENCY,
     profile: Path | None = None,
     tag: str = "backfill",
 ) -> BackfillResult:
@@ -204,7 +229,7 @@ async def run_insert_path(
     info: ChainInfo,
     pg: BenchPostgres,
     *,
-    max_block_range: int = DEFAULT_RANGE,
+    max_block_range: int | None = DEFAULT_RANGE,
     profile_out: Path | None = None,
     statements: bool = False,
     defer_indexes: bool = True,
@@ -224,7 +249,7 @@ async def run_insert_path(
     one process asyncpg's encoder is the faster (measured at 1M: 47.6k events/s with
     `copy_binary` vs 61k with asyncpg)."""
     if batches is None:
-        batches = await prefetch(anvil_url, info, max_block_range)
+        batches = await prefetch(anvil_url, info, insert_batch_blocks(max_block_range))
     dsn = pg.fresh_database("bench_insert_path")
     per_sql: collections.Counter[str] = collections.Counter()
 
@@ -408,7 +433,7 @@ def main() -> None:
                     )
                     print(json.dumps(asdict(res), indent=2))
                 if args.experiments:
-                    pre = await prefetch(anvil.url, info, args.max_block_range)
+                    pre = await prefetch(anvil.url, info, insert_batch_blocks(args.max_block_range))
                     variants = (
                         {"statements": True},
                         {"defer_indexes": False},

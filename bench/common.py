@@ -282,8 +282,8 @@ def write_config(
     dsn: str,
     data_dir: Path,
     listen: str = "127.0.0.1:0",
-    max_block_range: int = 2000,
-    max_concurrency: int = 4,
+    max_block_range: int | None = None,
+    max_concurrency: int | None = None,
     poll_interval: str = "1s",
     live_batch_blocks: int = 100,
     chain: str = "bench",
@@ -307,13 +307,14 @@ def write_config(
                 "finality": finality or {"tag": "finalized"},
                 "poll_interval": poll_interval,
                 "ws": ws,
-                "max_block_range": max_block_range,
-                "max_concurrency": max_concurrency,
                 "live_batch_blocks": live_batch_blocks,
                 "request_timeout": "120s",
             }
         ],
     }
+    # Only what the caller sets: anything else is the daemon's default, as a user gets it.
+    tuned = {"max_block_range": max_block_range, "max_concurrency": max_concurrency}
+    cfg["chains"][0].update({k: v for k, v in tuned.items() if v is not None})  # type: ignore[index]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path

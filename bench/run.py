@@ -29,6 +29,7 @@ from bench.backfill import (
     DEFAULT_RANGE,
     BackfillResult,
     InsertPathResult,
+    config_text,
     run_daemon_backfill,
     run_insert_path,
     top_functions,
@@ -86,7 +87,7 @@ def render(
                 f"{_fmt(backfill.events_per_s)} events/s",
                 _mark(backfill.events_per_s >= 30_000),
                 f"{backfill.events:,} events, {backfill.blocks:,} blocks in {backfill.wall_s}s; "
-                f"max_block_range {backfill.max_block_range}, max_concurrency {backfill.concurrency}; "
+                f"{config_text(backfill.max_block_range, backfill.concurrency)}; "
                 f"CPU: indexer {backfill.cpu_indexer_s}s, PostgreSQL {backfill.cpu_postgres_s}s, "
                 f"anvil {backfill.cpu_anvil_s}s; verified count + supply: {backfill.verified}",
             )

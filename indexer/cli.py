@@ -203,8 +203,10 @@ def migrate(config_path: str) -> None:
 
 def _register_subcommands() -> None:
     from indexer.cli_query import query
+    from indexer.cli_report import report
 
     main.add_command(query)
+    main.add_command(report)
 
 
 _register_subcommands()

@@ -69,6 +69,14 @@ def _params(**kw: Any) -> dict[str, str]:
     return {k: str(val) for k, val in kw.items() if val is not None and val != ""}
 
 
+AS_OF_BLOCK, AS_OF_TIME = "as_of_block", "as_of_time"
+
+
+def _as_of_columns(fmt: str) -> list[str]:
+    """The CSV exports of history say which block (and its time) each row reflects."""
+    return [AS_OF_BLOCK, AS_OF_TIME] if fmt == "csv" else []
+
+
 def _emit(
     fmt: str, body: Any, columns: Sequence[str], rows: Sequence[dict[str, Any]], title: str = ""
 ) -> None:
@@ -187,11 +195,15 @@ def _supply_history(cfg: Config, params: dict[str, str], fmt: str) -> None:
             "block": pt["block"],
             "amount": pt["amount"],
             "finalized": pt["finalized"],
+            # The block (and its time) whose cumulative totals the row carries.
+            AS_OF_BLOCK: pt["block"],
+            AS_OF_TIME: pt["block_time"],
         }
         for s in series
         for pt in s.to_json()["points"]
     ]
-    _emit(fmt, body, ["t", "chain", "block", "amount", "finalized"], rows, f"supply per {h.label}")
+    columns = ["t", "chain", "block", "amount", "finalized"]
+    _emit(fmt, body, columns + _as_of_columns(fmt), rows, f"supply per {h.label}")
 
 
 EVENT_COLUMNS = [
@@ -230,9 +242,15 @@ def page_options(fn: Callable[..., None]) -> Callable[..., None]:
 
 
 def _emit_pages(fmt: str, bodies: list[dict[str, Any]], key: str, columns: Sequence[str], title: str) -> None:
-    """Pages walked with --all as one body (the last page's cursor), then printed."""
+    """Pages walked with --all as one body (the last page's cursor), then printed. CSV rows carry
+    the indexed head each page was read at (`as_of`: what the row's `finalized` reflects)."""
     body = bodies[0] if len(bodies) == 1 else {**bodies[-1], key: [e for b in bodies for e in b[key]]}
-    _emit(fmt, body, columns, body[key], title)
+    rows = [
+        {**e, AS_OF_BLOCK: b["as_of"]["block"], AS_OF_TIME: b["as_of"]["block_time"]}
+        for b in bodies
+        for e in b[key]
+    ]
+    _emit(fmt, body, [*columns, *_as_of_columns(fmt)], rows, title)
     if fmt != "json" and body["next_cursor"]:
         click.echo(f"next page: --cursor {body['next_cursor']}", err=True)
 

@@ -307,6 +307,10 @@ class EvmChainConfig(_ChainBase):
     token: EvmAddress
     decimals: int = Field(default=18, ge=0, le=36)
     start_block: int = Field(default=0, ge=0)
+    # Backfill eth_getLogs ranges are sized to return about this many logs (learned from the
+    # density read so far; indexer/chains/ranges.py); max_block_range is their ceiling. null:
+    # every request spans max_block_range blocks.
+    target_logs_per_request: int | None = Field(default=5000, ge=1, le=1_000_000)
     max_block_range: int = Field(default=2000, ge=1, le=1_000_000)
     live_batch_blocks: int = Field(default=100, ge=1, le=10_000)
     # Control events (indexer/chains/evm_families.py): the token's default families, an explicit

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from indexer.chains.range_hints import RangeHint
 
 
 class IndexerError(Exception):
@@ -57,12 +61,21 @@ class RpcError(IndexerError):
     """An RPC call failed (transport, timeout, error reply, malformed reply)."""
 
     def __init__(
-        self, message: str, *, retryable: bool = True, range_too_large: bool = False, code: int | None = None
+        self,
+        message: str,
+        *,
+        retryable: bool = True,
+        range_hint: RangeHint | None = None,
+        code: int | None = None,
     ) -> None:
         self.retryable = retryable
-        self.range_too_large = range_too_large
+        self.range_hint = range_hint  # the provider refused the range as too large (and what it said)
         self.code = code
         super().__init__(message)
+
+    @property
+    def range_too_large(self) -> bool:
+        return self.range_hint is not None
 
 
 class MalformedReply(RpcError):

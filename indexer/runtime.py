@@ -116,6 +116,7 @@ def chain_parts(
                 concurrency=chain.max_concurrency,
                 defer_indexes=chain.defer_indexes,
                 large_event_raw=chain.large_event_raw,
+                target_results=chain.target_logs_per_request,
             )
             return ChainParts(
                 src,

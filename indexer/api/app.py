@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from indexer import __version__
+from indexer import supply_at as sa
 from indexer.api import openapi
 from indexer.api import validate as v
 from indexer.api.page import ReservesProvider, transparency_page
@@ -32,6 +35,7 @@ from indexer.http_json import json_response
 from indexer.metrics import Metrics
 from indexer.store import control_queries as cq
 from indexer.store import queries as q
+from indexer.store import supply_at_queries as saq
 from indexer.store.keeper import DatabaseKeeper
 from indexer.store.pagination import CursorCodec
 from indexer.store.store import Store
@@ -138,6 +142,7 @@ def create_app(
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/api/v1/supply", supply)
     app.router.add_get("/api/v1/supply/history", supply_history)
+    app.router.add_get("/api/v1/supply/at", supply_at)
     app.router.add_get("/api/v1/status", status)
     app.router.add_get("/api/v1/transfers", transfers)
     app.router.add_get("/api/v1/tx/{chain}/{hash}", tx)
@@ -218,6 +223,27 @@ async def supply_history(request: web.Request) -> web.Response:
         "total": q.history_total(series) if h.all_chains else None,
     }
     return json_response(body)
+
+
+async def supply_at(request: web.Request) -> web.Response:
+    """The attestation package at `time` (README "Supply at a time")."""
+    v.only_params(request, openapi.allowed("/api/v1/supply/at"))
+    body = await supply_at_body(request.app[CFG], _pool(request), request.query.get("time"))
+    return json_response(body)
+
+
+async def supply_at_body(cfg: Config, pool: asyncpg.Pool, time_param: str | None) -> dict[str, Any]:
+    """The body of /api/v1/supply/at and of `report supply --at` (one function builds both);
+    bad input and a time above what is final raise `BadRequest`."""
+    when = v.timestamp(time_param, "time")
+    if when is None:
+        raise v.BadRequest("time is required: ISO-8601 (2025-01-31T12:00:00Z) or Unix seconds")
+    try:
+        async with q.snapshot(pool, timeout_ms=QUERY_TIMEOUT_MS) as conn:
+            chains = await saq.supply_at(conn, cfg.chains, when)
+    except sa.NotFinal as exc:
+        raise v.BadRequest(str(exc)) from None
+    return sa.payload(cfg.token.symbol, when, chains, __version__, datetime.now(UTC))
 
 
 async def transfers(request: web.Request) -> web.Response:

@@ -88,6 +88,14 @@ QUERY_PARAMS: dict[str, list[Schema]] = {
             f"interval since the Unix epoch (UTC); at most {MAX_BUCKETS} per request.",
         ),
     ],
+    "/api/v1/supply/at": [
+        _q(
+            "time",
+            {"type": "string"},
+            f"The time to report at (required). {TIME_DOC} Must be final on every chain.",
+            required=True,
+        ),
+    ],
     "/api/v1/transfers": [
         CHAIN_ONE,
         _q(
@@ -602,6 +610,102 @@ SCHEMAS: dict[str, Schema] = {
             "events": {"type": "integer"},
         },
     },
+    "SupplyAt": {
+        "type": "object",
+        "required": ["token", "time", "chains", "global", "provenance"],
+        "properties": {
+            "token": {"type": "string"},
+            "time": {"type": "string", "format": "date-time"},
+            "chains": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["chain", "decimals", "status", "block", "total", "classes", "index"],
+                    "properties": {
+                        "chain": {"type": "string"},
+                        "decimals": {"type": "integer"},
+                        "status": {"type": "string", "enum": ["indexed", "not_indexed"]},
+                        "reason": {
+                            "type": "string",
+                            "description": "Why the chain is not_indexed at the time.",
+                        },
+                        "block": _nullable(
+                            {
+                                "type": "object",
+                                "description": "The last block the store knows at or before the time (the"
+                                " supply is the same at every block up to the next one with token events).",
+                                "required": ["number", "hash", "time", "final"],
+                                "properties": {
+                                    "number": {"type": "integer"},
+                                    "hash": {"type": "string"},
+                                    "time": {"type": "string", "format": "date-time"},
+                                    "final": {"type": "boolean"},
+                                },
+                            }
+                        ),
+                        "total": _nullable(_ref("Amount")),
+                        "classes": _nullable(
+                            {
+                                "type": "object",
+                                "required": [
+                                    "non_circulating",
+                                    "frozen",
+                                    "circulating",
+                                    "frozen_status",
+                                    "circulating_exact",
+                                ],
+                                "properties": {
+                                    "non_circulating": {"type": "object"},
+                                    "frozen": _nullable(_ref("Amount")),
+                                    "circulating": _ref("Amount"),
+                                    "frozen_status": {
+                                        "type": "string",
+                                        "enum": ["derived", "not_decoded", "coverage_incomplete"],
+                                        "description": "derived: from the control events folded at the block;"
+                                        " otherwise frozen is null and circulating counts frozen balances.",
+                                    },
+                                    "frozen_note": _nullable({"type": "string"}),
+                                    "circulating_exact": {"type": "boolean"},
+                                },
+                            }
+                        ),
+                        "index": {
+                            "type": "object",
+                            "properties": {
+                                "complete": {"type": "boolean"},
+                                "start_block": {"type": "integer"},
+                                "transfers_from_block": _nullable({"type": "integer"}),
+                                "controls_from_block": _nullable({"type": "integer"}),
+                            },
+                        },
+                    },
+                },
+            },
+            "global": {
+                "type": "object",
+                "required": ["decimals", "total", "circulating", "complete", "circulating_exact"],
+                "properties": {
+                    "decimals": {"type": "integer"},
+                    "total": _ref("Amount"),
+                    "circulating": _ref("Amount"),
+                    "chains_counted": {"type": "array", "items": {"type": "string"}},
+                    "complete": {"type": "boolean"},
+                    "circulating_exact": {"type": "boolean"},
+                    "bridges_deduplicated": {"type": "boolean"},
+                },
+            },
+            "provenance": {
+                "type": "object",
+                "required": ["indexer_version", "generated_at", "finalized", "index_complete"],
+                "properties": {
+                    "indexer_version": {"type": "string"},
+                    "generated_at": {"type": "string", "format": "date-time"},
+                    "finalized": {"type": "object"},
+                    "index_complete": {"type": "object"},
+                },
+            },
+        },
+    },
     "Controls": {
         "type": "object",
         "required": ["chains"],
@@ -671,6 +775,12 @@ OPERATIONS: dict[str, tuple[str, str, dict[str, Schema]]] = {
         "Cumulative supply per time bucket (the last value in each bucket, carried forward)",
         "supplyHistory",
         {"200": _json("SupplyHistory", "Supply history.")},
+    ),
+    "/api/v1/supply/at": (
+        "The attestation package: per chain the last block at or before `time`, the supply and its classes"
+        " there, the global figures and provenance (400 when `time` is above what is final on a chain)",
+        "supplyAt",
+        {"200": _json("SupplyAt", "Supply at the time.")},
     ),
     "/api/v1/transfers": (
         "Token events (mints, burns, transfers), keyset-paginated",

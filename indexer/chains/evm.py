@@ -409,7 +409,7 @@ class EvmSource:
                     raise
                 if size == 1:
                     raise RpcError(f"provider refuses eth_getLogs even for one block {s}: {exc}") from None
-                new = self.ranges.refused(size)
+                new = self.ranges.refused(size, exc.range_hint)
                 log.info("logs_range_shrunk", chain=self.name, refused=size, now=new, error=str(exc))
                 continue
             part = reply.result

@@ -1,12 +1,68 @@
-"""PURE: adaptive eth_getLogs block-range sizing.
+"""PURE: eth_getLogs range sizing.
 
-Halve the range when a provider refuses it (too many results, range too large, timeout);
-grow it back (doubling) after a run of successes, never above the configured maximum.
+Two rules, both sans-I/O:
+- `ChunkSizer` (the backfill's step): size each request by the results it returns. The density
+  (logs per block) of the last few ranges read predicts how many blocks hold about
+  `target_logs`; `max_block_range` is only the ceiling. Before anything has been read, a short
+  probe (`PROBE_BLOCKS`) measures the density instead of risking the whole ceiling in one reply.
+- `AdaptiveRange` (inside one fetch): when a provider still refuses, take its hint
+  (indexer/chains/range_hints.py): the range it suggests, the maximum it states (kept as the new
+  ceiling), else halve; grow back by doubling after a run of successes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
+from typing import assert_never
+
+from indexer.chains.range_hints import MaxRange, RangeHint, RangeTooLarge, ResultCap, SuggestedRange
+
+PROBE_BLOCKS = 16  # the first requests' size, before any density is known
+DENSITY_WINDOW = 8  # ranges the density is learned from (recent history: chains change pace)
+
+
+def size_for_density(
+    *, blocks_seen: int, logs_seen: int, target_logs: int, ceiling: int, floor: int = 1
+) -> int:
+    """Blocks per eth_getLogs request so one reply holds about `target_logs` logs.
+
+    Density is `logs_seen` over `blocks_seen`; with no logs seen, the ceiling is used. The result
+    is always in [floor, ceiling].
+    """
+    if ceiling < 1 or floor < 1 or floor > ceiling or target_logs < 1:
+        raise ValueError("need 1 <= floor <= ceiling and target_logs >= 1")
+    if blocks_seen <= 0 or logs_seen <= 0:
+        return ceiling
+    return max(floor, min(ceiling, (target_logs * blocks_seen) // logs_seen))
+
+
+@dataclass
+class ChunkSizer:
+    """The backfill's request size, learned from the results of the last `DENSITY_WINDOW` ranges."""
+
+    target_logs: int
+    ceiling: int
+    _seen: deque[tuple[int, int]] = field(default_factory=lambda: deque(maxlen=DENSITY_WINDOW))
+
+    def __post_init__(self) -> None:
+        if self.target_logs < 1 or self.ceiling < 1:
+            raise ValueError("target_logs and ceiling must be >= 1")
+
+    def observe(self, blocks: int, logs: int) -> None:
+        """A range of `blocks` heights returned `logs` results."""
+        if blocks > 0:
+            self._seen.append((blocks, max(0, logs)))
+
+    def next(self) -> int:
+        if not self._seen:
+            return min(self.ceiling, PROBE_BLOCKS)
+        return size_for_density(
+            blocks_seen=sum(b for b, _ in self._seen),
+            logs_seen=sum(n for _, n in self._seen),
+            target_logs=self.target_logs,
+            ceiling=self.ceiling,
+        )
 
 
 @dataclass
@@ -22,10 +78,21 @@ class AdaptiveRange:
         if self.current <= 0 or self.current > self.maximum:
             self.current = self.maximum
 
-    def refused(self, size: int) -> int:
-        """A request of `size` blocks was refused; returns the new size (>= 1)."""
+    def refused(self, size: int, hint: RangeHint | None = None) -> int:
+        """A request of `size` blocks was refused; returns the new size (>= 1, < size when size > 1)."""
         self._streak = 0
-        self.current = max(1, min(self.current, size // 2))
+        half = max(1, size // 2)
+        match hint:
+            case SuggestedRange():
+                new = hint.size if hint.size < size else half
+            case MaxRange():
+                new = hint.blocks if hint.blocks < size else half
+                self.maximum = max(1, min(self.maximum, new))
+            case ResultCap() | RangeTooLarge() | None:
+                new = half
+            case _:
+                assert_never(hint)
+        self.current = max(1, min(self.current, new))
         return self.current
 
     def succeeded(self, size: int) -> int:

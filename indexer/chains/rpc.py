@@ -9,8 +9,8 @@ with the best score that is not cooling down and not already tried by that call;
 endpoint is cooling down, the call waits for the first one to come back (bounded).
 
 A reply that is not valid JSON-RPC is a `MalformedReply` (retried on another endpoint), never data.
-Provider errors that mean "this range is too large" are surfaced as `RpcError(range_too_large=True)`
-without retries, so the caller can split the range. A reply that the caller finds contradicting
+Provider errors that mean "this range is too large" are surfaced as an `RpcError` carrying the
+provider's hint (`range_hint`, read by indexer/chains/range_hints.py) without retries, so the caller can split the range. A reply that the caller finds contradicting
 another endpoint or the chain's own commitments (block hash, logs bloom) is reported with
 `penalize()`: outcome `contradiction`, counted as an error of that endpoint.
 """
@@ -30,6 +30,7 @@ import aiohttp
 import orjson
 import structlog
 
+from indexer.chains.range_hints import classify_range_error
 from indexer.errors import MalformedReply, RpcError
 from indexer.metrics import Metrics
 
@@ -47,17 +48,6 @@ NON_RETRYABLE_CODES = frozenset({-32004, -32007, -32009, 3})
 # other endpoints, in case this one lags behind them.
 ANSWERED_CODES = NON_RETRYABLE_CODES | {-32602}
 
-# Messages real providers use when an eth_getLogs range or result set is too large (Tron:
-# "-32602 exceed max block range: 5000", "-32005 query returned more than 10000 results").
-_RANGE_PATTERNS = re.compile(
-    r"(block range|range too large|exceeds max|more than \d+ results|too many results|"
-    r"query returned more than|limit exceeded|response size|query timeout|log response size|"
-    r"range is too large|exceed maximum block range|exceed max block range|eth_getLogs is limited)",
-    re.IGNORECASE,
-)
-# -32005 means "limit exceeded" (EIP-1474), mostly a result cap; Tron also uses it for a batch
-# over maxBatchSize and for the node's filter count, which a smaller range does not fix.
-_NOT_RANGE_32005 = re.compile(r"^(batch size |exceed max log filters)", re.IGNORECASE)
 # A rate limit answered with HTTP 200 and a body outside the JSON-RPC envelope: java-tron's
 # RateLimiterServlet writes {"Error": "class java.lang.IllegalAccessException : lack of computing
 # resources"} (no 429, no Retry-After). Matched on the key and the message, nothing looser.
@@ -456,12 +446,9 @@ def _unpack(label: str, decoded: Any, ids: list[int], single: bool) -> list[Any]
             msg = str(err.get("message", err)) if isinstance(err, dict) else str(err)
             raw_code = err.get("code") if isinstance(err, dict) else None
             code = raw_code if isinstance(raw_code, int) and not isinstance(raw_code, bool) else None
-            too_large = bool(_RANGE_PATTERNS.search(msg)) or (
-                code == -32005 and not _NOT_RANGE_32005.search(msg)
-            )
             raise RpcError(
                 f"{label}: RPC error {code}: {msg[:500]}",
-                range_too_large=too_large,
+                range_hint=classify_range_error(code, msg),
                 retryable=code not in NON_RETRYABLE_CODES,
                 code=code,
             )

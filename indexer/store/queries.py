@@ -653,6 +653,45 @@ async def flow(conn: Conn, chain: str, head_block: int | None, since: datetime) 
     )
 
 
+# ---- the blocks the store knows ---------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class KnownBlock:
+    """A canonical block the store holds with its time: one with token events (`supply`) or
+    control events, a block of the unfinalized window (`blocks`) or the cursor's block. Between
+    two of them no block has token events, so the supply is the same at every height between."""
+
+    number: int
+    hash: str
+    time: datetime
+
+
+# (table, number, hash, time) of every table that names canonical blocks with their times.
+_KNOWN_SOURCES = (
+    ("supply", "block_number", "block_hash", "block_time"),
+    ("control_events", "block_number", "block_hash", "block_time"),
+    ("blocks", "number", "hash", "block_time"),
+    ("cursors", "indexed_number", "indexed_hash", "indexed_time"),
+)
+
+
+async def known_block(conn: Conn, chain: str, upto: int, when: datetime | None = None) -> KnownBlock | None:
+    """The highest known block at or below height `upto` whose time is known and (with `when`) at
+    or before `when`; None when there is none. Assumes block times do not decrease with height."""
+    parts = []
+    for table, n, h, t in _KNOWN_SOURCES:
+        cond = f"{t} <= $3" if when is not None else f"{t} IS NOT NULL"
+        # By time on `supply` (its (chain, block_time) index), by height elsewhere (small tables).
+        order = f"{t} DESC, {n} DESC" if when is not None and table == "supply" else f"{n} DESC"
+        parts.append(
+            f"(SELECT {n} AS number, {h} AS hash, {t} AS t FROM {table}"
+            f" WHERE chain = $1 AND {n} <= $2 AND {cond} ORDER BY {order} LIMIT 1)"
+        )
+    sql = f"SELECT number, hash, t FROM ({' UNION ALL '.join(parts)}) AS k ORDER BY number DESC LIMIT 1"
+    args: tuple[Any, ...] = (chain, upto) if when is None else (chain, upto, when)
+    row = await conn.fetchrow(sql, *args)
+    return None if row is None else KnownBlock(row["number"], row["hash"], row["t"])
+
+
 # ---- accounts and reorgs -----------------------------------------------------------------------------
 async def balances_of(
     conn: Conn, chain: str, addresses: Sequence[str], block: int | None = None

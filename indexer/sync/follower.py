@@ -20,6 +20,7 @@ import structlog
 from indexer import latest, reorg
 from indexer.chains.base import ChainSource
 from indexer.chains.heads import HeadWatcher
+from indexer.chains.ranges import ChunkSizer
 from indexer.chains.witness import attest, votes_text
 from indexer.errors import DatabaseUnavailable, DataConsistencyError, FinalityViolation, RpcError
 from indexer.large_events import large_counts
@@ -46,7 +47,7 @@ TRANSIENT_ERRORS = (RpcError, DataConsistencyError, OSError, TimeoutError, *DB_E
 class FollowerSettings:
     start: int  # first height to index
     poll_interval: float
-    backfill_chunk: int  # heights per backfill fetch
+    backfill_chunk: int  # heights per backfill fetch (the ceiling, when target_results is set)
     live_batch: int  # max heights per live step
     concurrency: int  # backfill fetches in flight
     fold_balances_every: int = 250_000  # backfill folds balances in after this many events
@@ -55,6 +56,9 @@ class FollowerSettings:
     error_backoff_max: float = 30.0
     standby_poll: float = 1.0
     large_event_raw: int | None = None  # usd1_large_events_total threshold (base units); None: off
+    # Size backfill fetches to return about this many events (indexer/chains/ranges.ChunkSizer);
+    # None: every fetch is `backfill_chunk` heights.
+    target_results: int | None = None
 
 
 class Follower:
@@ -89,6 +93,11 @@ class Follower:
         self._supply_skipping: str | None = None  # the reason latest-only supply checks are being skipped
         self._on_update = on_update or (lambda: None)
         self._log = log.bind(chain=self.chain)
+        self._sizer = (
+            None
+            if settings.target_results is None
+            else ChunkSizer(settings.target_results, settings.backfill_chunk)
+        )
 
     # ---- lifecycle ---------------------------------------------------------------------------
     async def load(self) -> None:
@@ -224,12 +233,15 @@ class Follower:
         try:
             while (nxt <= target or pending) and not stop.is_set():
                 while len(pending) < self.s.concurrency and nxt <= target:
-                    end = min(target, nxt + self.s.backfill_chunk - 1)
+                    step = self.s.backfill_chunk if self._sizer is None else self._sizer.next()
+                    end = min(target, nxt + step - 1)
                     task = asyncio.create_task(self.src.fetch_range(nxt, end, with_headers=False))
                     pending.append((end, task))
                     nxt = end + 1
                 asked, task = pending.popleft()
                 data = await task
+                if self._sizer is not None:
+                    self._sizer.observe(data.end - data.start + 1, len(data.events) + len(data.controls))
                 if data.end != asked or data.end_ref.number > asked:
                     # A short read would leave a gap behind the cursor: never move past unread heights.
                     raise DataConsistencyError(

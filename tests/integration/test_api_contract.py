@@ -15,7 +15,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -125,6 +125,7 @@ async def test_hostile_inputs_are_400(live: Live) -> None:
                 "cursor",
             ],
             "/api/v1/supply/history": ["chain", "since", "until", "interval"],
+            "/api/v1/supply/at": ["time"],
             f"/api/v1/accounts/{CHAIN}/{ADDR}": ["block"],
             "/api/v1/reorgs": ["chain", "limit"],
             "/api/v1/controls": ["chain"],
@@ -382,6 +383,7 @@ async def test_read_only_role_serves_everything(live: Live, pg_dsn: str, tmp_pat
                 "/api/v1/supply",
                 "/api/v1/status",
                 f"/api/v1/supply/history?interval=1h&since={T0}&until={T0 + 86400}",
+                f"/api/v1/supply/at?time={T0 + 50 * api_data.BLOCK_SECONDS}",
                 f"/api/v1/transfers?chain={CHAIN}&limit=1000",
                 f"/api/v1/transfers?chain={CHAIN}&address={ADDR}&since={ISO0[:11]}05:00:00Z&until={T0 + 9 * 3600}",
                 f"/api/v1/tx/{CHAIN}/{live.syn.events[0].tx_hash}",
@@ -396,6 +398,9 @@ async def test_read_only_role_serves_everything(live: Live, pg_dsn: str, tmp_pat
                     ro_status, ro_body = await get(http, f"http://127.0.0.1:{port}{p}")
                     status, body = await get(http, live.base + p)
                     assert ro_status == status == 200, (p, ro_body)
+                    if p.startswith("/api/v1/supply/at"):  # generated_at differs
+                        ro_body["provenance"].pop("generated_at")
+                        body["provenance"].pop("generated_at")
                     if p != "/api/v1/status":
                         assert ro_body == body, p
                 async with http.get(f"http://127.0.0.1:{port}/") as r:
@@ -596,6 +601,39 @@ def test_query_cli_prints_what_the_api_serves(live: Live, tmp_path: Path) -> Non
     parsed = list(csv.DictReader(io.StringIO(r.stdout)))
     want = [e for e in live.syn.events if ADDR in (e.from_addr, e.to_addr)]
     assert len(parsed) == len(want) and all(ADDR in (p["from"], p["to"]) for p in parsed)
+    # CSV exports of history say which block each row reflects: the indexed head read (transfers).
+    head_time = datetime.fromtimestamp(live.syn.block_times[live.syn.head], UTC).isoformat()
+    assert {(p["as_of_block"], p["as_of_time"]) for p in parsed} == {
+        (str(live.syn.head), head_time.replace("+00:00", "Z"))
+    }
+    r = cli("control-events", "--chain", CHAIN, "--format", "csv")
+    assert r.returncode == 0, r.stderr
+    assert {p["as_of_block"] for p in csv.DictReader(io.StringIO(r.stdout))} == {str(live.syn.head)}
+    # ... and the block whose totals a supply-history row carries.
+    r = cli(
+        "supply",
+        "--history",
+        "--chain",
+        CHAIN,
+        "--interval",
+        "1h",
+        "--since",
+        str(T0),
+        "--until",
+        str(T0 + 86400),
+        "--format",
+        "csv",
+    )
+    assert r.returncode == 0, r.stderr
+    hist = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert hist and all(p["as_of_block"] == p["block"] for p in hist)
+    for p in hist:
+        if p["as_of_block"]:
+            t = datetime.fromtimestamp(live.syn.block_times[int(p["as_of_block"])], UTC).isoformat()
+            assert p["as_of_time"] == t.replace("+00:00", "Z")
+            assert datetime.fromisoformat(p["as_of_time"]) < datetime.fromisoformat(p["t"]) + timedelta(
+                hours=1
+            )
     r = cli("supply", "--format", "json")
     assert r.returncode == 0, r.stderr
     cli_supply = orjson.loads(r.stdout)

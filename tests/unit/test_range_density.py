@@ -1,0 +1,67 @@
+from hypothesis import given
+from hypothesis import strategies as st
+
+from indexer.chains.range_hints import MaxRange, RangeHint, RangeTooLarge, ResultCap, SuggestedRange
+from indexer.chains.ranges import DENSITY_WINDOW, PROBE_BLOCKS, AdaptiveRange, ChunkSizer, size_for_density
+
+
+def test_dense_chain_shrinks_to_target() -> None:
+    # 500 logs per block, target 2000 logs per request -> 4 blocks
+    assert size_for_density(blocks_seen=10, logs_seen=5000, target_logs=2000, ceiling=2000) == 4
+
+
+def test_nothing_seen_uses_ceiling() -> None:
+    assert size_for_density(blocks_seen=0, logs_seen=0, target_logs=2000, ceiling=2000) == 2000
+    assert size_for_density(blocks_seen=50, logs_seen=0, target_logs=2000, ceiling=2000) == 2000
+
+
+@given(st.integers(0, 10**6), st.integers(0, 10**8), st.integers(1, 10**5), st.integers(1, 10**5))
+def test_always_within_bounds(blocks: int, logs: int, target: int, ceiling: int) -> None:
+    size = size_for_density(blocks_seen=blocks, logs_seen=logs, target_logs=target, ceiling=ceiling)
+    assert 1 <= size <= ceiling
+
+
+def test_sizer_probes_then_targets_the_density() -> None:
+    sizer = ChunkSizer(target_logs=5000, ceiling=2000)
+    assert sizer.next() == PROBE_BLOCKS  # nothing read yet: a short probe, not the whole ceiling
+    sizer.observe(16, 8000)  # 500 logs a block
+    assert sizer.next() == 10
+    for _ in range(DENSITY_WINDOW):  # the chain goes quiet: recent ranges decide
+        sizer.observe(10, 0)
+    assert sizer.next() == 2000
+
+
+def test_sparse_chain_uses_the_ceiling() -> None:
+    sizer = ChunkSizer(target_logs=5000, ceiling=2000)
+    sizer.observe(16, 1)
+    assert sizer.next() == 2000
+
+
+def test_refusal_takes_the_providers_hint() -> None:
+    r = AdaptiveRange(2000)
+    assert r.refused(2000, SuggestedRange(100, 399)) == 300
+    r = AdaptiveRange(2000)
+    assert r.refused(2000, MaxRange(500)) == 500
+    for _ in range(10):  # a stated maximum is kept: never grows back above it
+        r.succeeded(r.current)
+    assert r.current == 500
+    r = AdaptiveRange(2000)
+    assert r.refused(2000, ResultCap(10000)) == 1000
+    assert r.refused(1000, SuggestedRange(0, 4999)) == 500  # a suggestion no smaller: halve
+
+
+@given(
+    st.integers(1, 10**6),
+    st.one_of(
+        st.none(),
+        st.builds(RangeTooLarge),
+        st.builds(ResultCap, st.integers(1, 10**5)),
+        st.builds(MaxRange, st.integers(1, 10**7)),
+        st.builds(lambda a, n: SuggestedRange(a, a + n), st.integers(0, 10**6), st.integers(0, 10**7)),
+    ),
+)
+def test_a_refusal_always_shrinks(size: int, hint: RangeHint | None) -> None:
+    r = AdaptiveRange(10**6)
+    new = r.refused(size, hint)
+    assert 1 <= new <= r.maximum
+    assert new < size or size == 1
