@@ -11,6 +11,7 @@ import random
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from indexer.chains import tron
 from indexer.devnet.anvil import Anvil
@@ -72,6 +73,14 @@ async def test_supply_is_reconciled_at_latest_on_a_tron_dialect_chain(
         await follower._check_supply()
         assert reg.get_sample_value("usd1_supply_check_skipped_total", skipped) == before + 1
         assert status.mismatch_block == head and status.mismatch == 0
+        # The balance audit cannot read balanceOf at the finalized block: it does not run, says
+        # so once, and reads nothing.
+        auditor = rt.auditors[CHAIN]
+        with capture_logs() as logs:
+            await auditor.audit_balances()
+            await auditor.audit_balances()
+        assert auditor.requests == 0
+        assert [e["event"] for e in logs].count("balance_audit_unsupported") == 1
 
 
 async def test_control_state_is_checked_at_latest_on_a_tron_dialect_chain(
