@@ -258,6 +258,12 @@ class EvmControls(ControlsMonitor):
             fields=fields_of(self.families, d.token),
         )
 
+    def info(self, token: ContractState) -> tuple[str, str, str]:
+        """The usd1_control_info labels, in the chain's shown address form (Tron: base58)."""
+        owner, admin, implementation = super().info(token)
+        show = self.cfg.show_address
+        return (show(owner), show(admin), show(implementation))
+
     # ---- the check against the chain ---------------------------------------------------------
     async def check(self, anchor: BlockRef | None, finalized: int, held: Held | None = None) -> None:
         if not self._due():

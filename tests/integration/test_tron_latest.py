@@ -122,3 +122,7 @@ async def test_control_state_is_checked_at_latest_on_a_tron_dialect_chain(
             A
         )
         assert run.rt.statuses[CHAIN].mismatch == 0
+        # The control info labels that alerts quote are base58 too.
+        owner = tron.to_base58((await token.current_owner()).lower())
+        info = {"owner": owner, "admin": tron.to_base58(d.proxy_admin.address.lower())}
+        assert run.metric("usd1_control_info", **info, implementation=h["implementation"]) == 1
