@@ -54,16 +54,28 @@ async def test_a_tron_dialect_chain_through_the_front(
                 head = await anvil.block_number()
                 head_hash = (await anvil.rpc("eth_getBlockByNumber", [hex(head), False]))["hash"]
                 await wait_for(
-                    lambda: follower.cursor is not None and follower.cursor.hash == head_hash, 20, "the head"
+                    lambda: (
+                        follower.cursor is not None
+                        and follower.cursor.hash == front.tron_hash(head_hash, head)
+                    ),
+                    20,
+                    "the head",
                 )
                 await wait_for(lambda: status.mismatch_block == head, 20, "a supply check at the head")
                 fin = status.indexed_finalized
                 assert fin >= head - 4
 
                 # Exactly the chain's Transfer logs; supply and balances to the base unit.
-                truth = await chain_transfer_events(anvil, token.address, head)
+                # (block hashes as the front gave them: the height in the first 8 bytes)
+                truth = {
+                    (front.shown(k[0]), *k[1:])
+                    for k in await chain_transfer_events(anvil, token.address, head)
+                }
                 got = await indexed_events(rt.pool, CHAIN)
                 assert len(got) == len(set(got)) and set(got) == truth
+                assert all(int(k[0][2:18], 16) > 0 for k in got)
+                assert follower.cursor.hash == front.shown(head_hash)
+                assert int(follower.cursor.hash[2:18], 16) == head
                 assert (await rt.store.supply_at(CHAIN, fin)).supply == await token.total_supply(fin)
                 assert (await rt.store.supply_at(CHAIN, head)).supply == await token.total_supply(head)
                 for holder in traffic.holders:
