@@ -7,15 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
 
+from indexer.chains import tron
 from indexer.devnet.anvil import Anvil
 from indexer.devnet.token import TestToken
 from indexer.devnet.traffic import Traffic
+from indexer.devnet.usd1 import deploy_usd1
 from indexer.sync.status import State
+from tests.integration.test_controls_pipeline import NEW_OWNER, A, chain_kinds
+from tests.integration.test_controls_pipeline import config as controls_config
+from tests.integration.test_controls_pipeline import running as controls_running
 from tests.integration.test_evm_pipeline import wait_for
 from tests.integration.test_finality_breaks import (
     CHAIN,
@@ -99,3 +105,45 @@ async def test_a_tron_dialect_chain_through_the_front(
                 crit = assert_halted(rt, CHAIN, logs)
                 assert await final_state(rt.pool, CHAIN) == before
                 assert result.fork_point <= crit["block"] <= before[0]
+
+
+async def test_usd1_control_events_and_checks_through_the_front(
+    anvil: Anvil, dsn: str, tmp_path: Path
+) -> None:
+    """The real USD1 proxy's control events through the front: stored once each, the state the
+    API shows in base58, the latest-only control check agreeing with the chain."""
+    d = await deploy_usd1(anvil)
+    token = d.token
+    async with TronFront(anvil.url, max_range=6) as front:
+        cfg = controls_config([front.url], d, dsn, tmp_path, dialect="tron")
+        async with controls_running(cfg) as run:
+            await token.mint(1000 * 10**18)
+            await token.transfer(token.owner, A, 100 * 10**18)
+            for step in (
+                token.freeze(A),
+                token.pause(),
+                token.unpause(),
+                token.transfer_ownership(NEW_OWNER),
+            ):
+                await step
+            await anvil.mine(6)
+            head = await anvil.block_number()
+            st = run.rt.statuses[CHAIN]
+            await wait_for(
+                lambda: st.control_check is not None and st.control_check["block"] == head,
+                20,
+                "control check",
+            )
+            assert st.control_check is not None and st.control_check["mismatches"] == {}
+            events = (await run.get("/api/v1/control-events", chain=CHAIN, limit="1000"))["events"]
+            want = await chain_kinds(anvil, [token.address, d.proxy_admin.address], "latest")
+            assert Counter(e["kind"] for e in events) == want and want["frozen"] == 1
+            assert all(int(e["block_hash"][2:18], 16) == e["block_number"] for e in events)
+            frozen = [e for e in events if e["kind"] == "frozen"]
+            assert [tron.to_hex(e["subject"]) for e in frozen] == [A]
+            body = await run.get("/api/v1/controls")
+            h = body["chains"][0]["head"]
+            assert tron.to_hex(h["pending_owner"]) == NEW_OWNER == (await token.pending_owner()).lower()
+            assert h["paused"] is False is await token.paused()
+            assert run.rt.statuses[CHAIN].mismatch == 0
+            assert front.refused.get("not_latest", 0) == 0
