@@ -131,7 +131,13 @@ def run_etl(anvil_url: str, info: ChainInfo, *, batch_size: int = 20, workers: i
 
 # ---- Ponder --------------------------------------------------------------------------------------
 async def run_ponder(
-    anvil_url: str, info: ChainInfo, pg: BenchPostgres, *, db: str = "postgres", timeout: float = 3600
+    anvil_url: str,
+    info: ChainInfo,
+    pg: BenchPostgres,
+    *,
+    db: str = "postgres",
+    timeout: float = 3600,
+    max_rps: int = 10_000,
 ) -> PeerResult:
     name = "Ponder 1.0.0"
     err = ensure_ponder()
@@ -149,18 +155,19 @@ async def run_ponder(
         DATABASE_SCHEMA="bench",
         PONDER_TELEMETRY_DISABLED="true",
         NODE_ENV="production",
+        PONDER_MAX_RPS=str(max_rps),
     )
     env.pop("DATABASE_URL", None)
     if db == "postgres":
         dbname = "bench_ponder"
         dsn = pg.fresh_database(dbname)
         env["DATABASE_URL"] = f"postgresql://postgres@localhost/{dbname}?host={pg.socket_dir}"
-        settings = "same PostgreSQL (fresh database), maxRequestsPerSecond 10000"
+        settings = f"same PostgreSQL (fresh database), maxRequestsPerSecond {max_rps}"
     else:
         pglite = workdir / "pglite"
         subprocess.run(["rm", "-rf", str(pglite)], check=False)
         env["PONDER_PGLITE_DIR"] = str(pglite)
-        settings = "PGlite, maxRequestsPerSecond 10000"
+        settings = f"PGlite, maxRequestsPerSecond {max_rps}"
     subprocess.run(["rm", "-rf", str(PONDER_DIR / ".ponder")], check=False)
     logf = (workdir / "ponder.log").open("wb")
     cmd = [str(PONDER_BIN), "start", "--port", str(port), "--log-format", "json", "--log-level", "warn"]

@@ -155,13 +155,41 @@ backing = [
     ),
     timeseries(
         "Reserve attestation age",
-        "Age of the latest reserve attestation (usd1_reserves_age_seconds); the line marks the 48 h "
-        "staleness threshold of alert USD1ReservesStale.",
+        "Age of the latest reserve attestation (usd1_reserves_age_seconds). When it is stale depends on "
+        "the attestation cadence: see the time to the next due attestation.",
         [target("max(usd1_reserves_age_seconds)", "age")],
         unit="s",
-        thresholds=(("green", None), ("red", 172800.0)),
-        show_thresholds=True,
         min_value=0,
+    ),
+    timeseries(
+        "Time to the next attestation due",
+        "usd1_reserves_next_due_timestamp_seconds - time(): the latest as_of plus reserves.cadence plus "
+        "reserves.grace (or plus reserves.max_age without a cadence). Below 0 the attestation is "
+        "overdue; alert USD1ReservesStale after an hour.",
+        [target("max(usd1_reserves_next_due_timestamp_seconds) - time()", "time to due")],
+        unit="s",
+        thresholds=(("red", None), ("green", 0.0)),
+        show_thresholds=True,
+    ),
+    stat(
+        "Attestation signature",
+        "Whether the last attestation read carried a detached Ed25519 signature that verifies with "
+        "reserves.public_key (usd1_reserves_signature_valid). Unverified also when no key is "
+        "configured; with a key, an unverified document is not adopted (see /api/v1/reserves).",
+        [target("max(usd1_reserves_signature_valid)", "signature")],
+        unit="none",
+        thresholds=(("orange", None), ("green", 1.0)),
+        mappings={"1": ("verified", "green"), "0": ("unverified", "orange")},
+    ),
+    stat(
+        "Largest custodian's share",
+        "Share of attested reserves held by the largest custodian "
+        "(usd1_reserves_custodian_concentration_ratio; schema v2 attestations, empty for v1). "
+        "Orange above 75%: alert USD1ReservesCustodianConcentration.",
+        [target("max(usd1_reserves_custodian_concentration_ratio)", "largest custodian")],
+        unit="percentunit",
+        thresholds=(("green", None), ("orange", 0.75)),
+        decimals=1,
     ),
 ]
 

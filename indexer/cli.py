@@ -25,8 +25,12 @@ log = structlog.get_logger(__name__)
 
 def load_or_exit(path: str, log_level: str | None = None, *, configure: bool = True) -> Config:
     """Load a config for a command, or print its `path.to.key: problem` lines and exit 2."""
+    from indexer.reserves import load_reserves_key
+
     try:
         cfg = load_config(path)
+        # files the config names, read now so that a bad one is a config error (exit 2)
+        load_reserves_key(cfg.reserves, Path(path).resolve().parent)
     except ConfigError as exc:
         for p in exc.problems:
             click.echo(p, err=True)
@@ -204,9 +208,11 @@ def migrate(config_path: str) -> None:
 def _register_subcommands() -> None:
     from indexer.cli_query import query
     from indexer.cli_report import report
+    from indexer.cli_reserves import reserves
 
     main.add_command(query)
     main.add_command(report)
+    main.add_command(reserves)
 
 
 _register_subcommands()
@@ -261,7 +267,7 @@ def _run_async(fn: Any) -> Any:
 )
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=".usd1/cache", show_default=True)
 def devnet(reorg_every: float, cache_dir: str) -> None:
-    """Run the local devnet (anvil chains with the TestToken and random traffic) until Ctrl-C."""
+    """Run the local devnet (anvil chains with the TestToken or the real USD1, random traffic) until Ctrl-C."""
     from indexer.daemon import install_signal_handlers
     from indexer.devnet.evm_devnet import DEFAULT_DEVNET_CHAINS, run_evm_devnet
 

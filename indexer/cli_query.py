@@ -11,6 +11,7 @@ here writes, so a read-only database role is enough (migrations are not run).
     usd1-indexer query reorgs --config c.yaml [--chain X] [--limit N]
     usd1-indexer query controls --config c.yaml [--chain X]
     usd1-indexer query control-events --config c.yaml --chain X [--kind frozen,paused] [--address A] [--all]
+    usd1-indexer query depegs --config c.yaml [--venue V] [--scope venue|aggregate] [--open true|false] [--all]
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from indexer.api import params as P
 from indexer.api import validate as v
 from indexer.config import Config
 from indexer.store import control_queries as cq
+from indexer.store import depeg_queries as dq
 from indexer.store import queries as q
 from indexer.units import amount_json
 
@@ -93,7 +95,20 @@ def _emit(
 
         table = Table(title=title or None, show_lines=False)
         for c in columns:
-            left = ("chain", "kind", "from", "to", "tx_hash", "t", "at", "event", "contract", "subject")
+            left = (
+                "chain",
+                "kind",
+                "from",
+                "to",
+                "tx_hash",
+                "t",
+                "at",
+                "event",
+                "contract",
+                "subject",
+                "scope",
+                "venue",
+            )
             table.add_column(
                 c, justify="left" if c in left or c in ("owner", "admin", "implementation") else "right"
             )
@@ -465,26 +480,72 @@ def control_events_cmd(config_path: str, walk_all: bool, fmt: str, **filters: st
     _emit_pages(fmt, bodies, "events", CONTROL_COLUMNS, f"{chain_cfg.name} control events")
 
 
-P_ = TypeVar("P_", q.TransferPage, cq.ControlPage)
+@query.command("depegs")
+@config_option
+@click.option("--venue", default=None, help="Only this venue's episodes.")
+@click.option("--scope", default=None, help="venue or aggregate (default: both).")
+@click.option("--open", "open_", default=None, help="true: only open episodes; false: only closed ones.")
+@click.option(
+    "--since", default=None, help="Episodes still open at or ended after (ISO-8601 or Unix seconds)."
+)
+@click.option("--until", default=None, help="Episodes started before.")
+@click.option("--limit", default=None, help="Page size (default 100, at most 1000).")
+@click.option("--cursor", default=None, help="next_cursor of the previous page.")
+@click.option(
+    "--all", "walk_all", is_flag=True, help="Follow next_cursor to the end (at most 1,000,000 rows)."
+)
+@format_option
+def depegs_cmd(config_path: str, walk_all: bool, fmt: str, open_: str | None, **filters: str | None) -> None:
+    """Depeg episodes per venue and across venues, newest first (the next page's cursor to stderr)."""
+    cfg = _load(config_path)
+    params = _params(open=open_, **filters)
+    cursors = P.cursor_codec(cfg)
+
+    async def go(pool: asyncpg.Pool) -> list[dq.DepegPage]:
+        f, size, after = P.depeg_filter(cfg, params, cursors)
+        return await _walk(pool, walk_all, lambda conn, a: dq.depegs(conn, f, limit=size, after=a), after)
+
+    bodies = [p.to_json(cursors) for p in _run(cfg, go)]
+    # Not chain-scoped (no indexed head to carry): the pages as one body, the last page's cursor.
+    body = (
+        bodies[0]
+        if len(bodies) == 1
+        else {**bodies[-1], "episodes": [e for b in bodies for e in b["episodes"]]}
+    )
+    if fmt == "csv":  # exactly the API's format=csv
+        click.echo(dq.csv_text(body["episodes"]), nl=False)
+    else:
+        _emit(fmt, body, dq.COLUMNS, body["episodes"], "depeg episodes")
+    if fmt != "json" and body["next_cursor"]:
+        click.echo(f"next page: --cursor {body['next_cursor']}", err=True)
+
+
+P_ = TypeVar("P_", q.TransferPage, cq.ControlPage, dq.DepegPage)
+A_ = TypeVar("A_", q.Position, dq.DepegPosition)
+
+
+def _rows(page: q.TransferPage | cq.ControlPage | dq.DepegPage) -> int:
+    return len(page.episodes) if isinstance(page, dq.DepegPage) else len(page.events)
 
 
 async def _walk(
     pool: asyncpg.Pool,
     walk_all: bool,
-    fetch: Callable[[Any, q.Position | None], Awaitable[P_]],
-    after: q.Position | None,
+    fetch: Callable[[Any, Any], Awaitable[P_]],
+    after: A_ | None,
 ) -> list[P_]:
     """One page, or (with --all) every page up to MAX_ALL_ROWS, each in its own snapshot."""
     pages: list[P_] = []
     total = 0
+    cur: Any = after
     while True:
         async with q.snapshot(pool) as conn:
-            page = await fetch(conn, after)
+            page = await fetch(conn, cur)
         pages.append(page)
-        total += len(page.events)
+        total += _rows(page)
         if not walk_all or page.next is None or total >= MAX_ALL_ROWS:
             return pages
-        after = page.next
+        cur = page.next
 
 
 if __name__ == "__main__":  # python -m indexer.cli_query ... (before it is registered in indexer.cli)

@@ -527,6 +527,10 @@ ChainConfig = Annotated[EvmChainConfig | SolanaChainConfig, Field(discriminator=
 
 class MarketConfig(_Strict):
     bands_bps: list[int] = Field(default_factory=lambda: [10, 50, 100], min_length=1)
+    # Depeg episodes (indexer/depegs.py): one opens when |deviation| >= depeg_threshold_bps and
+    # closes when it falls below depeg_threshold_bps - depeg_hysteresis_bps.
+    depeg_threshold_bps: int = Field(default=50, gt=0, le=10_000)
+    depeg_hysteresis_bps: int = Field(default=10, ge=0)
 
     @model_validator(mode="after")
     def _bands(self) -> MarketConfig:
@@ -534,6 +538,11 @@ class MarketConfig(_Strict):
             raise ValueError("bands_bps must be between 1 and 10000")
         if len(set(self.bands_bps)) != len(self.bands_bps):
             raise ValueError("bands_bps has duplicates")
+        if self.depeg_hysteresis_bps >= self.depeg_threshold_bps:
+            raise ValueError(
+                f"depeg_hysteresis_bps ({self.depeg_hysteresis_bps}) must be below depeg_threshold_bps"
+                f" ({self.depeg_threshold_bps})"
+            )
         return self
 
 
@@ -580,16 +589,53 @@ VenueConfig = Annotated[
 ]
 
 
+def _cadence(value: Any) -> Any:
+    if isinstance(value, str) and value in ("daily", "weekly", "monthly", "quarterly"):
+        return value
+    try:
+        return parse_duration(value)
+    except ValueError:
+        raise ValueError(
+            f"invalid cadence {value!r}: expected daily, weekly, monthly, quarterly or a duration such as 30d"
+        ) from None
+
+
+def _grace(value: Any) -> float:
+    if value in (0, "0", "0s"):
+        return 0.0
+    return parse_duration(value)
+
+
 class ReservesConfig(_Strict):
     url: str
     interval: Duration = 3600.0
-    max_age: Duration = 172800.0  # attestation older than this is stale
+    max_age: Duration = 172800.0  # without a cadence: attestation older than this is stale
+    # How often attestations are published (daily | weekly | monthly | quarterly | a duration) and
+    # how long after the end of a period its attestation may take: stale after next period + grace.
+    cadence: (
+        Annotated[Literal["daily", "weekly", "monthly", "quarterly"] | float, BeforeValidator(_cadence)]
+        | None
+    ) = None
+    grace: Annotated[float, BeforeValidator(_grace)] = 0.0
+    # Ed25519 public key file (PEM, DER, or 32 bytes as hex/base64), relative to the config file.
+    # Set: only attestations whose detached signature verifies are adopted.
+    public_key: str | None = Field(default=None, min_length=1)
+    # Where the detached signature is; default: the attestation URL + ".sig".
+    signature_url: str | None = None
 
     @model_validator(mode="after")
     def _scheme(self) -> ReservesConfig:
-        if not re.match(r"^(file|https?)://", self.url):
-            raise ValueError(f"invalid reserves url {self.url!r}: expected file://, http:// or https://")
+        for key in ("url", "signature_url"):
+            value = getattr(self, key)
+            if value is not None and not re.match(r"^(file|https?)://", value):
+                raise ValueError(f"invalid reserves {key} {value!r}: expected file://, http:// or https://")
+        if self.signature_url is not None and self.public_key is None:
+            raise ValueError("reserves.signature_url needs reserves.public_key to verify with")
         return self
+
+    @property
+    def signature_source(self) -> str:
+        return self.signature_url if self.signature_url is not None else self.url + ".sig"
 
 
 class LogConfig(_Strict):

@@ -13,10 +13,11 @@ from aiohttp import web
 
 from indexer.api.app import create_app
 from indexer.config import Config, EvmChainConfig
+from indexer.depeg_recorder import DepegRecorder, thresholds
 from indexer.errors import DatabaseGaveUp
 from indexer.metrics import Metrics
 from indexer.model import Family
-from indexer.reserves import ReservesService, TotalSupply
+from indexer.reserves import ReservesService, TotalSupply, load_reserves_key
 from indexer.runtime import Runtime, database, kept, open_runtime
 from indexer.store.store import Store
 from indexer.sync.fill import FamilyFill
@@ -68,6 +69,7 @@ async def run_daemon(
                 token_symbol=cfg.token.symbol,
                 base_dir=config_dir,
                 ratio_interval=5.0,
+                public_key=load_reserves_key(cfg.reserves, config_dir),
             )
         app = create_app(
             cfg,
@@ -92,7 +94,9 @@ async def run_daemon(
                 from indexer.market.service import MarketService  # web3: only when venues exist
 
                 evm_rpc = {c.name: list(c.rpc) for c in cfg.chains if isinstance(c, EvmChainConfig)}
-                market = MarketService(cfg, rt.metrics, rt.session, evm_rpc)
+                depegs = DepegRecorder(rt.pool, thresholds(cfg.market))
+                market = MarketService(cfg, rt.metrics, rt.session, evm_rpc, on_reading=depegs.on_reading)
+                services.append(asyncio.create_task(depegs.run(stop), name="depegs"))
                 services.append(asyncio.create_task(market.run(stop), name="market"))
             if reserves is not None:
                 services.append(asyncio.create_task(reserves.run(stop), name="reserves"))

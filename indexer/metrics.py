@@ -313,6 +313,29 @@ class Metrics:
             "usd1_reserves_age_seconds", "Age of the latest reserve attestation", registry=r
         )
         self.reserves_up = Gauge("usd1_reserves_up", "1 if the last attestation read succeeded", registry=r)
+        self.reserves_next_due = Gauge(
+            "usd1_reserves_next_due_timestamp_seconds",
+            "Unix time after which the next attestation is overdue (reserves.cadence + grace after"
+            " the latest as_of, or as_of + reserves.max_age)",
+            registry=r,
+        )
+        self.reserves_signature_rejections = Counter(
+            "usd1_reserves_signature_rejections",
+            "Attestation reads rejected because reserves.public_key is set and the detached signature is "
+            "missing or does not verify",
+            registry=r,
+        )
+        self.reserves_custodian_concentration = Gauge(
+            "usd1_reserves_custodian_concentration_ratio",
+            "Largest custodian's share of attested reserves (schema v2 documents; NaN for v1)",
+            registry=r,
+        )
+        self.reserves_signature_valid = Gauge(
+            "usd1_reserves_signature_valid",
+            "1 if the last attestation read carried a detached signature that verifies with "
+            "reserves.public_key; 0 otherwise (no key, missing, invalid)",
+            registry=r,
+        )
         # Audits (indexer.sync.audit)
         self.balance_audit_accounts = Counter(
             "usd1_balance_audit_accounts",

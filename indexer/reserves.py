@@ -1,27 +1,10 @@
 """Reserve attestations -> `usd1_reserves_usd`, `usd1_backing_ratio`, `usd1_reserves_age_seconds`,
-`usd1_reserves_up`.
+`usd1_reserves_up`, `usd1_reserves_signature_valid`, `usd1_reserves_custodian_concentration_ratio`.
 
-Attestation format (JSON, `version` 1; see `config/reserves.example.json`)::
-
-    {
-      "version": 1,
-      "token": "USD1",                           # optional, must match if given
-      "as_of": "2025-05-31T23:59:59Z",           # when the reserves were measured (timezone required)
-      "custodian": "Example Trust Company",       # who holds the assets
-      "attestor": "Example Accountants LLP",      # who attests to them
-      "assets": [                                 # at least one; amounts are exact decimal USD
-        {"category": "us_treasury_bills", "amount_usd": "1500000000.00", "description": "..."},
-        {"category": "cash", "amount_usd": "25000000.50"}
-      ],
-      "total_usd": "1525000000.50",              # optional; if given must equal the sum exactly
-      "report_url": "https://...",                # optional
-      "signature": {"scheme": "pgp", "value": "...", "key_id": "..."}   # optional, carried, not verified
-    }
-
-Amounts may be JSON strings or numbers; numbers are parsed as exact decimals (never floats).
-Categories are snake_case names (`cash`, `us_treasury_bills`, `overnight_repo`,
-`money_market_funds`, ...). The document is loaded from `file://PATH` (relative paths resolve
-against `base_dir`) or `http(s)://URL`.
+The document format (versions 1 and 2) is in `indexer.attestation`; detached signatures in
+`indexer.attest_sig`. The document is loaded from `file://PATH` (relative paths resolve against
+`base_dir`) or `http(s)://URL`; with `reserves.public_key` set its detached signature
+(`reserves.signature_url`, default the URL + `.sig`) must verify or the document is not adopted.
 
 Backing ratio = total reserves (USD) / finalized total supply (whole tokens). The supply comes
 from a callable the daemon passes in; it returns exact base units and their decimals.
@@ -30,153 +13,58 @@ from a callable the daemon passes in; it returns exact base units and their deci
 from __future__ import annotations
 
 import asyncio
-import json
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 import aiohttp
 import structlog
-from pydantic import (
-    AfterValidator,
-    AwareDatetime,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    model_validator,
-)
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from indexer.attest_sig import PublicKeyError, SignatureCheck, check_signature, load_public_key
+from indexer.attestation import (
+    Attestation,
+    ReservesError,
+    parse_attestation,
+)
+from indexer.cadence import next_due
 from indexer.config import ReservesConfig
-from indexer.errors import IndexerError
+from indexer.errors import ConfigError
 from indexer.metrics import Metrics
 
 MAX_DOCUMENT = 4 * 1024 * 1024
-_CATEGORY_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
-class ReservesError(IndexerError):
-    """The attestation could not be read or is invalid; `problems` holds `path: message` lines."""
+class SignatureRejected(ReservesError):
+    """A public key is configured and the document's detached signature does not verify."""
 
-    def __init__(self, source: str, problems: list[str]) -> None:
-        self.source = source
-        self.problems = problems
-        super().__init__(f"reserves attestation {source}: " + "; ".join(problems))
-
-
-def _exact_amount(value: Any) -> Any:
-    if isinstance(value, bool) or isinstance(value, float):
-        raise ValueError("amount must be a decimal string or an exact JSON number")
-    if isinstance(value, str | int):
-        try:
-            return Decimal(str(value).strip())
-        except ArithmeticError:
-            raise ValueError(f"invalid decimal amount {value!r}") from None
-    return value
+    def __init__(self, source: str, check: SignatureCheck) -> None:
+        self.check = check
+        super().__init__(source, [f"signature: {check.reason}"])
 
 
-def _non_negative(value: Decimal) -> Decimal:
-    if not value.is_finite() or value < 0:
-        raise ValueError("amount must be a finite, non-negative number")
-    return value
-
-
-def _category(value: str) -> str:
-    if not _CATEGORY_RE.match(value):
-        raise ValueError(f"invalid category {value!r}: use a snake_case name such as us_treasury_bills")
-    return value
-
-
-AmountUsd = Annotated[Decimal, BeforeValidator(_exact_amount), AfterValidator(_non_negative)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ReserveAsset(_Strict):
-    category: Annotated[str, AfterValidator(_category)]
-    amount_usd: AmountUsd
-    description: str | None = None
-
-
-class Signature(_Strict):
-    scheme: str = Field(min_length=1)
-    value: str = Field(min_length=1)
-    key_id: str | None = None
-
-
-class Attestation(_Strict):
-    version: Literal[1] = 1
-    token: str | None = None
-    as_of: AwareDatetime
-    custodian: str = Field(min_length=1)
-    attestor: str = Field(min_length=1)
-    assets: list[ReserveAsset] = Field(min_length=1)
-    total_usd: AmountUsd | None = None
-    report_url: str | None = None
-    signature: Signature | None = None
-
-    @model_validator(mode="after")
-    def _total(self) -> Attestation:
-        if self.total_usd is not None and self.total_usd != self.assets_total:
-            raise ValueError(
-                f"total_usd {self.total_usd} does not equal the sum of assets {self.assets_total}"
-            )
-        return self
-
-    @property
-    def assets_total(self) -> Decimal:
-        return sum((a.amount_usd for a in self.assets), Decimal(0))
-
-    @property
-    def reserves_usd(self) -> Decimal:
-        return self.assets_total
-
-    def by_category(self) -> dict[str, Decimal]:
-        out: dict[str, Decimal] = {}
-        for a in self.assets:
-            out[a.category] = out.get(a.category, Decimal(0)) + a.amount_usd
-        return out
-
-
-def parse_attestation(
-    data: bytes | str, source: str = "<attestation>", *, token: str | None = None
-) -> Attestation:
-    """Pure: bytes -> validated Attestation, or ReservesError listing every problem."""
+def load_reserves_key(config: ReservesConfig | None, base_dir: Path | None) -> Ed25519PublicKey | None:
+    """The configured `reserves.public_key` (a path relative to `base_dir`), or None; an unreadable
+    or non-Ed25519 key is a ConfigError naming `reserves.public_key`."""
+    if config is None or config.public_key is None:
+        return None
+    path = Path(config.public_key)
+    if not path.is_absolute():
+        path = (base_dir or Path.cwd()) / path
     try:
-        raw = json.loads(data, parse_float=Decimal, parse_constant=_reject_constant)
-    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
-        raise ReservesError(source, [f"<root>: not valid JSON: {exc}"]) from None
-    if not isinstance(raw, dict):
-        raise ReservesError(source, ["<root>: expected a JSON object"])
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError([f"reserves.public_key: cannot read {path}: {exc.strerror}"]) from None
     try:
-        att = Attestation.model_validate(raw)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"]) or "<root>"
-            msg = (
-                "unknown key"
-                if err["type"] == "extra_forbidden"
-                else err["msg"].removeprefix("Value error, ")
-            )
-            problems.append(f"{loc}: {msg}")
-        raise ReservesError(source, problems) from None
-    if token is not None and att.token is not None and att.token != token:
-        raise ReservesError(source, [f"token: attestation is for {att.token!r}, not {token!r}"])
-    return att
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a valid amount")
+        return load_public_key(data)
+    except PublicKeyError as exc:
+        raise ConfigError([f"reserves.public_key: {path}: {exc}"]) from None
 
 
 @dataclass(frozen=True)
@@ -197,6 +85,20 @@ def backing_ratio(reserves_usd: Decimal, supply: TotalSupply) -> Fraction | None
     return Fraction(reserves_usd) * Fraction(10**supply.decimals, supply.raw)
 
 
+class _NotFound(ReservesError):
+    """The document does not exist (no such file, HTTP 404 or 410)."""
+
+
+async def load_optional_bytes(
+    url: str, session: aiohttp.ClientSession, *, base_dir: Path | None = None, timeout_s: float = 30.0
+) -> bytes | None:
+    """Like load_attestation_bytes, but None when there is no such document (file or HTTP 404/410)."""
+    try:
+        return await load_attestation_bytes(url, session, base_dir=base_dir, timeout_s=timeout_s)
+    except _NotFound:
+        return None
+
+
 async def load_attestation_bytes(
     url: str, session: aiohttp.ClientSession, *, base_dir: Path | None = None, timeout_s: float = 30.0
 ) -> bytes:
@@ -209,6 +111,8 @@ async def load_attestation_bytes(
             path = (base_dir or Path.cwd()) / path
         try:
             data = await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError as exc:
+            raise _NotFound(url, [f"<root>: cannot read {path}: {exc.strerror}"]) from None
         except OSError as exc:
             raise ReservesError(url, [f"<root>: cannot read {path}: {exc.strerror}"]) from None
         if len(data) > MAX_DOCUMENT:
@@ -219,6 +123,8 @@ async def load_attestation_bytes(
             async with asyncio.timeout(timeout_s):
                 async with session.get(url) as resp:
                     body = await resp.content.read(MAX_DOCUMENT + 1)
+                    if resp.status in (404, 410):
+                        raise _NotFound(url, [f"<root>: HTTP {resp.status}"])
                     if resp.status != 200:
                         raise ReservesError(url, [f"<root>: HTTP {resp.status}"])
         except TimeoutError:
@@ -239,9 +145,15 @@ class ReservesSnapshot:
     backing_ratio: Decimal | None
     supply: TotalSupply | None
     age_seconds: float | None
-    stale: bool  # older than reserves.max_age
+    stale: bool  # past next_due
     last_success: float | None
     last_error: str | None
+    # Signature of the attestation in force, and of the last document read (differs when that one
+    # was rejected; None before any read)
+    signature: SignatureCheck | None = None
+    latest_signature: SignatureCheck | None = None
+    # When the next attestation is overdue (reserves.cadence + grace, or as_of + max_age)
+    next_due: datetime | None = None
 
 
 class ReservesService:
@@ -262,6 +174,7 @@ class ReservesService:
         clock: Callable[[], float] = time.time,
         ratio_interval: float = 30.0,
         retry_interval: float = 60.0,
+        public_key: Ed25519PublicKey | None = None,
     ) -> None:
         self._config = config
         self._metrics = metrics
@@ -281,13 +194,33 @@ class ReservesService:
         self._ratio: Fraction | None = None
         self._supply_failing = False
         self._stale_logged = False
+        self._key = public_key
+        self._signature: SignatureCheck | None = None
+        self._latest_signature: SignatureCheck | None = None
+        self._failure_kind: str | None = None  # "read" | "signature" while failing
         metrics.reserves_up.set(0)
+        metrics.reserves_signature_valid.set(0)
         metrics.reserves_age.set_function(self._age_metric)
+        metrics.reserves_next_due.set_function(self._next_due_metric)
 
     def _age(self) -> float | None:
         if self._attestation is None:
             return None
         return self._clock() - self._attestation.as_of.timestamp()
+
+    def _next_due(self) -> datetime | None:
+        if self._attestation is None:
+            return None
+        c = self._config
+        return next_due(self._attestation.as_of, c.cadence, c.grace, c.max_age)
+
+    def _next_due_metric(self) -> float:
+        due = self._next_due()
+        return float("nan") if due is None else due.timestamp()
+
+    def _stale(self) -> bool:
+        due = self._next_due()
+        return due is not None and self._clock() > due.timestamp()
 
     def _age_metric(self) -> float:
         age = self._age()
@@ -298,28 +231,66 @@ class ReservesService:
         url = self._config.url
         try:
             data = await load_attestation_bytes(url, self._session, base_dir=self._base_dir)
+            check = await self._check_signature(data)
+            self._latest_signature = check
+            self._metrics.reserves_signature_valid.set(1 if check.valid else 0)
+            if self._key is not None and not check.valid:
+                self._metrics.reserves_signature_rejections.inc()
+                raise SignatureRejected(url, check)
             att = parse_attestation(data, url, token=self._token)
             if att.as_of.timestamp() > self._clock() + 300:
                 raise ReservesError(url, [f"as_of: {att.as_of.isoformat()} is in the future"])
         except ReservesError as exc:
             self._metrics.reserves_up.set(0)
-            if self._up or self._error is None:
-                self._log.warning("reserves_down", source=url, problems=exc.problems)
+            # logged once per outage, and again when its kind changes (unreadable <-> rejected)
+            kind = "signature" if isinstance(exc, SignatureRejected) else "read"
+            if self._up or self._error is None or kind != self._failure_kind:
+                self._failure_kind = kind
+                if isinstance(exc, SignatureRejected):
+                    self._log.error(
+                        "reserves_signature_rejected",
+                        source=url,
+                        signature=self._config.signature_source,
+                        status=exc.check.status,
+                        reason=exc.check.reason,
+                        key_fingerprint=exc.check.key_fingerprint,
+                        kept_as_of=None if self._attestation is None else self._attestation.as_of.isoformat(),
+                    )
+                else:
+                    self._log.warning("reserves_down", source=url, problems=exc.problems)
             self._up, self._error = False, str(exc)
             return False
         if not self._up and self._error is not None:
-            self._log.info("reserves_recovered", source=url)
+            self._log.info("reserves_recovered", source=url, signature=check.status)
         self._attestation, self._up, self._error = att, True, None
+        self._failure_kind = None
+        self._signature = check
         self._last_success = self._clock()
         self._metrics.reserves_up.set(1)
         self._metrics.reserves_usd.set(float(att.reserves_usd))
+        conc = att.custodian_concentration()
+        self._metrics.reserves_custodian_concentration.set(float("nan") if conc is None else float(conc))
         age = self._age() or 0.0
-        if age > self._config.max_age and not self._stale_logged:
-            self._log.warning("reserves_stale", as_of=att.as_of.isoformat(), age_seconds=round(age))
+        stale = self._stale()
+        if stale and not self._stale_logged:
+            due = self._next_due()
+            self._log.warning(
+                "reserves_stale",
+                as_of=att.as_of.isoformat(),
+                age_seconds=round(age),
+                next_due=None if due is None else due.isoformat(),
+            )
             self._stale_logged = True
-        elif age <= self._config.max_age:
+        elif not stale:
             self._stale_logged = False
         return True
+
+    async def _check_signature(self, data: bytes) -> SignatureCheck:
+        """Fetch the detached signature (only with a key configured) and check it."""
+        if self._key is None:
+            return check_signature(data, None, None)
+        sig = await load_optional_bytes(self._config.signature_source, self._session, base_dir=self._base_dir)
+        return check_signature(data, sig, self._key)
 
     async def update_ratio(self) -> Fraction | None:
         """Recompute the backing ratio from the last valid attestation and the current supply."""
@@ -356,9 +327,12 @@ class ReservesService:
             ),
             supply=self._supply,
             age_seconds=age,
-            stale=age is not None and age > self._config.max_age,
+            stale=self._stale(),
             last_success=self._last_success,
             last_error=self._error,
+            signature=self._signature,
+            latest_signature=self._latest_signature,
+            next_due=self._next_due(),
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -377,3 +351,64 @@ class ReservesService:
                     await stop.wait()
             except TimeoutError:
                 pass
+
+
+def _ratio_str(value: Fraction | Decimal | None, places: int = 12) -> str | None:
+    """An exact ratio as a decimal string rounded (half-even) to `places` decimals."""
+    if value is None:
+        return None
+    d = Decimal(value.numerator) / Decimal(value.denominator) if isinstance(value, Fraction) else value
+    return str(d.quantize(Decimal(1).scaleb(-places)))
+
+
+def _iso(ts: datetime | float | None) -> str | None:
+    if ts is None:
+        return None
+    when = ts if isinstance(ts, datetime) else datetime.fromtimestamp(ts, UTC)
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def attestation_json(att: Attestation) -> dict[str, Any]:
+    """The document as read (amounts as exact decimal strings) plus its derived figures."""
+    out: dict[str, Any] = att.model_dump(mode="json", exclude_none=False)
+    out["as_of"] = _iso(att.as_of)
+    out["reserves_usd"] = str(att.reserves_usd)
+    out["by_category"] = {k: str(v) for k, v in att.by_category().items()}
+    held = att.by_custodian()
+    out["by_custodian"] = None if held is None else {k: str(v) for k, v in held.items()}
+    out["custodian_concentration"] = _ratio_str(att.custodian_concentration())
+    return out
+
+
+def snapshot_json(snap: ReservesSnapshot | None) -> dict[str, Any]:
+    """`GET /api/v1/reserves`: the attestation in force and how far it can be trusted. `signature`
+    is that of the attestation in force, `latest_signature` that of the last document read (they
+    differ when that one was rejected: `last_error` says why)."""
+    if snap is None:
+        return {
+            "configured": False,
+            "up": False,
+            "attestation": None,
+            "backing_ratio": None,
+            "age_seconds": None,
+            "next_due": None,
+            "stale": False,
+            "last_success": None,
+            "last_error": None,
+            "signature": None,
+            "latest_signature": None,
+        }
+    att = snap.attestation
+    return {
+        "configured": True,
+        "up": snap.up,
+        "attestation": None if att is None else attestation_json(att),
+        "backing_ratio": _ratio_str(snap.backing_ratio),
+        "age_seconds": None if snap.age_seconds is None else round(snap.age_seconds),
+        "next_due": _iso(snap.next_due),
+        "stale": snap.stale,
+        "last_success": _iso(snap.last_success),
+        "last_error": snap.last_error,
+        "signature": None if snap.signature is None else snap.signature.as_json(),
+        "latest_signature": None if snap.latest_signature is None else snap.latest_signature.as_json(),
+    }

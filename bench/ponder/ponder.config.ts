@@ -26,7 +26,8 @@ export default createConfig({
       chainId: 31337,
       transport: http(process.env.PONDER_RPC_URL ?? "http://127.0.0.1:8545"),
       // The default (50/s) throttles a local node; the bench node answers as fast as it can.
-      maxRequestsPerSecond: 10_000,
+      // Behind the provider proxy (bench/provider.py) it is set to the proxy's limit.
+      maxRequestsPerSecond: Number(process.env.PONDER_MAX_RPS ?? "10000"),
       pollingInterval: 1_000,
     },
   },

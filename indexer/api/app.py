@@ -28,12 +28,14 @@ from indexer import supply_at as sa
 from indexer.api import openapi
 from indexer.api import validate as v
 from indexer.api.page import ReservesProvider, transparency_page
-from indexer.api.params import control_filter, cursor_codec, history_params, transfer_filter
+from indexer.api.params import control_filter, cursor_codec, depeg_filter, history_params, transfer_filter
 from indexer.config import Config
 from indexer.errors import DatabaseUnavailable
 from indexer.http_json import json_response
 from indexer.metrics import Metrics
+from indexer.reserves import snapshot_json
 from indexer.store import control_queries as cq
+from indexer.store import depeg_queries as dq
 from indexer.store import queries as q
 from indexer.store import supply_at_queries as saq
 from indexer.store.keeper import DatabaseKeeper
@@ -62,7 +64,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 # Routes that read the database: a 503 while it is known to be down, without trying.
-_DB_FREE = ("/healthz", "/readyz", "/metrics", "/api/openapi.json", "/static/")
+_DB_FREE = ("/healthz", "/readyz", "/metrics", "/api/openapi.json", "/api/v1/reserves", "/static/")
 
 
 def _reads_database(path: str) -> bool:
@@ -150,6 +152,8 @@ def create_app(
     app.router.add_get("/api/v1/controls", controls)
     app.router.add_get("/api/v1/control-events", control_events)
     app.router.add_get("/api/v1/reorgs", reorgs)
+    app.router.add_get("/api/v1/reserves", reserves_handler)
+    app.router.add_get("/api/v1/depegs", depegs)
     app.router.add_get("/api/openapi.json", openapi_handler)
     return app
 
@@ -272,6 +276,12 @@ async def controls(request: web.Request) -> web.Response:
     return json_response({"chains": out})
 
 
+async def reserves_handler(request: web.Request) -> web.Response:
+    v.only_params(request, openapi.allowed("/api/v1/reserves"))
+    provider = request.app[RESERVES]
+    return json_response(snapshot_json(provider() if provider is not None else None))
+
+
 async def control_events(request: web.Request) -> web.Response:
     v.only_params(request, openapi.allowed("/api/v1/control-events"))
     cfg = request.app[CFG]
@@ -361,6 +371,24 @@ async def reorgs(request: web.Request) -> web.Response:
     async with q.snapshot(_pool(request), timeout_ms=QUERY_TIMEOUT_MS) as conn:
         rows = await q.reorgs(conn, chain, limit)
     return json_response({"reorgs": rows})
+
+
+async def depegs(request: web.Request) -> web.Response:
+    """Depeg episodes, newest first; `format=csv` gives the same rows as CSV (the next page's
+    cursor in the `X-Next-Cursor` header)."""
+    v.only_params(request, openapi.allowed("/api/v1/depegs"))
+    cfg, cursors = request.app[CFG], request.app[CURSORS]
+    fmt = v.choice(request.query.get("format"), "format", ("json", "csv"), "json")
+    f, limit, after = depeg_filter(cfg, request.query, cursors)
+    async with q.snapshot(_pool(request), timeout_ms=QUERY_TIMEOUT_MS) as conn:
+        page_ = await dq.depegs(conn, f, limit=limit, after=after)
+    body = page_.to_json(cursors)
+    if fmt == "csv":
+        headers = {"X-Next-Cursor": body["next_cursor"]} if body["next_cursor"] else None
+        return web.Response(
+            text=dq.csv_text(body["episodes"]), content_type="text/csv", charset="utf-8", headers=headers
+        )
+    return json_response(body)
 
 
 async def static_file(request: web.Request) -> web.StreamResponse:

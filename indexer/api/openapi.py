@@ -140,6 +140,37 @@ QUERY_PARAMS: dict[str, list[Schema]] = {
         _q("chain", {"type": "string"}, "A configured chain name (default: every chain)."),
         _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "Most recent N (default 100)."),
     ],
+    "/api/v1/reserves": [],
+    "/api/v1/depegs": [
+        _q("venue", {"type": "string"}, "Only this configured venue's episodes (scope venue)."),
+        _q(
+            "scope",
+            {"type": "string", "enum": ["venue", "aggregate"]},
+            "venue: per-venue episodes; aggregate: episodes of the median across live venues (default: both).",
+        ),
+        _q("since", {"type": "string"}, f"Episodes still open at or ended after this time. {TIME_DOC}"),
+        _q("until", {"type": "string"}, f"Episodes started before this time. {TIME_DOC}"),
+        _q(
+            "open",
+            {"type": "string", "enum": ["true", "false"]},
+            "Only open (true) or closed (false) episodes.",
+        ),
+        _q(
+            "limit",
+            {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
+            f"Page size (default {DEFAULT_PAGE}, at most {MAX_PAGE}).",
+        ),
+        _q(
+            "cursor",
+            {"type": "string"},
+            "`next_cursor` of the previous page, with the same filters; refused with other filters.",
+        ),
+        _q(
+            "format",
+            {"type": "string", "enum": ["json", "csv"]},
+            "json (default) or csv (the next page's cursor in the X-Next-Cursor header).",
+        ),
+    ],
     "/api/openapi.json": [],
 }
 
@@ -174,6 +205,12 @@ AMOUNT: Schema = {
             "description": "Exact decimal tokens.",
         },
     },
+}
+
+BPS: Schema = {
+    "type": "string",
+    "pattern": r"^-?[0-9]+(\.[0-9]+)?$",
+    "description": "Exact deviation from the peg in basis points (decimal string).",
 }
 
 HOLDERS: Schema = {k: _nullable({"type": "string"}) for k in HOLDER_FIELDS}
@@ -610,6 +647,98 @@ SCHEMAS: dict[str, Schema] = {
             "events": {"type": "integer"},
         },
     },
+    "SignatureCheck": {
+        "type": "object",
+        "required": ["status", "key_fingerprint", "reason"],
+        "properties": {
+            "status": {"type": "string", "enum": ["valid", "invalid", "missing", "unconfigured"]},
+            "key_fingerprint": _nullable({"type": "string", "description": "sha256: + hex of the raw key"}),
+            "reason": _nullable({"type": "string", "description": "why it is not valid"}),
+        },
+    },
+    "Reserves": {
+        "type": "object",
+        "required": [
+            "configured",
+            "up",
+            "attestation",
+            "backing_ratio",
+            "age_seconds",
+            "next_due",
+            "stale",
+            "last_success",
+            "last_error",
+            "signature",
+            "latest_signature",
+        ],
+        "properties": {
+            "configured": {"type": "boolean", "description": "false: no `reserves` in the config"},
+            "up": {"type": "boolean", "description": "the last read succeeded and was adopted"},
+            "attestation": _nullable(
+                {
+                    "type": "object",
+                    "description": "The document in force as read (amounts as exact decimal strings),"
+                    " with `reserves_usd`, `by_category`, `by_custodian` and `custodian_concentration`"
+                    " (version 2 only, else null).",
+                    "required": ["version", "as_of", "assets", "reserves_usd", "by_category"],
+                    "properties": {
+                        "version": {"type": "integer", "enum": [1, 2]},
+                        "as_of": {"type": "string", "format": "date-time"},
+                        "assets": {"type": "array", "items": {"type": "object"}},
+                        "reserves_usd": {"type": "string"},
+                        "by_category": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "by_custodian": _nullable(
+                            {"type": "object", "additionalProperties": {"type": "string"}}
+                        ),
+                        "custodian_concentration": _nullable({"type": "string"}),
+                    },
+                }
+            ),
+            "backing_ratio": _nullable({"type": "string", "description": "reserves / finalized supply"}),
+            "age_seconds": _nullable({"type": "integer"}),
+            "next_due": _nullable({"type": "string", "format": "date-time"}),
+            "stale": {"type": "boolean", "description": "past next_due"},
+            "last_success": _nullable({"type": "string", "format": "date-time"}),
+            "last_error": _nullable({"type": "string"}),
+            "signature": _nullable(_ref("SignatureCheck")),
+            "latest_signature": _nullable(_ref("SignatureCheck")),
+        },
+    },
+    "DepegEpisode": {
+        "type": "object",
+        "required": ["id", "scope", "venue", "started_at", "peak_bps", "peak_at", "ended_at", "open"],
+        "properties": {
+            "id": {"type": "integer"},
+            "scope": {"type": "string", "enum": ["venue", "aggregate"]},
+            "venue": _nullable({"type": "string", "description": "null for the aggregate scope"}),
+            "started_at": {"type": "string", "format": "date-time"},
+            "start_bps": BPS,
+            "peak_bps": {
+                **BPS,
+                "description": "Signed deviation of largest magnitude (below the peg: negative).",
+            },
+            "peak_at": {"type": "string", "format": "date-time"},
+            "ended_at": _nullable({"type": "string", "format": "date-time"}),
+            "end_bps": _nullable(BPS),
+            "duration_seconds": {
+                "type": "string",
+                "pattern": r"^[0-9]+(\.[0-9]+)?$",
+                "description": "Start to recovery; for an open episode, start to `as_of`.",
+            },
+            "open": {"type": "boolean"},
+        },
+    },
+    "Depegs": {
+        "type": "object",
+        "required": ["filters", "limit", "as_of", "episodes", "next_cursor"],
+        "properties": {
+            "filters": {"type": "object"},
+            "limit": {"type": "integer"},
+            "as_of": {"type": "string", "format": "date-time"},
+            "episodes": {"type": "array", "items": _ref("DepegEpisode")},
+            "next_cursor": _nullable({"type": "string"}),
+        },
+    },
     "SupplyAt": {
         "type": "object",
         "required": ["token", "time", "chains", "global", "provenance"],
@@ -815,6 +944,26 @@ OPERATIONS: dict[str, tuple[str, str, dict[str, Schema]]] = {
         "Reorganisations the indexer has handled, newest first",
         "reorgs",
         {"200": _json("Reorgs", "Reorgs.")},
+    ),
+    "/api/v1/reserves": (
+        "The reserve attestation in force (versions 1 and 2), its backing ratio, age, next due time"
+        " and signature status (valid | invalid | missing | unconfigured)",
+        "reserves",
+        {"200": _json("Reserves", "Reserves.")},
+    ),
+    "/api/v1/depegs": (
+        "Depeg episodes per venue and across venues (start, peak deviation and time, recovery, duration),"
+        " newest first, keyset-paginated",
+        "depegs",
+        {
+            "200": {
+                "description": "One page of episodes.",
+                "content": {
+                    "application/json": {"schema": _ref("Depegs")},
+                    "text/csv": {"schema": {"type": "string"}},
+                },
+            }
+        },
     ),
     "/api/openapi.json": (
         "This document",

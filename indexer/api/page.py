@@ -21,9 +21,12 @@ import asyncpg
 import jinja2
 from markupsafe import Markup
 
+from indexer.attest_sig import SignatureCheck
+from indexer.attestation import Attestation
 from indexer.config import Config
 from indexer.reserves import ReservesSnapshot
 from indexer.store import control_queries as cq
+from indexer.store import depeg_queries as dq
 from indexer.store import queries as q
 from indexer.units import to_decimal_str
 
@@ -31,6 +34,7 @@ ReservesProvider = Callable[[], ReservesSnapshot | None]
 
 TEMPLATES = Path(__file__).parent / "templates"
 WINDOWS = (7, 30, 365)
+PEG_HISTORY_ROWS = 10  # depeg episodes shown in "Peg history"
 CHART_MAX_POINTS = 120
 _LADDER = [
     timedelta(minutes=1),
@@ -63,6 +67,40 @@ def fmt_tokens(raw: int, decimals: int, places: int = 2) -> str:
 
 def fmt_time(value: datetime | None) -> str:
     return "—" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def fmt_duration(seconds: Decimal) -> str:
+    """A short human duration: 45 s, 12 min 5 s, 3 h 20 min, 2 d 4 h."""
+    s = int(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s" if s % 60 else f"{s // 60} min"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    return f"{s // 86400} d {s % 86400 // 3600} h"
+
+
+def peg_history(page: dq.DepegPage) -> list[dict[str, Any]]:
+    """The "Peg history" rows: venue (or all venues), start, peak (bps, one decimal; exact in the
+    title), duration so far or in all, open/closed."""
+    rows = []
+    for item in page.episodes:
+        e, j = item.episode, item.to_json(page.now)
+        rows.append(
+            {
+                "id": item.id,
+                "venue": e.venue if e.venue is not None else "all venues",
+                "scope": e.scope,
+                "started": fmt_time(e.started_at),
+                "peak": f"{e.peak_bps.quantize(Decimal('0.1'), rounding=ROUND_HALF_EVEN):+}",
+                "peak_exact": j["peak_bps"],
+                "peak_at": fmt_time(e.peak_at),
+                "duration": fmt_duration(Decimal(j["duration_seconds"])),
+                "open": e.open,
+            }
+        )
+    return rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,14 +263,20 @@ async def gather(
             if reserves.reserves_usd is None
             else f"{reserves.reserves_usd.quantize(Decimal('0.01')):,}",
             "as_of": fmt_time(att.as_of),
+            "next_due": None if reserves.next_due is None else fmt_time(reserves.next_due),
             "custodian": att.custodian,
-            "attestor": getattr(att, "attestor", None),
-            "report_url": getattr(att, "report_url", None),
+            "largest_custodian": _largest_custodian(att),
+            "attestor": att.attestor,
+            "report_url": att.report_url,
             "stale": reserves.stale,
             "up": reserves.up,
+            "signature": _signature_view(reserves.signature),
         }
+    depegs = await dq.depegs(conn, dq.DepegFilter(), limit=PEG_HISTORY_ROWS)
     return {
         "token": cfg.token.symbol,
+        "peg_history": peg_history(depegs),
+        "depeg_threshold_bps": cfg.market.depeg_threshold_bps,
         "total_finalized": Figure(total_fin, dp),
         "total_head": Figure(total_head, dp),
         "total_pending": Figure(total_head - total_fin, dp),
@@ -245,6 +289,26 @@ async def gather(
         "reserves_configured": reserves is not None,
         "generated_minute": now.strftime("%Y-%m-%d %H:%M UTC"),
     }
+
+
+def _largest_custodian(att: Attestation) -> str | None:
+    """`NAME (share %)` for version 2 documents, else None."""
+    held, share = att.by_custodian(), att.custodian_concentration()
+    if not held or share is None:
+        return None
+    pct = (Decimal(share.numerator) / Decimal(share.denominator) * 100).quantize(Decimal("0.1"))
+    return f"{next(iter(held))} ({pct} %)"
+
+
+def _signature_view(check: SignatureCheck | None) -> dict[str, Any]:
+    """Verified only when the signature checked out; anything else reads as unverified."""
+    if check is None or not check.valid:
+        reason = (
+            "no signature key configured" if check is None or check.status == "unconfigured" else check.reason
+        )
+        return {"verified": False, "status": "unverified", "detail": reason, "key": None}
+    fp = check.key_fingerprint or ""
+    return {"verified": True, "status": "verified", "detail": None, "key": fp[:23]}
 
 
 def _human(step: timedelta) -> str:
@@ -272,6 +336,7 @@ async def transparency_page(
         key = (
             tuple((c.name, *_cursor_key(ats.get(c.name))) for c in cfg.chains),
             now.replace(second=0, microsecond=0),
+            await dq.last_change(conn),
             reserves is not None,
             None
             if att is None

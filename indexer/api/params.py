@@ -6,14 +6,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from indexer.api import validate as v
 from indexer.config import ChainConfig, Config
+from indexer.depegs import SCOPES, Scope
 from indexer.model import CONTROL_KINDS
 from indexer.store import control_queries as cq
+from indexer.store import depeg_queries as dq
 from indexer.store import queries as q
 from indexer.store.pagination import CursorCodec, CursorError, Layout, cursor_key
 
+Pos = TypeVar("Pos")
 DEFAULT_INTERVAL = timedelta(days=1)
 DEFAULT_BUCKETS = 100
 
@@ -67,8 +71,8 @@ def _since_until(query: Mapping[str, str]) -> tuple[datetime | None, datetime | 
 
 
 def _page(
-    layout: Layout[q.Position], fingerprint: str, query: Mapping[str, str], cursors: CursorCodec
-) -> tuple[int, q.Position | None]:
+    layout: Layout[Pos], fingerprint: str, query: Mapping[str, str], cursors: CursorCodec
+) -> tuple[int, Pos | None]:
     """`limit` and the position after which a page starts (`cursor`, checked by the codec)."""
     limit = v.bounded_int(query.get("limit"), "limit", q.DEFAULT_PAGE, 1, q.MAX_PAGE)
     cursor = query.get("cursor")
@@ -124,3 +128,24 @@ def control_filter(
         order=_order(query),
     )
     return (f, *_page(cq.POSITION, f.fingerprint(), query, cursors))
+
+
+def depeg_filter(
+    cfg: Config, query: Mapping[str, str], cursors: CursorCodec
+) -> tuple[dq.DepegFilter, int, dq.DepegPosition | None]:
+    """Parse and check the depeg-episode filters (shared by the API and the CLI)."""
+    venue = query.get("venue") or None
+    if venue is not None and venue not in {x.name for x in cfg.venues}:
+        known = ", ".join(x.name for x in cfg.venues) or "none configured"
+        raise v.BadRequest(f"unknown venue {venue[:64]!r}; known: {known}")
+    scope_text = query.get("scope") or None
+    scope: Scope | None = None
+    if scope_text is not None:
+        scope = "venue" if v.choice(scope_text, "scope", SCOPES, "venue") == "venue" else "aggregate"
+    if venue is not None and scope == "aggregate":
+        raise v.BadRequest("venue and scope=aggregate exclude each other: aggregate episodes have no venue")
+    open_text = query.get("open") or None
+    is_open = None if open_text is None else v.choice(open_text, "open", ("true", "false"), "true") == "true"
+    since, until = _since_until(query)
+    f = dq.DepegFilter(venue=venue, scope=scope, since=since, until=until, open=is_open)
+    return (f, *_page(dq.POSITION, f.fingerprint(), query, cursors))

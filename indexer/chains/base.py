@@ -53,6 +53,10 @@ class ChainSource(Protocol):
         """The endpoint labels (metric label `endpoint`), in configured order."""
         ...
 
+    def throttled(self) -> bool:
+        """The provider has rate-limited this source: requests are scarce (fewer, fuller ones)."""
+        ...
+
     def via(self, label: str) -> ChainSource:
         """This source reading through one endpoint only (no failover, no cross-checks): what
         that endpoint says, for quorum checks (`indexer.chains.witness`) and audits."""

@@ -20,6 +20,10 @@ from indexer.chains.range_hints import MaxRange, RangeHint, RangeTooLarge, Resul
 
 PROBE_BLOCKS = 16  # the first requests' size, before any density is known
 DENSITY_WINDOW = 8  # ranges the density is learned from (recent history: chains change pace)
+# When the provider rate-limits (requests are what is scarce), each fetch spans about this many
+# logs: four requests at 90% of the common 10,000-result cap under one header batch.
+SCARCE_TARGET = 36_000
+CAP_FILL_PCT = 90  # a capped provider's replies are aimed at this share of its cap
 
 
 def size_for_density(
@@ -54,29 +58,44 @@ class ChunkSizer:
         if blocks > 0:
             self._seen.append((blocks, max(0, logs)))
 
-    def next(self) -> int:
+    def next(self, *, scarce: bool = False) -> int:
+        """Heights for the next fetch; `scarce`: the provider rate-limits, so fewer, fuller
+        requests beat more concurrent ones (`SCARCE_TARGET`)."""
         if not self._seen:
             return min(self.ceiling, PROBE_BLOCKS)
         return size_for_density(
             blocks_seen=sum(b for b, _ in self._seen),
             logs_seen=sum(n for _, n in self._seen),
-            target_logs=self.target_logs,
+            target_logs=max(self.target_logs, SCARCE_TARGET) if scarce else self.target_logs,
             ceiling=self.ceiling,
         )
 
 
 @dataclass
 class AdaptiveRange:
+    """One fetch's request size. A result cap, once a provider refused over it, is remembered:
+    requests are then sized to `CAP_FILL_PCT` of it from the density of the last reply, and never
+    grow past that."""
+
     maximum: int
     current: int = 0
     grow_after: int = 3
+    result_cap: int | None = None
     _streak: int = 0
+    _last: tuple[int, int] = (0, 0)  # (blocks, logs) of the last reply
 
     def __post_init__(self) -> None:
         if self.maximum < 1:
             raise ValueError("maximum must be >= 1")
         if self.current <= 0 or self.current > self.maximum:
             self.current = self.maximum
+
+    def _fit(self) -> int | None:
+        """Blocks that hold about CAP_FILL_PCT of the cap at the last reply's density."""
+        blocks, logs = self._last
+        if self.result_cap is None or blocks <= 0 or logs <= 0:
+            return None
+        return max(1, (self.result_cap * CAP_FILL_PCT * blocks) // (100 * logs))
 
     def refused(self, size: int, hint: RangeHint | None = None) -> int:
         """A request of `size` blocks was refused; returns the new size (>= 1, < size when size > 1)."""
@@ -88,17 +107,24 @@ class AdaptiveRange:
             case MaxRange():
                 new = hint.blocks if hint.blocks < size else half
                 self.maximum = max(1, min(self.maximum, new))
-            case ResultCap() | RangeTooLarge() | None:
+            case ResultCap():
+                self.result_cap = hint.limit
+                fit = self._fit()
+                new = fit if fit is not None and fit < size else half
+            case RangeTooLarge() | None:
                 new = half
             case _:
                 assert_never(hint)
         self.current = max(1, min(self.current, new))
         return self.current
 
-    def succeeded(self, size: int) -> int:
+    def succeeded(self, size: int, logs: int = 0) -> int:
+        self._last = (size, logs)
         if size >= self.current:
             self._streak += 1
             if self._streak >= self.grow_after:
                 self._streak = 0
-                self.current = min(self.maximum, self.current * 2)
+                fit = self._fit()
+                grown = self.current * 2 if fit is None else max(self.current, fit)
+                self.current = min(self.maximum, grown)
         return self.current

@@ -30,6 +30,7 @@ import aiohttp
 import orjson
 import structlog
 
+from indexer.chains.pacing import Pacer
 from indexer.chains.range_hints import classify_range_error
 from indexer.errors import MalformedReply, RpcError
 from indexer.metrics import Metrics
@@ -84,6 +85,7 @@ class Endpoint:
     error_at: float = 0.0
     healthy: bool = True
     requests: int = 0
+    pacer: Pacer = field(default_factory=Pacer)  # the request rate its rate limits allow
 
     def available_at(self) -> float:
         return max(self.cooldown_until, self.limited_until)
@@ -143,6 +145,10 @@ class RpcPool:
         self._sem = asyncio.Semaphore(self.max_in_flight)
 
     # ---- public ------------------------------------------------------------------------------
+
+    def throttled(self) -> bool:
+        """An endpoint has rate-limited this pool (requests are paced since: they are scarce)."""
+        return any(ep.pacer.rate is not None for ep in self.endpoints)
 
     def labels(self) -> list[str]:
         return [e.label for e in self.endpoints]
@@ -273,6 +279,9 @@ class RpcPool:
             if wait > 0:
                 # Every candidate is cooling down (or rate limited): wait for this one, bounded.
                 await asyncio.sleep(min(wait, MAX_RETRY_AFTER))
+            pace = ep.pacer.reserve(time.monotonic())
+            if pace > 0:
+                await asyncio.sleep(min(pace, MAX_RETRY_AFTER))
             try:
                 return ep, await self._send(ep, calls, single, loads)
             except RpcError as exc:
@@ -410,7 +419,9 @@ def _retry_after(value: str | None) -> float:
 def _rate_limited(ep: Endpoint, retry_after_header: str | None, why: str) -> RpcError:
     """Hold `ep` back for the reply's Retry-After (or the default wait) and say why."""
     retry_after = _retry_after(retry_after_header)
-    ep.limited_until = time.monotonic() + retry_after
+    now = time.monotonic()
+    ep.limited_until = now + retry_after
+    ep.pacer.limited(now)
     return RpcError(f"{ep.label}: rate limited ({why}), retry after {retry_after:.1f}s")
 
 

@@ -67,6 +67,8 @@ class JsonRpc(Protocol):
 
     def penalize(self, label: str, reason: str) -> None: ...
 
+    def throttled(self) -> bool: ...
+
 
 MAX_MULTIPLE_ACCOUNTS = 100  # getMultipleAccounts' limit
 
@@ -191,6 +193,9 @@ class SolanaSource:
 
     def endpoints(self) -> list[str]:
         return self._rpc.labels()
+
+    def throttled(self) -> bool:
+        return self._rpc.throttled()
 
     def via(self, label: str) -> SolanaSource:
         """This source reading through endpoint `label` only: cross-checks and audits."""

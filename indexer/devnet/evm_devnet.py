@@ -1,5 +1,16 @@
-"""Local EVM chains for the demo and tests: one anvil per chain, the TestToken deployed at the
-deterministic address, seeded traffic and occasional shallow reorgs. A chain whose spec has
+"""Local EVM chains for the demo and tests: one anvil per chain, a token, seeded traffic and
+occasional shallow reorgs.
+
+The token is the spec's `token`: "test" (default) deploys the project's TestToken at
+DETERMINISTIC_TOKEN_ADDRESS, driven by `Traffic`; "usd1" deploys the REAL USD1 (proxy, ProxyAdmin,
+implementation: `indexer.devnet.usd1.deploy_usd1`) with the token at DEVNET_USD1_ADDRESS, driven by
+`Usd1Traffic` (owner mints, distributes and burns; holders transfer). A USD1 chain's genesis and
+deployment blocks are dated `USD1_DEPLOYMENT_AGE` seconds in the past, then its clock jumps to the
+present: the deployment's own control events (Upgraded, OwnershipTransferred, AdminChanged) are
+two hours old in block time, so the control alerts, which fire for an hour after such an event,
+stay quiet on a fresh devnet, and the first control action of a test or a user is what fires them.
+
+A chain whose spec has
 `pool=True` (devnet-a in DEFAULT_DEVNET_CHAINS) also gets a real Uniswap V2 USD1/USDC pool at
 `indexer.devnet.pools.DEVNET_POOL_ADDRESS` (see config/devnet.yaml's venue), deployed before its
 traffic starts; `DevnetChain.pool` drives it (`depeg()` / `restore()`).
@@ -12,18 +23,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Literal, assert_never
 
 import structlog
 
 from indexer.devnet.anvil import Anvil
+from indexer.devnet.contract import Erc20Contract
 from indexer.devnet.pools import DevnetPool, deploy_v2_pool
 from indexer.devnet.solc import Artifact, compile_token
 from indexer.devnet.token import DETERMINISTIC_TOKEN_ADDRESS, TestToken
-from indexer.devnet.traffic import Traffic
+from indexer.devnet.traffic import TokenTraffic, Traffic
+from indexer.devnet.usd1 import DEVNET_USD1_ADDRESS, Usd1Deployment, Usd1Traffic, deploy_usd1
+
+DevnetTokenKind = Literal["test", "usd1"]
+USD1_DEPLOYMENT_AGE = 7200  # seconds: the USD1 deployment's block time is this far in the past
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,11 +57,34 @@ class DevnetChainSpec:
     holders: int = 20
     decimals: int = 18
     pool: bool = False  # deploy the USD1/USDC Uniswap V2 pool (indexer.devnet.pools) at start
+    token: DevnetTokenKind = "test"  # "usd1": the real USD1 (proxy + ProxyAdmin), see the module doc
+
+    def __post_init__(self) -> None:
+        if self.token not in ("test", "usd1"):
+            raise ValueError(f"devnet chain {self.name}: token must be 'test' or 'usd1', not {self.token!r}")
+        if self.pool and self.token != "test":
+            raise ValueError(
+                f"devnet chain {self.name}: the Uniswap pool is deployed on a TestToken chain only"
+            )
+        if self.token == "usd1" and self.decimals != 18:
+            raise ValueError(f"devnet chain {self.name}: USD1 has 18 decimals, not {self.decimals}")
+
+    @property
+    def token_address(self) -> str:
+        """Where the token lands on the fresh chain (checked at deployment)."""
+        match self.token:
+            case "test":
+                return DETERMINISTIC_TOKEN_ADDRESS
+            case "usd1":
+                return DEVNET_USD1_ADDRESS
+            case _:
+                assert_never(self.token)
 
 
 DEFAULT_DEVNET_CHAINS: tuple[DevnetChainSpec, ...] = (
     DevnetChainSpec(name="devnet-a", port=8545, chain_id=31337, seed=1, pool=True),
     DevnetChainSpec(name="devnet-b", port=8546, chain_id=31338, seed=2),
+    DevnetChainSpec(name="devnet-usd1", port=8547, chain_id=31339, seed=3, token="usd1"),
 )
 
 
@@ -51,9 +92,10 @@ DEFAULT_DEVNET_CHAINS: tuple[DevnetChainSpec, ...] = (
 class DevnetChain:
     spec: DevnetChainSpec
     anvil: Anvil
-    token: TestToken
-    traffic: Traffic
+    token: Erc20Contract  # TestToken, or the USD1 proxy (Usd1Token) with `usd1` set
+    traffic: TokenTraffic
     pool: DevnetPool | None = None
+    usd1: Usd1Deployment | None = None  # token="usd1": the deployment (ProxyAdmin, upgrade helpers)
     reorgs: int = 0
     errors: int = 0
 
@@ -154,8 +196,8 @@ async def start_evm_devnet(
     pools: bool | None = None,
     own_process_group: bool = False,
 ) -> EvmDevnet:
-    """Start every chain, deploy the token on each (checked at DETERMINISTIC_TOKEN_ADDRESS), start
-    traffic, and return once all are up. The caller must `await devnet.stop()`.
+    """Start every chain, deploy its token (checked at `spec.token_address`), start traffic, and
+    return once all are up. The caller must `await devnet.stop()`.
 
     `max_reorg_depth` should stay below the finality rule (finalized = head-4 with 2 slots/epoch).
     `pools`: None deploys the Uniswap V2 pool on the chains whose spec says `pool=True`; True on
@@ -196,36 +238,59 @@ async def _start_chain(
     cache_dir: Path | None = None,
     own_process_group: bool = False,
 ) -> DevnetChain:
+    backdate = spec.token == "usd1"
     node = Anvil(
         port=spec.port,
         chain_id=spec.chain_id,
         slots_in_an_epoch=spec.slots_in_an_epoch,
         block_time=spec.block_time,
+        extra_args=["--timestamp", str(int(time.time()) - USD1_DEPLOYMENT_AGE)] if backdate else None,
         log_file=(log_dir / f"anvil-{spec.name}.log") if log_dir else None,
         own_process_group=own_process_group,
     )
     await node.start()
+    token: Erc20Contract
+    traffic: TokenTraffic
+    pool: DevnetPool | None = None
+    usd1: Usd1Deployment | None = None
+    opts = {"seed": spec.seed, "holders": spec.holders, "wait": spec.block_time is None, "chain": spec.name}
     try:
-        token = await TestToken.deploy(
-            node, artifact, decimals=spec.decimals, expect_address=DETERMINISTIC_TOKEN_ADDRESS
-        )
-        pool = await deploy_v2_pool(node, token, cache_dir=cache_dir) if with_pool else None
+        match spec.token:
+            case "test":
+                test_token = await TestToken.deploy(
+                    node, artifact, decimals=spec.decimals, expect_address=spec.token_address
+                )
+                if with_pool:
+                    pool = await deploy_v2_pool(node, test_token, cache_dir=cache_dir)
+                token, traffic = test_token, Traffic(test_token, **opts)
+            case "usd1":
+                if with_pool:
+                    raise ValueError(f"devnet chain {spec.name}: no Uniswap pool on a USD1 chain")
+                usd1 = await deploy_usd1(node, cache_dir=cache_dir)
+                if usd1.token.address.lower() != spec.token_address.lower():
+                    raise RuntimeError(
+                        f"USD1 deployed at {usd1.token.address}, expected {spec.token_address}"
+                        " (is the chain fresh?)"
+                    )
+                # The deployment is history: from the next block on, the chain keeps wall-clock time.
+                await node.rpc("evm_setNextBlockTimestamp", [int(time.time())])
+                token, traffic = usd1.token, Usd1Traffic(usd1.token, **opts)
+            case _:
+                assert_never(spec.token)
     except BaseException:
         await node.stop()
         raise
-    traffic = Traffic(
-        token, seed=spec.seed, holders=spec.holders, wait=spec.block_time is None, chain=spec.name
-    )
     structlog.get_logger("devnet").info(
         "devnet_chain_up",
         chain=spec.name,
         url=node.url,
         chain_id=spec.chain_id,
         token=token.address,
+        token_kind=spec.token,
         pool=pool.address if pool is not None else None,
         block_time=spec.block_time,
     )
-    return DevnetChain(spec=spec, anvil=node, token=token, traffic=traffic, pool=pool)
+    return DevnetChain(spec=spec, anvil=node, token=token, traffic=traffic, pool=pool, usd1=usd1)
 
 
 async def run_evm_devnet(
@@ -253,7 +318,9 @@ async def run_evm_devnet(
     )
     log = structlog.get_logger("devnet")
     log.info(
-        "devnet_running", chains={c.name: c.url for c in devnet.chains}, token=DETERMINISTIC_TOKEN_ADDRESS
+        "devnet_running",
+        chains={c.name: c.url for c in devnet.chains},
+        tokens={c.name: c.token_address for c in devnet.chains},
     )
     try:
         await stop.wait()

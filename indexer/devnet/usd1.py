@@ -15,6 +15,11 @@ from `Usd1Token.owner`, the owner this object believes in: `accept_ownership` mo
 
 Facts the tests check (NOTES.md): `mint` mints to the owner only, `burn` burns the owner's balance;
 pause and freeze block transfers and approvals but not mint or burn; `renounceOwnership` reverts.
+
+`Usd1Traffic` is the seeded random traffic of a devnet chain that runs the real USD1 (the devnet
+spec's `token="usd1"`): the owner mints to itself, hands tokens to holders and burns its own
+balance; holders transfer among themselves (some transfers revert). It sends no control action:
+those are the tests' to make.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from indexer.devnet.contract import (
     topic0,
 )
 from indexer.devnet.solc import CONTRACTS_DIR, OZ_REMAPPINGS, USD1_SOLC, Artifact, compile_sources
+from indexer.devnet.traffic import TokenTraffic
 
 USD1_SOURCE = CONTRACTS_DIR / "Stablecoin.sol"
 USD1_SOURCE_SHA256 = "9e14fa4404a656d9c4898fd421d843fe947eb6745c47cf081b805ac063177bce"
@@ -45,6 +51,11 @@ USD1_V2_SOURCE = CONTRACTS_DIR / "DevnetStablecoinV2.sol"  # ours: the upgrade t
 PROXY_ADMIN_UNIT = "@openzeppelin/contracts/proxy/transparent/ProxyAdmin.sol"  # imports the proxy
 
 USD1_NAME = "World Liberty Financial USD"
+# Where `deploy_usd1` from anvil account 0 puts the contracts on a fresh chain: CREATE(account0,
+# nonce) for the implementation (0), the ProxyAdmin (1) and the proxy, i.e. the token (2).
+DEVNET_USD1_IMPLEMENTATION_ADDRESS = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+DEVNET_USD1_PROXY_ADMIN_ADDRESS = "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"
+DEVNET_USD1_ADDRESS = "0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0"
 USD1_SYMBOL = "USD1"
 USD1_DECIMALS = 18
 _GAS_INITIALIZE = 500_000
@@ -187,14 +198,16 @@ class ProxyAdmin(DevnetContract):
     def owner(self) -> str:
         return self.default_sender
 
+    def upgrade_tx(self, proxy: str, implementation: str) -> dict[str, Any]:
+        """The `upgrade(proxy, implementation)` transaction, from the owner (to submit unmined)."""
+        data = calldata(
+            "upgrade(address,address)", ["address", "address"], [checksum(proxy), checksum(implementation)]
+        )
+        return self.tx(None, data)
+
     async def upgrade(self, proxy: str, implementation: str, *, check: bool = True) -> TxReceipt:
         """`upgrade(proxy, implementation)`: the proxy emits Upgraded(implementation)."""
-        return await self.transact(
-            "upgrade(address,address)",
-            ["address", "address"],
-            [checksum(proxy), checksum(implementation)],
-            check=check,
-        )
+        return await self.send(self.upgrade_tx(proxy, implementation), check=check)
 
     async def change_proxy_admin(self, proxy: str, new_admin: str, *, check: bool = True) -> TxReceipt:
         """`changeProxyAdmin(proxy, newAdmin)`: the proxy emits AdminChanged(this, newAdmin); this
@@ -296,3 +309,58 @@ async def deploy_usd1(
         proxy_receipt=proxy_r,
         implementation_init_receipt=init_r,
     )
+
+
+class Usd1Traffic(TokenTraffic):
+    """Seeded random traffic on the real USD1, within its rule that only the owner mints (to
+    itself) and burns (its own balance): owner mints, owner-to-holder distributions, owner burns,
+    holder transfers (some reverting). No control actions (freeze, pause, ownership, upgrade)."""
+
+    token: Usd1Token
+
+    def __init__(self, token: Usd1Token, **kwargs: Any) -> None:
+        super().__init__(token, **kwargs)
+
+    async def mint(self) -> str:
+        amount = self._amount()
+        return await self._send("mint", self.token.mint_tx(amount), {"amount": amount})
+
+    async def burn(self, owner_balance: int) -> str:
+        amount = self._amount(owner_balance)
+        return await self._send("burn", self.token.burn_tx(amount), {"amount": amount})
+
+    async def distribute(self, owner_balance: int) -> str:
+        to = self.rng.choice(self.holders)
+        amount = self._amount(owner_balance)
+        tx = self.token.transfer_tx(self.token.owner, to, amount)
+        return await self._send("distribute", tx, {"to": to, "amount": amount})
+
+    async def step(self) -> str:
+        """One random operation; returns its tx hash. Reads balances from the chain, so it stays
+        right after reorgs."""
+        sample = self.rng.sample(self.holders, k=min(4, len(self.holders)))
+        balances = await self._balances(sample)
+        owner_balance = await self.token.balance_of(self.token.owner)
+        funded = [(h, b) for h, b in zip(sample, balances, strict=True) if b > 0]
+        roll = self.rng.random()
+        if roll < 0.2 or (owner_balance == 0 and (not funded or roll < 0.5)):
+            return await self.mint()
+        if owner_balance > 0 and (roll < 0.45 or not funded):
+            return await self.distribute(owner_balance)
+        if owner_balance > 0 and roll < 0.55:
+            return await self.burn(owner_balance)
+        holder, balance = self.rng.choice(funded)
+        if roll < 0.55 + self.fail_ratio:
+            return await self.failing_transfer(holder, balance)
+        return await self.transfer(holder, balance)
+
+    def replacement_txs(self, txs_per_block: int, funded: dict[str, int]) -> list[dict[str, Any]]:
+        """Per replacement block: `txs_per_block` owner mints, each followed by the owner handing
+        part of it to a random holder (owner-sent only, so no holder needs gas at the fork point)."""
+        txs: list[dict[str, Any]] = []
+        for _ in range(txs_per_block):
+            amount = self._amount()
+            txs.append(self.token.mint_tx(amount))
+            to = self.rng.choice(self.holders)
+            txs.append(self.token.transfer_tx(self.token.owner, to, self._amount(amount)))
+        return txs

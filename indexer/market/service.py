@@ -101,7 +101,8 @@ class MarketService:
     """Polls every venue of `config.venues`; see the module docstring for the metrics contract.
 
     `rpc_urls` maps chain name -> its JSON-RPC HTTP URLs (in order of preference) for the chains
-    that Uniswap venues use.
+    that Uniswap venues use. `on_reading(venue, unix_time, deviation_bps)` is called after every
+    read (deviation None: the read failed), e.g. by the depeg recorder; it must not block.
     """
 
     def __init__(
@@ -114,8 +115,10 @@ class MarketService:
         logger: _Logger | None = None,
         clock: Callable[[], float] = time.time,
         max_concurrency: int = 8,
+        on_reading: Callable[[str, float, Decimal | None], None] | None = None,
     ) -> None:
         self._config = config
+        self._on_reading = on_reading
         self._metrics = metrics
         self._session = session
         self._clock = clock
@@ -333,6 +336,15 @@ class MarketService:
             block=block,
             last_success=now,
         )
+        self._notify(name, now, self._state[name].deviation_bps)
+
+    def _notify(self, name: str, now: float, bps: Decimal | None) -> None:
+        if self._on_reading is None:
+            return
+        try:
+            self._on_reading(name, now, bps)
+        except Exception:  # a bug in the observer must not take the venue down
+            self._log.exception("venue_reading_observer_failed", venue=name)
 
     def _failed(self, venue: VenueConfig, kind: str, message: str) -> None:
         now = self._clock()
@@ -361,3 +373,4 @@ class MarketService:
             last_error=message,
             failing_since=prev.failing_since if prev.failing_since is not None else now,
         )
+        self._notify(name, now, None)

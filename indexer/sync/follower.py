@@ -233,7 +233,11 @@ class Follower:
         try:
             while (nxt <= target or pending) and not stop.is_set():
                 while len(pending) < self.s.concurrency and nxt <= target:
-                    step = self.s.backfill_chunk if self._sizer is None else self._sizer.next()
+                    step = (
+                        self.s.backfill_chunk
+                        if self._sizer is None
+                        else self._sizer.next(scarce=self.src.throttled())
+                    )
                     end = min(target, nxt + step - 1)
                     task = asyncio.create_task(self.src.fetch_range(nxt, end, with_headers=False))
                     pending.append((end, task))

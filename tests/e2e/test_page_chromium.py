@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,9 @@ import pytest
 from indexer.api.app import create_app
 from indexer.api.page import fmt_tokens
 from indexer.daemon import serve_http
+from indexer.depegs import Episode
 from indexer.metrics import Metrics
+from indexer.store import depeg_queries as dq
 from indexer.store.store import Store
 from tests.support import api_data
 
@@ -40,6 +44,17 @@ pytestmark = [
 @pytest.fixture
 async def site(pool: asyncpg.Pool, dsn: str, tmp_path: Path) -> AsyncIterator[str]:
     await api_data.load(pool, "devnet", blocks=150)
+    t = datetime(2026, 2, 10, 12, 0, tzinfo=UTC)
+    async with pool.acquire() as conn:  # a closed wick on one venue and an open aggregate episode
+        await dq.upsert(
+            conn,
+            [
+                Episode(
+                    "venue", "univ3-usd1-usdc", t, D("-54.03"), D("-54.03"), t, t + timedelta(minutes=6), D(3)
+                ),
+                Episode("aggregate", None, t, D("-120.5"), D("-120.5"), t),
+            ],
+        )
     app = create_app(api_data.config(dsn, tmp_path), Store(pool), Metrics())
     async with serve_http(app, "127.0.0.1", 0) as port:
         yield f"http://127.0.0.1:{port}"
@@ -114,6 +129,18 @@ async def test_page_renders_api_figures(site: str) -> None:
             assert int(await page.locator("svg.chart").get_attribute("data-points") or 0) > 10
             assert await page.locator("#flow-table tbody tr").count() == 3
             assert "No attestation configured" in await page.locator("#no-attestation").inner_text()
+            # Peg history: the episodes, newest first, readable without scrolling the table sideways.
+            episodes = page.locator("#depegs tbody tr")
+            assert await episodes.count() == 2
+            texts = [(await episodes.nth(i).inner_text()).split("\t") for i in range(2)]
+            assert texts[0][0].strip() == "all venues"
+            assert [x.strip() for x in texts[0]][-1] == "open"
+            assert [x.strip() for x in texts[1]][2:] == ["-54.0", "6 min", "recovered"]
+            fits = await page.evaluate(
+                "(() => { const t = document.querySelector('#depegs');"
+                " return t.scrollWidth <= t.parentElement.clientWidth; })()"
+            )
+            assert fits, "the Peg history table needs horizontal scrolling at 390 px"
             # Fits a phone: no horizontal scrolling of the page itself (tables scroll in their box).
             width = await page.evaluate("document.documentElement.scrollWidth")
             assert width <= 390, width

@@ -2,9 +2,12 @@
 
 One scenario, with real parts only:
 
-- Devnet: two anvil chains (interval mining, 1 s blocks) with the TestToken and random traffic
-  (`start_evm_devnet`); devnet-a also gets the real Uniswap V2 USD1/USDC pool at its deterministic
-  address (`indexer.devnet.pools`). devnet-b's RPC goes through a `FaultProxy`.
+- Devnet: three anvil chains (interval mining, 1 s blocks) with random traffic
+  (`start_evm_devnet`): devnet-a and devnet-b run the TestToken, devnet-a also gets the real
+  Uniswap V2 USD1/USDC pool at its deterministic address (`indexer.devnet.pools`); devnet-usd1 runs
+  the REAL USD1 (proxy + ProxyAdmin + Stablecoin, `token="usd1"`; deployment two hours old in block
+  time), indexed with `profile: usd1` and its ProxyAdmin watched, finalized = head-16 (so a control
+  event can be orphaned before finality). devnet-b's RPC goes through a `FaultProxy`.
 - Daemon: `run_daemon` in-process on a fresh PostgreSQL database (`dsn`), with the pool venue
   (1 s interval) and a reserve attestation file, so every metric family has series.
 - Prometheus: the Debian binary scraping the daemon every 1 s as job `usd1-indexer`, evaluating a
@@ -19,9 +22,13 @@ alerts/usd1.rules.yml evaluates through /api/v1/query without error. Every panel
 returns data. An alert condition is empty on a healthy system, so for alerts the metrics they are
 built from (`source_metrics(expr)`: recorded series expanded to their rules' metrics) must each
 have series instead. The one exception: a metric in `PENDING_METRICS` (tests/support/rules.py:
-control, large-event and watchlist metrics that other work adds to the daemon) that has no series
-at all in this run: its expressions must evaluate, but may be empty. Every loaded rule (recording
-and alerting) reports health "ok", and no page-severity alert is pending or firing.
+metrics that other work adds to the daemon) or `NOT_ON_DEVNET` (exported, but no chain of this
+devnet has them; empty now that devnet-usd1 exports the control metrics) that has no series at all
+in this run: its expressions must evaluate, but may be empty. Every loaded rule (recording and
+alerting) reports health "ok", and no page-severity alert is pending or firing: the deployment's
+control events (Upgraded, OwnershipTransferred, AdminChanged) are older than the alerts' hour. An
+`unfreeze` of an account that is not frozen (an Unfreeze event, which no alert pages on) is
+finalized during this phase, so the finalized control counter moves and its panel has data.
 
 Phase 2 (faults): one large swap moves the pool 1000 bps below the peg, and devnet-b's RPC proxy
 goes down (503). Then USD1PegDeviationCritical fires for the venue (its depth is above the venue's
@@ -29,6 +36,15 @@ goes down (503). Then USD1PegDeviationCritical fires for the venue (its depth is
 USD1RpcAllEndpointsDown fires for devnet-b, USD1IndexerStalled goes pending/firing for devnet-b
 (the follower reports `stalled` after its 30 s stall_after), devnet-a gets neither, and every
 annotation renders without a template error.
+
+Phase 3 (a control action, then a reorg that orphans it): on devnet-usd1 the owner freezes a
+holder and the ProxyAdmin upgrades the proxy to a second implementation. USD1AccountFrozen and
+USD1ImplementationUpgraded fire for devnet-usd1 through Prometheus (their expressions read
+usd1_last_control_event_timestamp_seconds at the head, through the recorded
+chain_kind:usd1_control_event_age_seconds:head). Then `anvil_reorg` replaces the blocks from the
+one before those transactions to the head, before they are final: the daemon rolls the events
+back, the head gauges return to the deployment's (two hours old), usd1_frozen_accounts to 0 and
+usd1_control_info to the first implementation, and both alerts resolve.
 """
 
 from __future__ import annotations
@@ -44,16 +60,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import yaml
 
 from indexer.config import Config
 from indexer.daemon import run_daemon
 from indexer.dashboards import DEFAULT_VARIABLES, expressions
+from indexer.devnet.contract import wait_receipt
 from indexer.devnet.evm_devnet import DevnetChainSpec, EvmDevnet, start_evm_devnet
 from indexer.devnet.faultproxy import FaultProxy
 from indexer.devnet.pools import DEVNET_POOL_ADDRESS, DevnetPool, v2_pair_address
 from indexer.devnet.token import DETERMINISTIC_TOKEN_ADDRESS
+from indexer.devnet.usd1 import DEVNET_USD1_ADDRESS, DEVNET_USD1_PROXY_ADMIN_ADDRESS, Usd1Deployment
 from indexer.runtime import Runtime
 from tests.support.prometheus import Prometheus, shorten_rules, wait_for
 from tests.support.rules import NOT_ON_DEVNET, PENDING_METRICS, all_rules, source_metrics
@@ -62,6 +81,9 @@ ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "alerts" / "usd1.rules.yml"
 DASHBOARDS = sorted((ROOT / "dashboards" / "build").glob("*.json"))
 VENUE = "devnet-univ2-usd1-usdc"
+USD1_CHAIN = "devnet-usd1"
+USD1_FINALITY_DEPTH = 16  # slots_in_an_epoch=8: anvil's finalized tag is head-16
+NOT_FROZEN = "0x" + "5e" * 20  # unfrozen in phase 1 (never frozen)
 PAGE_ALERTS_FOR_RPC_OUTAGE = {"USD1RpcAllEndpointsDown", "USD1IndexerStalled"}
 
 pytestmark = [
@@ -91,7 +113,7 @@ def _write_attestation(path: Path, total_usd: str) -> None:
     )
 
 
-def _config(dsn: str, data_dir: Path, rpc_a: str, rpc_b: str, reserves: Path) -> Config:
+def _config(dsn: str, data_dir: Path, rpc_a: str, rpc_b: str, rpc_usd1: str, reserves: Path) -> Config:
     chain: dict[str, Any] = {
         "kind": "evm",
         "token": DETERMINISTIC_TOKEN_ADDRESS,
@@ -110,6 +132,22 @@ def _config(dsn: str, data_dir: Path, rpc_a: str, rpc_b: str, reserves: Path) ->
             "chains": [
                 {**chain, "name": "devnet-a", "rpc": [rpc_a], "finality": {"tag": "finalized"}},
                 {**chain, "name": "devnet-b", "rpc": [rpc_b], "finality": {"confirmations": 3}},
+                {
+                    **chain,
+                    "name": USD1_CHAIN,
+                    "rpc": [rpc_usd1],
+                    "token": DEVNET_USD1_ADDRESS,
+                    "finality": {"tag": "finalized"},
+                    "profile": "usd1",
+                    "watch": [
+                        {
+                            "address": DEVNET_USD1_PROXY_ADMIN_ADDRESS,
+                            "label": "proxy_admin",
+                            "controls": ["ownable"],
+                        }
+                    ],
+                    "control_check_interval": "1s",
+                },
             ],
             "market": {"bands_bps": [10, 50, 100]},
             "venues": [
@@ -132,6 +170,7 @@ def _config(dsn: str, data_dir: Path, rpc_a: str, rpc_b: str, reserves: Path) ->
 class Stack:
     devnet: EvmDevnet
     pool: DevnetPool
+    usd1: Usd1Deployment
     proxy: FaultProxy
     prom: Prometheus
     daemon_port: int
@@ -143,6 +182,15 @@ async def running_stack(dsn: str, tmp: Path) -> AsyncIterator[Stack]:
     specs = [
         DevnetChainSpec(name="devnet-a", port=0, chain_id=31337, seed=1, holders=8, pool=True),
         DevnetChainSpec(name="devnet-b", port=0, chain_id=31338, seed=2, holders=8),
+        DevnetChainSpec(
+            name=USD1_CHAIN,
+            port=0,
+            chain_id=31339,
+            seed=3,
+            holders=8,
+            token="usd1",
+            slots_in_an_epoch=USD1_FINALITY_DEPTH // 2,
+        ),
     ]
     devnet = await start_evm_devnet(specs, reorg_every=None, ops_per_second=3.0, log_dir=tmp / "logs")
     stop = asyncio.Event()
@@ -152,11 +200,14 @@ async def running_stack(dsn: str, tmp: Path) -> AsyncIterator[Stack]:
     try:
         await proxy.start()
         pool = devnet.chain("devnet-a").pool
-        assert pool is not None
+        usd1 = devnet.chain(USD1_CHAIN).usd1
+        assert pool is not None and usd1 is not None
         reserves = tmp / "reserves.json"
         # Large enough that the backing ratio stays above 1 whatever the traffic mints.
         _write_attestation(reserves, "1000000000000.00")
-        cfg = _config(dsn, tmp / "data", devnet.chain("devnet-a").url, proxy.url, reserves)
+        cfg = _config(
+            dsn, tmp / "data", devnet.chain("devnet-a").url, proxy.url, devnet.chain(USD1_CHAIN).url, reserves
+        )
         ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
         def on_ready(rt: Runtime, port: int) -> None:
@@ -174,7 +225,7 @@ async def running_stack(dsn: str, tmp: Path) -> AsyncIterator[Stack]:
         rules.write_text(shorten_rules(RULES.read_text(), for_="5s", window_divisor=30, min_window=10))
         prom = Prometheus(tmp / "prometheus", targets=[f"127.0.0.1:{port}"], rule_files=[rules])
         await prom.start()
-        yield Stack(devnet, pool, proxy, prom, port)
+        yield Stack(devnet, pool, usd1, proxy, prom, port)
     finally:
         if prom is not None:
             await prom.stop()
@@ -191,12 +242,15 @@ async def running_stack(dsn: str, tmp: Path) -> AsyncIterator[Stack]:
 
 
 async def _healthy_and_scraped(prom: Prometheus) -> bool:
-    """Both chains live, the venue up, reserves read, supply reconciled, >= 10 scrapes."""
+    """Every chain live, the venue up, reserves read, supply reconciled, the USD1 chain's control
+    state checked and phase 1's Unfreeze finalized, >= 10 scrapes."""
     checks = {
-        'count(usd1_chain_state{state="live"} == 1)': 2.0,
+        'count(usd1_chain_state{state="live"} == 1)': 3.0,
         f'usd1_venue_up{{venue="{VENUE}"}}': 1.0,
         "usd1_reserves_up": 1.0,
-        "count(usd1_supply_check_block > 0)": 2.0,
+        "count(usd1_supply_check_block > 0)": 3.0,
+        f'count(usd1_control_check_block{{chain="{USD1_CHAIN}"}} > 0)': 1.0,
+        f'usd1_control_events_total{{chain="{USD1_CHAIN}",kind="unfrozen"}}': 1.0,
     }
     for expr, want in checks.items():
         if await prom.value(expr) != want:
@@ -225,8 +279,12 @@ async def test_dashboards_and_alerts_on_real_metrics(dsn: str, tmp_path: Path) -
     async with running_stack(dsn, tmp_path) as s:
         assert s.pool.address == DEVNET_POOL_ADDRESS
         prom = s.prom
+        usd1 = s.usd1
+        # A control event no alert pages on, finalized while the healthy phase is scraped.
+        await usd1.token.unfreeze(NOT_FROZEN)
+        v2 = await usd1.deploy_v2()  # the upgrade target of phase 3 (not in use yet)
         try:
-            await wait_for(lambda: _healthy_and_scraped(prom), 45, "a healthy, scraped daemon")
+            await wait_for(lambda: _healthy_and_scraped(prom), 60, "a healthy, scraped daemon")
         except TimeoutError:
             raise AssertionError(f"not healthy: {await prom.active_targets()}\n{prom.log_tail()}") from None
 
@@ -315,8 +373,95 @@ async def test_dashboards_and_alerts_on_real_metrics(dsn: str, tmp_path: Path) -
         # The healthy chain gets no outage alert.
         for name in PAGE_ALERTS_FOR_RPC_OUTAGE:
             assert not _alerts_by(alerts, name, chain="devnet-a"), alerts
+        # The daemon recorded the depeg as an open episode of the pool venue (and of the aggregate).
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{s.daemon_port}/api/v1/depegs", params={"open": "true"}) as r,
+        ):
+            assert r.status == 200, await r.text()
+            episodes = (await r.json())["episodes"]
+        venue_eps = [e for e in episodes if e["venue"] == VENUE]
+        assert len(venue_eps) == 1 and float(venue_eps[0]["peak_bps"]) < -900, episodes
+        assert [e["scope"] for e in episodes if e["venue"] is None] == ["aggregate"], episodes
         print("alerts after the faults:", sorted((a["labels"]["alertname"], a["state"]) for a in alerts))
         for a in alerts:
             for key, text in a["annotations"].items():
                 assert "error expanding template" not in text, (a["labels"], key, text)
-    assert time.monotonic() - started < 120
+
+        # --- phase 3: a freeze and an upgrade on devnet-usd1, then a reorg orphans them ----------
+        await _control_alerts_fire_and_a_reorg_resolves_them(s, v2)
+    assert time.monotonic() - started < 160
+
+
+CONTROL_ALERTS = {"USD1AccountFrozen", "USD1ImplementationUpgraded"}
+
+
+async def _control_alerts_fire_and_a_reorg_resolves_them(s: Stack, v2: str) -> None:
+    prom, usd1 = s.prom, s.usd1
+    chain = s.devnet.chain(USD1_CHAIN)
+    token, anvil = usd1.token, chain.anvil
+    v1 = usd1.implementation.lower()
+    assert (await prom.value(f'usd1_frozen_accounts{{chain="{USD1_CHAIN}"}}')) == 0
+    balances = {h: await token.balance_of(h) for h in chain.traffic.holders}
+    holder = max(balances, key=lambda h: balances[h])
+    assert balances[holder] > 0, balances
+    # Both sent before either is mined: usually one block.
+    hashes = [
+        await token.submit(token.freeze_tx(holder)),
+        await token.submit(usd1.proxy_admin.upgrade_tx(token.address, v2)),
+    ]
+    receipts = [await wait_receipt(anvil, h) for h in hashes]
+    assert all(r.ok for r in receipts), receipts
+    first = min(r.block_number for r in receipts)
+    assert await token.is_frozen(holder) and (await token.implementation()).lower() == v2.lower()
+
+    async def control_alerts(state: str) -> list[dict[str, Any]] | None:
+        current = [a for a in await prom.alerts() if a["labels"].get("chain") == USD1_CHAIN]
+        names = {a["labels"]["alertname"] for a in current if a["state"] == state}
+        return current if CONTROL_ALERTS <= names else None
+
+    try:
+        alerts = await wait_for(lambda: control_alerts("firing"), 20, "the control alerts", interval=0.5)
+    except TimeoutError:
+        current = [(a["labels"], a["state"]) for a in await prom.alerts()]
+        raise AssertionError(f"alerts now: {current}\n{prom.log_tail()}") from None
+    (frozen,) = _alerts_by(alerts, "USD1AccountFrozen", chain=USD1_CHAIN)
+    assert frozen["labels"]["severity"] == "ticket" and frozen["labels"]["kind"] == "frozen"
+    assert "now 1 frozen account(s)" in frozen["annotations"]["description"], frozen["annotations"]
+    (upgraded,) = _alerts_by(alerts, "USD1ImplementationUpgraded", chain=USD1_CHAIN)
+    assert upgraded["labels"]["severity"] == "page" and upgraded["labels"]["kind"] == "upgraded"
+    assert f"implementation {v2.lower()}" in upgraded["annotations"]["description"], upgraded["annotations"]
+    for a in (frozen, upgraded):
+        for key, text in a["annotations"].items():
+            assert "error expanding template" not in text, (a["labels"], key, text)
+    reorgs_before = await prom.value(f'usd1_reorgs_total{{chain="{USD1_CHAIN}"}}') or 0.0
+
+    # The reorg: the blocks from the one before the control transactions to the head, replaced by
+    # empty ones, while none of them is final (one block of margin for a block mined meanwhile).
+    head = await anvil.block_number()
+    assert await anvil.block_number("finalized") < first - 1, "the control block is final already"
+    await anvil.rpc("anvil_reorg", [head - first + 2, []])
+    token.forget_accounts()  # gas money given above the fork point is gone with it
+    for h in hashes:
+        assert await anvil.rpc("eth_getTransactionReceipt", [h]) is None, "a control tx survived the reorg"
+    assert not await token.is_frozen(holder) and (await token.implementation()).lower() == v1
+
+    async def resolved() -> bool:
+        current = [a for a in await prom.alerts() if a["labels"].get("chain") == USD1_CHAIN]
+        if {a["labels"]["alertname"] for a in current} & CONTROL_ALERTS:
+            return False
+        info = await prom.query(f'usd1_control_info{{chain="{USD1_CHAIN}"}}')
+        return await prom.value(f'usd1_frozen_accounts{{chain="{USD1_CHAIN}"}}') == 0 and [
+            i["metric"]["implementation"] for i in info
+        ] == [v1]
+
+    try:
+        await wait_for(resolved, 20, "the control alerts to resolve after the reorg", interval=0.5)
+    except TimeoutError:
+        current = [(a["labels"], a["state"]) for a in await prom.alerts()]
+        raise AssertionError(f"alerts now: {current}\n{prom.log_tail()}") from None
+    assert (await prom.value(f'usd1_reorgs_total{{chain="{USD1_CHAIN}"}}') or 0.0) > reorgs_before
+    # The finalized counter never saw the orphaned events.
+    for kind in ("frozen", "upgraded"):
+        counted = await prom.value(f'usd1_control_events_total{{chain="{USD1_CHAIN}",kind="{kind}"}}')
+        assert counted == (1.0 if kind == "upgraded" else 0.0), (kind, counted)

@@ -4,6 +4,7 @@ extra Mint/Burn events, reverts without logs, reorgs that change token events, f
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from typing import Any
 
@@ -12,7 +13,8 @@ import pytest
 from indexer.chains.evm_decode import ZERO_ADDRESS
 from indexer.chains.evm_families import LogDispatch, decode_logs
 from indexer.devnet.anvil import Anvil
-from indexer.devnet.evm_devnet import DevnetChainSpec, start_evm_devnet
+from indexer.devnet.contract import ANVIL_ACCOUNT0
+from indexer.devnet.evm_devnet import USD1_DEPLOYMENT_AGE, DevnetChainSpec, start_evm_devnet
 from indexer.devnet.solc import Artifact
 from indexer.devnet.token import (
     BURN_TOPIC,
@@ -23,6 +25,11 @@ from indexer.devnet.token import (
     TxFailed,
 )
 from indexer.devnet.traffic import Traffic
+from indexer.devnet.usd1 import (
+    DEVNET_USD1_ADDRESS,
+    DEVNET_USD1_IMPLEMENTATION_ADDRESS,
+    DEVNET_USD1_PROXY_ADMIN_ADDRESS,
+)
 from tests.support.evm_logs import node_filter
 
 pytestmark = pytest.mark.integration
@@ -226,3 +233,40 @@ async def test_evm_devnet_runs_traffic_and_reorgs_on_two_chains() -> None:
             assert await c.token.total_supply(head) == supply
     for c in devnet.chains:
         assert not c.anvil.running
+
+
+async def test_usd1_devnet_chain_runs_the_real_usd1_with_owner_traffic_and_reorgs() -> None:
+    """A `token="usd1"` chain: the real USD1 proxy at DEVNET_USD1_ADDRESS (its ProxyAdmin and
+    implementation at theirs), traffic within USD1's mint-to-owner rule, reorgs; the deployment's
+    control events are two hours old in block time, the blocks after it are current."""
+    spec = DevnetChainSpec(
+        name="t-usd1", port=0, chain_id=31339, block_time=0.5, seed=3, holders=6, token="usd1"
+    )
+    devnet = await start_evm_devnet([spec], reorg_every=1.5, ops_per_second=10.0)
+    async with devnet:
+        (c,) = devnet.chains
+        assert c.usd1 is not None and c.token_address == DEVNET_USD1_ADDRESS == c.usd1.token.address
+        assert c.usd1.proxy_admin.address == DEVNET_USD1_PROXY_ADMIN_ADDRESS
+        assert c.usd1.implementation == DEVNET_USD1_IMPLEMENTATION_ADDRESS
+        assert await c.usd1.token.implementation() == DEVNET_USD1_IMPLEMENTATION_ADDRESS
+        assert (await c.usd1.token.current_owner()).lower() == ANVIL_ACCOUNT0
+        deployed = c.usd1.proxy_receipt.block_number
+        block = await c.anvil.rpc("eth_getBlockByNumber", [hex(deployed), False])
+        assert time.time() - int(block["timestamp"], 16) > USD1_DEPLOYMENT_AGE - 60
+        await asyncio.sleep(4.0)
+        head = await c.anvil.block_number()
+        latest = await c.anvil.rpc("eth_getBlockByNumber", [hex(head), False])
+        assert abs(time.time() - int(latest["timestamp"], 16)) < 5
+        assert c.reorgs >= 1 and c.errors == 0, (c.traffic.stats, c.traffic.history)
+        ops = c.traffic.stats.ops
+        assert ops.get("mint", 0) > 0 and ops.get("distribute", 0) > 0, ops
+        logs = await c.token.transfer_logs(0, head)
+        supply, balances = _ledger(logs)
+        assert supply > 0 and await c.token.total_supply(head) == supply
+        holders_paid = [h for h in c.traffic.holders if balances[h.lower()] > 0]
+        assert holders_paid
+        for h in holders_paid:
+            assert await c.token.balance_of(h, head) == balances[h.lower()], h
+        # Mints go to the owner only (USD1's rule): every Transfer from 0x0 is to the owner.
+        mints = [lg for lg in logs if _topic_addr(lg["topics"][1]) == ZERO_ADDRESS]
+        assert mints and {_topic_addr(lg["topics"][2]) for lg in mints} == {ANVIL_ACCOUNT0}

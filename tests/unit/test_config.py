@@ -344,6 +344,18 @@ def with_chain_line(line: str) -> str:
         ),
         (MINIMAL + "market: {bands_bps: [10, 10]}\n", "market: bands_bps has duplicates"),
         (
+            MINIMAL + "market: {depeg_threshold_bps: 0}\n",
+            "market.depeg_threshold_bps: Input should be greater than 0",
+        ),
+        (
+            MINIMAL + "market: {depeg_threshold_bps: 50bps}\n",
+            "market.depeg_threshold_bps: Input should be a valid integer, unable to parse string as an integer",
+        ),
+        (
+            MINIMAL + "market: {depeg_threshold_bps: 20, depeg_hysteresis_bps: 20}\n",
+            "market: depeg_hysteresis_bps (20) must be below depeg_threshold_bps (20)",
+        ),
+        (
             MINIMAL + "reserves: {url: 'ftp://x'}\n",
             "reserves: invalid reserves url 'ftp://x': expected file://, http:// or https://",
         ),

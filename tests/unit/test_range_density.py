@@ -2,7 +2,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from indexer.chains.range_hints import MaxRange, RangeHint, RangeTooLarge, ResultCap, SuggestedRange
-from indexer.chains.ranges import DENSITY_WINDOW, PROBE_BLOCKS, AdaptiveRange, ChunkSizer, size_for_density
+from indexer.chains.ranges import (
+    DENSITY_WINDOW,
+    PROBE_BLOCKS,
+    SCARCE_TARGET,
+    AdaptiveRange,
+    ChunkSizer,
+    size_for_density,
+)
 
 
 def test_dense_chain_shrinks_to_target() -> None:
@@ -65,3 +72,23 @@ def test_a_refusal_always_shrinks(size: int, hint: RangeHint | None) -> None:
     new = r.refused(size, hint)
     assert 1 <= new <= r.maximum
     assert new < size or size == 1
+
+
+def test_a_result_cap_is_learned_and_requests_fill_it() -> None:
+    r = AdaptiveRange(2000)
+    r.succeeded(2000, 1000)  # sparse: 0.5 logs a block
+    # At the last reply's density 2,000 blocks fit the cap: the refusal says the chain got denser.
+    assert r.refused(2000, ResultCap(10000)) == 1000
+    r = AdaptiveRange(2000)
+    r.succeeded(16, 8000)  # 500 logs a block
+    assert r.refused(72, ResultCap(10000)) == 18  # 90% of the cap: 9,000 logs
+    for _ in range(6):
+        r.succeeded(18, 9000)
+    assert r.current == 18  # never grows past the cap's fit
+
+
+def test_scarce_requests_span_more_logs() -> None:
+    sizer = ChunkSizer(target_logs=5000, ceiling=2000)
+    sizer.observe(16, 8000)
+    assert sizer.next() == 10
+    assert sizer.next(scarce=True) == SCARCE_TARGET // 500

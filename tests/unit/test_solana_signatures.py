@@ -38,6 +38,9 @@ class Scripted:
     def penalize(self, label: str, reason: str) -> None:
         pass
 
+    def throttled(self) -> bool:
+        return False
+
 
 def freeze_tx(slot: int) -> dict[str, Any]:
     ix = spl.freeze_account(
