@@ -191,6 +191,17 @@ backing = [
         thresholds=(("green", None), ("orange", 0.75)),
         decimals=1,
     ),
+    timeseries(
+        "Bridge backing gap",
+        "Per bridge: minted on its bridged chains minus locked (bridge_lock) on its native chains minus "
+        "the in-flight allowance, at the finalized blocks (usd1_bridge_backing_gap_tokens). Above 0 the "
+        "bridged chains are under-backed: alert USD1BridgeUnderBacked (README \"Bridges\").",
+        [target("usd1_bridge_backing_gap_tokens", "{{bridge}}")],
+        unit="short",
+        thresholds=(("green", None), ("red", 1e-18)),  # one base unit above 0 at 18 dp
+        show_thresholds=True,
+        decimals=6,
+    ),
 ]
 
 dashboard = make_dashboard(

@@ -88,11 +88,12 @@ def serve(config_path: str) -> None:
     from indexer.daemon import install_signal_handlers, serve_api
 
     cfg = load_or_exit(config_path)
+    config_dir = Path(config_path).resolve().parent
 
     async def main_() -> None:
         stop = asyncio.Event()
         install_signal_handlers(stop)
-        await serve_api(cfg, stop)
+        await serve_api(cfg, stop, config_dir=config_dir)
 
     _run_async(main_)
 

@@ -5,7 +5,7 @@ Same filters, same validation and the same query code as the HTTP API (`indexer.
 here writes, so a read-only database role is enough (migrations are not run).
 
     usd1-indexer query supply --config c.yaml [--chain X] [--history --since 2025-01-01 --interval 1d]
-    usd1-indexer query transfers --config c.yaml --chain X [--address A] [--kind mint,burn] [--all]
+    usd1-indexer query transfers --config c.yaml --chain X [--address A] [--kind mint,burn] [--flagged true] [--all]
     usd1-indexer query tx --config c.yaml CHAIN HASH
     usd1-indexer query account --config c.yaml CHAIN ADDRESS [--block N]
     usd1-indexer query reorgs --config c.yaml [--chain X] [--limit N]
@@ -20,6 +20,7 @@ import asyncio
 import csv
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
@@ -33,6 +34,7 @@ from indexer.store import control_queries as cq
 from indexer.store import depeg_queries as dq
 from indexer.store import queries as q
 from indexer.units import amount_json
+from indexer.watchlists import Matcher
 
 T = TypeVar("T")
 FORMATS = ("table", "json", "csv")
@@ -164,7 +166,7 @@ def supply_cmd(
             ]
 
     result = _run(cfg, go)
-    body = q.supply_json(cfg.token.symbol, result)
+    body = q.supply_json(cfg.token.symbol, result, cfg.topology())
     rows = [
         {
             "chain": c.chain,
@@ -183,6 +185,21 @@ def supply_cmd(
             "head": body["total"]["head"]["amount"],
         }
     )
+    # The global circulating figure and each bridge's backing gap (README "Bridges"); blank while
+    # a chain they need is not indexed (or not among --chain).
+    figures = [("circulating", body["total"]["circulating"])]
+    figures += [
+        (f"gap {name}", {f: b[f]["gap"] for f in ("finalized", "head")})
+        for name, b in body["bridges"].items()
+    ]
+    for label, fig in figures:
+        rows.append(
+            {
+                "chain": label,
+                "finalized": None if fig["finalized"] is None else fig["finalized"]["amount"],
+                "head": None if fig["head"] is None else fig["head"]["amount"],
+            }
+        )
     _emit(
         fmt, body, ["chain", "finalized_block", "finalized", "head_block", "head", "pending"], rows, "supply"
     )
@@ -278,21 +295,56 @@ def _emit_pages(fmt: str, bodies: list[dict[str, Any]], key: str, columns: Seque
 @click.option("--from-block", default=None, help="Lowest block (inclusive).")
 @click.option("--to-block", default=None, help="Highest block (inclusive).")
 @click.option("--min-amount", default=None, help="Minimum amount in tokens (exact decimal).")
+@click.option(
+    "--flagged",
+    default=None,
+    type=click.Choice(["true", "false"]),
+    help="true: only events from or to an address on a configured watchlist; false: the others.",
+)
 @page_options
 def transfers_cmd(config_path: str, walk_all: bool, fmt: str, **filters: str | None) -> None:
-    """Token events, newest first by default; the next page's cursor goes to stderr."""
+    """Token events, newest first by default; the next page's cursor goes to stderr. With
+    `watchlists` configured, each row says whether it is `flagged` and by which `lists`."""
     cfg = _load(config_path)
     params = _params(**filters)
     cursors = P.cursor_codec(cfg)
+    config_dir = Path(config_path).resolve().parent
+    lists: list[Matcher] = []
 
     async def go(pool: asyncpg.Pool) -> list[q.TransferPage]:
-        f, size, after = P.transfer_filter(cfg, params, cursors)
+        matcher = await _watchlists(cfg, config_dir)
+        lists.append(matcher)
+        f, size, after = P.transfer_filter(cfg, params, cursors, matcher)
         return await _walk(pool, walk_all, lambda conn, a: q.transfers(conn, f, limit=size, after=a), after)
 
     pages = _run(cfg, go)
     c = cfg.chain(pages[0].filter.chain)
-    bodies = [p.to_json(c.decimals, cursors, show=c.show_address) for p in pages]
-    _emit_pages(fmt, bodies, "transfers", EVENT_COLUMNS, f"{pages[0].filter.chain} transfers")
+    lists_of = lists[0].match if cfg.watchlists else None
+    bodies = [p.to_json(c.decimals, cursors, lists_of, show=c.show_address) for p in pages]
+    columns = [*EVENT_COLUMNS, "flagged", "lists"] if cfg.watchlists else EVENT_COLUMNS
+    if fmt != "json":
+        for body in bodies:
+            for row in body["transfers"]:
+                if "lists" in row:
+                    row["lists"] = ",".join(row["lists"])
+    _emit_pages(fmt, bodies, "transfers", columns, f"{pages[0].filter.chain} transfers")
+
+
+async def _watchlists(cfg: Config, config_dir: Path) -> Matcher:
+    """The configured watchlists, loaded once."""
+    import aiohttp
+
+    from indexer.metrics import Metrics
+    from indexer.sync.watchlists import WatchlistService
+
+    if not cfg.watchlists:
+        return Matcher.build((), cfg.chains)
+    async with aiohttp.ClientSession() as session:
+        svc = WatchlistService(
+            cfg.watchlists, cfg.chains, Metrics(), session, base_dir=config_dir, counted=[]
+        )
+        await svc.refresh()  # a list that fails is logged (watchlist_failed) and flags nothing
+    return svc.matcher
 
 
 @query.command("tx")

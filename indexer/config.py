@@ -27,12 +27,14 @@ from pydantic import (
     model_validator,
 )
 
+from indexer.bridges import Bridge, ChainRole, Topology
 from indexer.chains.dialects import DIALECTS, Dialect
 from indexer.chains.evm_families import PROFILES, WATCH_DEFAULT, ControlFamily, LogDispatch, Profile
 from indexer.errors import ConfigError
 from indexer.large_events import threshold_raw
 from indexer.model import Family, FamilyConfig
 from indexer.supply_classes import OWNER, RESERVED_CLASSES
+from indexer.units import tokens_to_raw
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -214,6 +216,18 @@ class _ChainBase(_Strict):
     # A single mint or burn of at least this many whole tokens (decimal string, scaled exactly by
     # the chain's decimals) counts in usd1_large_events_total{chain,kind}; None: not counted.
     large_event_tokens: str | None = None
+    # Bridges (README "Bridges"): `native` chains issue the token; a `bridged` chain's supply is
+    # minted by `bridge` against tokens locked (label bridge_lock) on the native chains of that
+    # bridge. On a native chain, `bridge` names the bridge its bridge_lock accounts lock for.
+    role: Literal["native", "bridged"] = "native"
+    bridge: Name | None = Field(default=None, validate_default=True)
+
+    @field_validator("bridge")
+    @classmethod
+    def _bridged_names_its_bridge(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("role") == "bridged":
+            raise ValueError("missing (required): a chain with role bridged names the bridge that mints it")
+        return value
 
     @model_validator(mode="after")
     def _check_large_event_tokens(self) -> _ChainBase:
@@ -638,6 +652,46 @@ class ReservesConfig(_Strict):
         return self.signature_url if self.signature_url is not None else self.url + ".sig"
 
 
+WATCHLIST_FORMATS = ("ofac_txt", "ofac_json", "csv")
+
+
+class WatchlistConfig(_Strict):
+    """One address list (issue #17 item 5; parsed by `indexer.watchlists`). `url` is a file path
+    (relative paths resolve against the config file's directory), `file://PATH`, or http(s)://."""
+
+    name: Name  # label `list` of usd1_watchlist_*; the `lists` of a flagged transfer
+    url: str = Field(min_length=1)
+    format: Literal["ofac_txt", "ofac_json", "csv"]
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        m = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", value)
+        if m is not None and m.group(1).lower() not in ("file", "http", "https"):
+            raise ValueError(
+                f"invalid watchlist url {value!r}: expected a file path, file://, http:// or https://"
+            )
+        if value != value.strip():
+            raise ValueError(f"invalid watchlist url {value!r}: leading or trailing whitespace")
+        return value
+
+
+class BridgeConfig(_Strict):
+    """A bridge between the chains (README "Bridges"): chains name it in `bridge`."""
+
+    name: Name
+    # Tokens that may be minted on the bridged chains before the lock is seen on the native
+    # chains (messages in flight, finality lag between the chains): a decimal string of whole
+    # tokens, scaled exactly by the decimals of the bridge's most precise chain.
+    in_flight_allowance_tokens: str = "0"
+
+    @field_validator("in_flight_allowance_tokens")
+    @classmethod
+    def _allowance(cls, value: str) -> str:
+        tokens_to_raw(value, None)
+        return value
+
+
 class LogConfig(_Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "console"] = "console"
@@ -656,13 +710,38 @@ class Config(_Strict):
     market: MarketConfig = MarketConfig()
     venues: list[VenueConfig] = Field(default_factory=list)
     reserves: ReservesConfig | None = None
+    bridges: list[BridgeConfig] = Field(default_factory=list)
+    watchlists: list[WatchlistConfig] = Field(default_factory=list)
+    # How often each watchlist's source is checked for a change (file mtime/size, HTTP ETag).
+    watchlist_reload_seconds: Duration = 300.0
+
+    @field_validator("watchlists")
+    @classmethod
+    def _unique_watchlists(cls, value: list[WatchlistConfig]) -> list[WatchlistConfig]:
+        seen: dict[str, int] = {}
+        for i, w in enumerate(value):
+            if w.name in seen:
+                raise ValueError(f"duplicate watchlist name {w.name!r} (entries {seen[w.name]} and {i})")
+            seen[w.name] = i
+        return value
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
-        problems = _cross_check([c.model_dump() for c in self.chains], [v.model_dump() for v in self.venues])
+        problems = _cross_check(
+            [c.model_dump() for c in self.chains],
+            [v.model_dump() for v in self.venues],
+            [b.model_dump() for b in self.bridges],
+        )
         if problems:
             raise ConfigError(problems)
         return self
+
+    def topology(self) -> Topology:
+        """The bridges and each chain's role, for the global figures (indexer/bridges.py)."""
+        return Topology(
+            tuple(Bridge(b.name, b.in_flight_allowance_tokens) for b in self.bridges),
+            {c.name: ChainRole(c.role, c.bridge) for c in self.chains},
+        )
 
     def chain(self, name: str) -> EvmChainConfig | SolanaChainConfig:
         for c in self.chains:
@@ -671,13 +750,14 @@ class Config(_Strict):
         raise KeyError(name)
 
 
-def _cross_check(chains: Any, venues: Any) -> list[str]:
-    """Checks across sections (names unique, venues on configured chains), on validated models
-    or on raw YAML data (so they are reported together with field errors). Entries that are not
-    mappings are skipped: the field validation reports them."""
+def _cross_check(chains: Any, venues: Any, bridges: Any = None) -> list[str]:
+    """Checks across sections (names unique, venues on configured chains, bridges named by the
+    chains), on validated models or on raw YAML data (so they are reported together with field
+    errors). Entries that are not mappings are skipped: the field validation reports them."""
     problems: list[str] = []
     chains = chains if isinstance(chains, list) else []
     venues = venues if isinstance(venues, list) else []
+    problems += _cross_check_bridges(chains, bridges if isinstance(bridges, list) else [])
     seen: set[Any] = set()
     evm: set[Any] = set()
     for i, chain in enumerate(chains):
@@ -707,6 +787,51 @@ def _cross_check(chains: Any, venues: Any) -> list[str]:
         if isinstance(venue, dict) and isinstance(venue.get("quote_venue"), str):
             if venue["quote_venue"] not in venue_names:
                 problems.append(f"venues.{i}.quote_venue: no venue named {venue['quote_venue']!r}")
+    return problems
+
+
+_DEFAULT_DECIMALS = {
+    "evm": EvmChainConfig.model_fields["decimals"].default,
+    "solana": SolanaChainConfig.model_fields["decimals"].default,
+}
+
+
+def _cross_check_bridges(chains: list[Any], bridges: list[Any]) -> list[str]:
+    problems: list[str] = []
+    names: dict[str, int] = {}
+    for i, b in enumerate(bridges):
+        if isinstance(b, dict) and isinstance(b.get("name"), str):
+            if b["name"] in names:
+                problems.append(f"bridges.{i}.name: duplicate bridge name {b['name']!r}")
+            names.setdefault(b["name"], i)
+    decimals: dict[str, list[int]] = {}
+    every: list[int] = []
+    for i, chain in enumerate(chains):
+        if not isinstance(chain, dict):
+            continue
+        dp = chain.get("decimals", _DEFAULT_DECIMALS.get(str(chain.get("kind"))))
+        if isinstance(dp, int):
+            every.append(dp)
+        if not isinstance(chain.get("bridge"), str):
+            continue
+        if chain["bridge"] not in names:
+            known = ", ".join(names) or "none configured"
+            problems.append(f"chains.{i}.bridge: no bridge named {chain['bridge']!r} in bridges ({known})")
+        elif isinstance(dp, int):
+            decimals.setdefault(chain["bridge"], []).append(dp)
+    for name, i in names.items():
+        allowance = bridges[i].get("in_flight_allowance_tokens", "0")
+        dp = max(decimals.get(name) or every or [0])  # the precision indexer.bridges.backing uses
+        try:
+            tokens_to_raw(allowance, None)  # a bad spelling is the field's error, reported there
+        except ValueError:
+            continue
+        try:
+            tokens_to_raw(allowance, dp)
+        except ValueError as exc:
+            problems.append(
+                f"bridges.{i}.in_flight_allowance_tokens: {exc} (the precision of the bridge's chains)"
+            )
     return problems
 
 
@@ -810,7 +935,8 @@ def load_config_text(text: str, env: Mapping[str, str] | None = None, source: st
         # Field errors stop pydantic before the cross-section checks: run those on the raw data
         # so that every problem is reported at once.
         problems = _format_validation_error(exc)
-        problems += [p for p in _cross_check(data.get("chains"), data.get("venues")) if p not in problems]
+        cross = _cross_check(data.get("chains"), data.get("venues"), data.get("bridges"))
+        problems += [p for p in cross if p not in problems]
         raise ConfigError(problems) from None
 
 

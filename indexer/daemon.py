@@ -8,6 +8,7 @@ import signal
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
+import aiohttp
 import structlog
 from aiohttp import web
 
@@ -23,6 +24,7 @@ from indexer.store.store import Store
 from indexer.sync.fill import FamilyFill
 from indexer.sync.supervisor import Supervisor
 from indexer.sync.supply_classes import SupplyClassesExporter
+from indexer.sync.watchlists import WatchlistService
 
 log = structlog.get_logger(__name__)
 
@@ -58,7 +60,9 @@ async def run_daemon(
 ) -> None:
     """Index every selected chain and serve HTTP until `stop` is set (or the database stays
     unreachable past its limit with `database.exit_on_unavailable`: then `DatabaseGaveUp`)."""
-    async with open_runtime(cfg, chains, stop) as rt:
+    async with open_runtime(cfg, chains, stop, config_dir=config_dir) as rt:
+        if rt.watchlists is not None:
+            await rt.watchlists.refresh()  # in force before the first head step (a failure: logged)
         reserves = None
         if cfg.reserves is not None:
             reserves = ReservesService(
@@ -78,6 +82,7 @@ async def run_daemon(
             rt.statuses,
             reserves=reserves.snapshot if reserves is not None else None,
             db=rt.db,
+            watchlists=rt.watchlists.current if rt.watchlists is not None else None,
         )
         async with serve_http(app, cfg.http.host, cfg.http.port) as port:
             log.info("daemon_started", chains=[c.name for c in rt.chains], http=f"{cfg.http.host}:{port}")
@@ -100,6 +105,8 @@ async def run_daemon(
                 services.append(asyncio.create_task(market.run(stop), name="market"))
             if reserves is not None:
                 services.append(asyncio.create_task(reserves.run(stop), name="reserves"))
+            if rt.watchlists is not None:
+                services.append(asyncio.create_task(rt.watchlists.run(stop), name="watchlists"))
             classes = SupplyClassesExporter(cfg, rt.pool, rt.metrics)
             services.append(asyncio.create_task(classes.run(stop), name="supply_classes"))
             try:
@@ -116,19 +123,49 @@ async def run_daemon(
     log.info("daemon_stopped")
 
 
-async def serve_api(cfg: Config, stop: asyncio.Event, on_ready: Callable[[int], None] | None = None) -> None:
+async def serve_api(
+    cfg: Config,
+    stop: asyncio.Event,
+    on_ready: Callable[[int], None] | None = None,
+    config_dir: Path | None = None,
+) -> None:
     """The HTTP API alone, on `database.read_dsn` (a read replica, read-only role) or `dsn`.
 
-    No migrations, no followers: indexing processes elsewhere write the database."""
+    No migrations, no followers: indexing processes elsewhere write the database. The watchlists
+    are loaded (and reloaded) here too, to flag transfers; nothing is counted."""
     metrics = Metrics()
     dsn = cfg.database.read_dsn or cfg.database.dsn
-    async with database(cfg, metrics, dsn=dsn, run_migrations=False) as db, kept(db, stop):
-        app = create_app(cfg, Store(db.pool), metrics, None, db=db)
+    async with (
+        database(cfg, metrics, dsn=dsn, run_migrations=False) as db,
+        kept(db, stop),
+        aiohttp.ClientSession() as session,
+    ):
+        watch = None
+        if cfg.watchlists:
+            watch = WatchlistService(
+                cfg.watchlists,
+                cfg.chains,
+                metrics,
+                session,
+                reload_seconds=cfg.watchlist_reload_seconds,
+                base_dir=config_dir,
+                counted=[],
+            )
+            await watch.refresh()
+        app = create_app(
+            cfg, Store(db.pool), metrics, None, db=db, watchlists=watch.current if watch is not None else None
+        )
         async with serve_http(app, cfg.http.host, cfg.http.port) as port:
             log.info("api_started", http=f"{cfg.http.host}:{port}", read_only=bool(cfg.database.read_dsn))
             if on_ready is not None:
                 on_ready(port)
-            await stop.wait()
+            reload = asyncio.create_task(watch.run(stop), name="watchlists") if watch is not None else None
+            try:
+                await stop.wait()
+            finally:
+                if reload is not None:
+                    reload.cancel()
+                    await asyncio.gather(reload, return_exceptions=True)
         gave_up = db.describe() if db.gave_up else None
     if gave_up is not None:
         raise DatabaseGaveUp(gave_up)

@@ -6,23 +6,21 @@ chain's decimals (no float). An event is large when its raw amount is at least t
 
 from collections import Counter
 from collections.abc import Iterable
-from decimal import Decimal, InvalidOperation
 
 from indexer.model import EventKind, TokenEvent
+from indexer.units import tokens_to_raw
 
 
 def threshold_raw(tokens: str, decimals: int) -> int:
-    """Scale a decimal token amount ("1000000", "2.5") to base units; reject what is not exact."""
+    """Scale a decimal token amount ("1000000", "2.5") to base units exactly; reject what is not
+    exact or not positive (`units.tokens_to_raw`: no Decimal context, so no rounding at 28 digits)."""
     try:
-        value = Decimal(tokens)
-    except InvalidOperation:
-        raise ValueError(f"large_event_tokens: not a decimal number: {tokens!r}") from None
-    if not value.is_finite() or value <= 0:
+        raw = tokens_to_raw(tokens, decimals)
+    except ValueError as exc:
+        raise ValueError(f"large_event_tokens: {exc}") from None
+    if raw <= 0:
         raise ValueError(f"large_event_tokens: must be a positive number, got {tokens!r}")
-    scaled = value.scaleb(decimals)
-    if scaled != scaled.to_integral_value():
-        raise ValueError(f"large_event_tokens: {tokens!r} has more than {decimals} decimal places")
-    return int(scaled)
+    return raw
 
 
 def large_counts(events: Iterable[TokenEvent], threshold: int) -> Counter[EventKind]:

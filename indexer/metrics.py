@@ -40,6 +40,17 @@ class Metrics:
         self.range_audit_ranges.labels(chain)
         self.range_audit_mismatch.labels(chain)
 
+    def init_watchlists(self, chains: Iterable[str], lists: Iterable[str]) -> None:
+        """Zero series for every (chain, list) so the watchlist alert and panels see 0, not no data."""
+        names = list(lists)
+        for name in names:
+            self.watchlist_up.labels(name).set(0)
+            self.watchlist_loaded.labels(name).set(0)
+        for chain in chains:
+            for name in names:
+                self.watchlist_transfers.labels(chain, name)
+                self.watchlist_tokens.labels(chain, name)
+
     def init_venue(self, venue: str, kind: str, chain: str, depth_floor_usd: float | None) -> None:
         """A venue's static series: `usd1_venue_info` (kind, chain; "" for order books) and, when
         configured, its paging depth floor."""
@@ -82,6 +93,13 @@ class Metrics:
             "usd1_supply_circulating_total",
             "Circulating supply over all chains (whole tokens; set once every chain is indexed)",
             ["finality"],
+            registry=r,
+        )
+        self.bridge_backing_gap = Gauge(
+            "usd1_bridge_backing_gap_tokens",
+            "Minted on the bridge's bridged chains minus locked (bridge_lock) on its native chains minus"
+            " the in-flight allowance, at the finalized blocks (whole tokens; positive = under-backed)",
+            ["bridge"],
             registry=r,
         )
         self.supply_mismatch = Gauge(
@@ -334,6 +352,38 @@ class Metrics:
             "usd1_reserves_signature_valid",
             "1 if the last attestation read carried a detached signature that verifies with "
             "reserves.public_key; 0 otherwise (no key, missing, invalid)",
+            registry=r,
+        )
+        # Watchlists (indexer.watchlists, indexer.sync.watchlists; issue #17 item 5)
+        self.watchlist_transfers = Counter(
+            "usd1_watchlist_transfers",
+            "Transfers from or to an address on the watchlist, counted once when committed at the"
+            " head (a reorg may orphan one later; not decremented)",
+            ["chain", "list"],
+            registry=r,
+        )
+        self.watchlist_tokens = Counter(
+            "usd1_watchlist_tokens",
+            "Tokens (whole tokens) moved by the transfers counted in usd1_watchlist_transfers_total",
+            ["chain", "list"],
+            registry=r,
+        )
+        self.watchlist_up = Gauge(
+            "usd1_watchlist_up",
+            "1 if the watchlist's last load succeeded (0: the previous version, if any, stays in force)",
+            ["list"],
+            registry=r,
+        )
+        self.watchlist_addresses = Gauge(
+            "usd1_watchlist_addresses",
+            "Addresses of the watchlist in force, by the chain kind they match (other: not followed)",
+            ["list", "kind"],
+            registry=r,
+        )
+        self.watchlist_loaded = Gauge(
+            "usd1_watchlist_loaded_timestamp_seconds",
+            "Unix time the watchlist in force was loaded (0: none loaded yet)",
+            ["list"],
             registry=r,
         )
         # Audits (indexer.sync.audit)

@@ -36,6 +36,7 @@ from indexer.attestation import (
 from indexer.cadence import next_due
 from indexer.config import ReservesConfig
 from indexer.errors import ConfigError
+from indexer.http_json import read_capped
 from indexer.metrics import Metrics
 
 MAX_DOCUMENT = 4 * 1024 * 1024
@@ -122,7 +123,7 @@ async def load_attestation_bytes(
         try:
             async with asyncio.timeout(timeout_s):
                 async with session.get(url) as resp:
-                    body = await resp.content.read(MAX_DOCUMENT + 1)
+                    body = await read_capped(resp.content, MAX_DOCUMENT)
                     if resp.status in (404, 410):
                         raise _NotFound(url, [f"<root>: HTTP {resp.status}"])
                     if resp.status != 200:

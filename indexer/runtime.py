@@ -8,6 +8,7 @@ import contextlib
 import gc
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import assert_never
 
 import aiohttp
@@ -32,6 +33,7 @@ from indexer.sync.controls import ControlsMonitor, EvmControls, SolanaControls
 from indexer.sync.follower import Follower, FollowerSettings
 from indexer.sync.lease import ChainLease
 from indexer.sync.status import STATES, ChainStatus
+from indexer.sync.watchlists import WatchlistService
 
 log = structlog.get_logger(__name__)
 
@@ -51,6 +53,9 @@ class Runtime:
     settings: dict[str, FollowerSettings] = field(default_factory=dict)
     auditors: dict[str, Auditor] = field(default_factory=dict)  # started by the daemon
     heads: list[HeadWatcher] = field(default_factory=list)
+    # The watchlists in force (loaded and reloaded by the daemon: `refresh` + `run`); the
+    # followers count against them and the API flags with them.
+    watchlists: WatchlistService | None = None
 
     def update_totals(self) -> None:
         """usd1_supply_total over every chain this process follows."""
@@ -220,10 +225,14 @@ def tune_gc() -> None:
 
 @contextlib.asynccontextmanager
 async def open_runtime(
-    cfg: Config, chain_names: Sequence[str] | None = None, stop: asyncio.Event | None = None
+    cfg: Config,
+    chain_names: Sequence[str] | None = None,
+    stop: asyncio.Event | None = None,
+    config_dir: Path | None = None,
 ) -> AsyncIterator[Runtime]:
     """Everything a run needs, the database kept alive throughout; with `stop`, the keeper sets it
-    when the database stays unreachable past its limit and `database.exit_on_unavailable` is on."""
+    when the database stays unreachable past its limit and `database.exit_on_unavailable` is on.
+    `config_dir`: where relative watchlist paths resolve (default: the working directory)."""
     chains = select_chains(cfg, chain_names)
     metrics = Metrics()
     metrics.build_info.labels(__version__).set(1)
@@ -235,6 +244,16 @@ async def open_runtime(
         pool = db.pool
         store = Store(pool)
         rt = Runtime(cfg, metrics, store, pool, session, chains, db)
+        if cfg.watchlists:
+            rt.watchlists = WatchlistService(
+                cfg.watchlists,
+                cfg.chains,
+                metrics,
+                session,
+                reload_seconds=cfg.watchlist_reload_seconds,
+                base_dir=config_dir,
+                counted=[c.name for c in chains],
+            )
         # Workers start on the first large reply: none for a process without EVM backfill.
         decoder = DecodePool(cfg.decode_processes) if cfg.decode_processes else None
         try:
@@ -277,6 +296,7 @@ async def open_runtime(
                     heads=heads,
                     controls=parts.controls,
                     db=db,
+                    watchlists=rt.watchlists.current if rt.watchlists is not None else None,
                 )
                 rt.auditors[chain.name] = Auditor(
                     src,

@@ -18,8 +18,10 @@ Rules:
   when the chain decodes controls and their coverage reaches down to the chain's start block
   (`frozen_status: derived`). Otherwise `frozen` is null, the `owner` label cannot be resolved and
   `circulating` still counts those balances: `circulating_exact: false` says so.
-- Global figures add the chains in the largest precision among them. Bridged supply is not
-  de-duplicated here yet (`bridges_deduplicated: false`).
+- Global figures add the chains in the largest precision among them. `circulating` counts a
+  bridged token once (README "Bridges": bridge_lock balances are not circulating on the native
+  chains); with bridges configured (`bridges_deduplicated: true`) `global.bridges` gives each
+  bridge's minted, locked and gap at TIME (null while one of its chains is not counted).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, assert_never
 
+from indexer import bridges
 from indexer.store.queries import KnownBlock, classes_json, iso, scale
 from indexer.supply_classes import SupplyClasses
 from indexer.units import amount_json
@@ -157,10 +160,37 @@ def chain_json(c: ChainAt) -> dict[str, Any]:
     return body
 
 
+def _maybe(raw: int | None, decimals: int) -> dict[str, str] | None:
+    return None if raw is None else amount_json(raw, decimals)
+
+
+def bridges_at(topology: bridges.Topology, counted: Sequence[ChainAt]) -> dict[str, Any]:
+    """Each configured bridge at TIME (indexer.bridges.backing over the counted chains)."""
+    positions = [bridges.Position(c.chain, c.decimals, c.classes) for c in counted]
+    return {
+        b.bridge: {
+            "decimals": b.decimals,
+            "native_chains": list(b.native),
+            "bridged_chains": list(b.bridged),
+            "in_flight_allowance": amount_json(b.allowance, b.decimals),
+            "minted": _maybe(b.minted, b.decimals),
+            "locked": _maybe(b.locked, b.decimals),
+            "gap": _maybe(b.gap, b.decimals),
+        }
+        for b in bridges.backing(topology, positions)
+    }
+
+
 def payload(
-    token: str, when: datetime, chains: Sequence[ChainAt], version: str, generated_at: datetime
+    token: str,
+    when: datetime,
+    chains: Sequence[ChainAt],
+    version: str,
+    generated_at: datetime,
+    topology: bridges.Topology | None = None,
 ) -> dict[str, Any]:
     """The attestation package (the API body and the report's JSON)."""
+    topology = topology if topology is not None else bridges.Topology()
     counted = [c for c in chains if c.indexed]
     dp = max((c.decimals for c in chains), default=0)
     total = sum(scale(c.classes.total, c.decimals, dp) for c in counted if c.classes is not None)
@@ -176,7 +206,8 @@ def payload(
             "chains_counted": [c.chain for c in counted],
             "complete": len(counted) == len(chains) and all(c.complete for c in chains),
             "circulating_exact": all(c.circulating_exact for c in counted),
-            "bridges_deduplicated": False,
+            "bridges_deduplicated": bool(topology.bridges),
+            "bridges": bridges_at(topology, counted),
         },
         "provenance": {
             "indexer_version": version,
@@ -325,6 +356,15 @@ def markdown(body: dict[str, Any]) -> str:
         + ("" if g["bridges_deduplicated"] else "; bridged supply not de-duplicated")
         + ".",
         "",
+        *(
+            f"Bridge {name}: minted on {', '.join(b['bridged_chains']) or 'no chain'}"
+            f" {_cell(None if b['minted'] is None else b['minted']['amount'])}, locked on"
+            f" {', '.join(b['native_chains']) or 'no chain'} {_cell(None if b['locked'] is None else b['locked']['amount'])},"
+            f" allowance {b['in_flight_allowance']['amount']}, gap"
+            f" {_cell(None if b['gap'] is None else b['gap']['amount'])} (positive = under-backed)."
+            for name, b in g.get("bridges", {}).items()
+        ),
+        *([""] if g.get("bridges") else []),
         "Non-circulating by label, per chain:",
         "",
     ]

@@ -42,6 +42,7 @@ from indexer.store.keeper import DatabaseKeeper
 from indexer.store.pagination import CursorCodec
 from indexer.store.store import Store
 from indexer.sync.status import ChainStatus
+from indexer.watchlists import Matcher
 
 log = structlog.get_logger(__name__)
 
@@ -54,6 +55,7 @@ OPENAPI = web.AppKey("openapi", bytes)
 PAGE_CACHE = web.AppKey("page_cache", dict)
 CURSORS = web.AppKey("cursors", CursorCodec)
 DB = web.AppKey("db", DatabaseKeeper)
+WATCHLISTS: web.AppKey[Callable[[], Matcher]] = web.AppKey("watchlists")
 STATIC_DIR = Path(__file__).parent / "static"
 # Served by name from this fixed set: no client path ever reaches the file system (a long or odd
 # path is a 404, not an OSError).
@@ -122,11 +124,14 @@ def create_app(
     reserves: ReservesProvider | None = None,
     cursors: CursorCodec | None = None,
     db: DatabaseKeeper | None = None,
+    watchlists: Callable[[], Matcher] | None = None,
 ) -> web.Application:
     """`reserves`: optional callable returning the latest `ReservesSnapshot` (e.g.
     `ReservesService.snapshot`) for the transparency page; None shows "no attestation configured".
     `cursors`: the pagination cursor codec (default: the key of `http.cursor_key` or data_dir).
-    `db`: the process's database keeper (default: a passive one over `store.pool`)."""
+    `db`: the process's database keeper (default: a passive one over `store.pool`).
+    `watchlists`: the lists in force (e.g. `WatchlistService.current`) that flag transfers; None:
+    no list, nothing is flagged."""
     app = web.Application(middlewares=[errors_middleware, cors_middleware])
     app[CFG] = cfg
     app[STORE] = store
@@ -137,6 +142,8 @@ def create_app(
     app[PAGE_CACHE] = {}
     app[CURSORS] = cursors if cursors is not None else cursor_codec(cfg)
     app[DB] = db if db is not None else DatabaseKeeper(store.pool, None)
+    no_lists = Matcher.build((), cfg.chains)
+    app[WATCHLISTS] = watchlists if watchlists is not None else (lambda: no_lists)
     app.router.add_get("/", page)
     app.router.add_get("/static/{name}", static_file)
     app.router.add_get("/healthz", healthz)
@@ -209,7 +216,7 @@ async def supply(request: web.Request) -> web.Response:
             await cq.with_classes(conn, await q.chain_supply(conn, c), c.control_contracts(), c.classified())
             for c in cfg.chains
         ]
-    return json_response(q.supply_json(cfg.token.symbol, chains))
+    return json_response(q.supply_json(cfg.token.symbol, chains, cfg.topology()))
 
 
 async def supply_history(request: web.Request) -> web.Response:
@@ -247,18 +254,19 @@ async def supply_at_body(cfg: Config, pool: asyncpg.Pool, time_param: str | None
             chains = await saq.supply_at(conn, cfg.chains, when)
     except sa.NotFinal as exc:
         raise v.BadRequest(str(exc)) from None
-    return sa.payload(cfg.token.symbol, when, chains, __version__, datetime.now(UTC))
+    return sa.payload(cfg.token.symbol, when, chains, __version__, datetime.now(UTC), cfg.topology())
 
 
 async def transfers(request: web.Request) -> web.Response:
     v.only_params(request, openapi.allowed("/api/v1/transfers"))
     cfg, query = request.app[CFG], request.query
     cursors = request.app[CURSORS]
-    f, limit, after = transfer_filter(cfg, query, cursors)
+    lists = request.app[WATCHLISTS]()  # one version of the lists for the filter and the rows
+    f, limit, after = transfer_filter(cfg, query, cursors, lists)
     async with q.snapshot(_pool(request), timeout_ms=QUERY_TIMEOUT_MS) as conn:
         page_ = await q.transfers(conn, f, limit=limit, after=after)
     chain = cfg.chain(f.chain)
-    return json_response(page_.to_json(chain.decimals, cursors, show=chain.show_address))
+    return json_response(page_.to_json(chain.decimals, cursors, lists.match, show=chain.show_address))
 
 
 async def controls(request: web.Request) -> web.Response:

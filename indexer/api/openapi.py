@@ -112,6 +112,12 @@ QUERY_PARAMS: dict[str, list[Schema]] = {
         _q("to_block", HEIGHT, "Highest block (inclusive)."),
         *BLOCK_TIMES,
         _q("min_amount", {"type": "string"}, "Minimum amount in tokens, exact decimal (e.g. 1000 or 0.5)."),
+        _q(
+            "flagged",
+            {"type": "string", "enum": ["true", "false"]},
+            "true: only events from or to an address on a configured watchlist (the lists in force"
+            " now); false: only the others.",
+        ),
         *PAGE,
     ],
     "/api/v1/tx/{chain}/{hash}": [],
@@ -259,6 +265,15 @@ SCHEMAS: dict[str, Schema] = {
             "raw": AMOUNT["properties"]["raw"],
             "amount": AMOUNT["properties"]["amount"],
             "finalized": {"type": "boolean", "description": "At or below the finalized block."},
+            "flagged": {
+                "type": "boolean",
+                "description": "Transfers only: the sender or the receiver is on a watchlist in force now.",
+            },
+            "lists": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Transfers only, when flagged: the watchlists (config order).",
+            },
         },
     },
     "Transfers": {
@@ -416,7 +431,56 @@ SCHEMAS: dict[str, Schema] = {
                     "decimals": {"type": "integer"},
                     "finalized": _ref("Amount"),
                     "head": _ref("Amount"),
+                    "circulating": {
+                        "type": "object",
+                        "description": (
+                            "The global circulating figure: the chains' circulating supply summed, each"
+                            " token once (bridge_lock balances are not circulating; null until every"
+                            ' chain is indexed). README "Bridges".'
+                        ),
+                        "properties": {
+                            "finalized": _nullable({"allOf": [_ref("Amount")]}),
+                            "head": _nullable({"allOf": [_ref("Amount")]}),
+                        },
+                    },
                 },
+            },
+            "bridges": {
+                "type": "object",
+                "description": 'Per configured bridge (README "Bridges").',
+                "additionalProperties": _ref("BridgeBacking"),
+            },
+        },
+    },
+    "BridgeBacking": {
+        "type": "object",
+        "description": (
+            "gap = minted on the bridged chains - locked (bridge_lock) on the native chains -"
+            " in_flight_allowance; positive = under-backed. Amounts in `decimals` (the bridge's most"
+            " precise chain); null while one of the bridge's chains is not indexed."
+        ),
+        "required": [
+            "decimals",
+            "native_chains",
+            "bridged_chains",
+            "in_flight_allowance",
+            "finalized",
+            "head",
+        ],
+        "properties": {
+            "decimals": {"type": "integer"},
+            "native_chains": {"type": "array", "items": {"type": "string"}},
+            "bridged_chains": {"type": "array", "items": {"type": "string"}},
+            "in_flight_allowance": _ref("Amount"),
+            **{
+                f: {
+                    "type": "object",
+                    "required": ["minted", "locked", "gap"],
+                    "properties": {
+                        k: _nullable({"allOf": [_ref("Amount")]}) for k in ("minted", "locked", "gap")
+                    },
+                }
+                for f in ("finalized", "head")
             },
         },
     },
@@ -821,6 +885,31 @@ SCHEMAS: dict[str, Schema] = {
                     "complete": {"type": "boolean"},
                     "circulating_exact": {"type": "boolean"},
                     "bridges_deduplicated": {"type": "boolean"},
+                    "bridges": {
+                        "type": "object",
+                        "description": 'Per configured bridge at TIME (README "Bridges").',
+                        "additionalProperties": {
+                            "type": "object",
+                            "required": [
+                                "decimals",
+                                "native_chains",
+                                "bridged_chains",
+                                "minted",
+                                "locked",
+                                "gap",
+                            ],
+                            "properties": {
+                                "decimals": {"type": "integer"},
+                                "native_chains": {"type": "array", "items": {"type": "string"}},
+                                "bridged_chains": {"type": "array", "items": {"type": "string"}},
+                                "in_flight_allowance": _ref("Amount"),
+                                **{
+                                    k: _nullable({"allOf": [_ref("Amount")]})
+                                    for k in ("minted", "locked", "gap")
+                                },
+                            },
+                        },
+                    },
                 },
             },
             "provenance": {

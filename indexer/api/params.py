@@ -16,6 +16,7 @@ from indexer.store import control_queries as cq
 from indexer.store import depeg_queries as dq
 from indexer.store import queries as q
 from indexer.store.pagination import CursorCodec, CursorError, Layout, cursor_key
+from indexer.watchlists import Matcher
 
 Pos = TypeVar("Pos")
 DEFAULT_INTERVAL = timedelta(days=1)
@@ -87,11 +88,20 @@ def _order(query: Mapping[str, str]) -> q.Order:
     return "asc" if v.choice(query.get("order"), "order", ("desc", "asc"), "desc") == "asc" else "desc"
 
 
+def flagged(value: str | None) -> bool | None:
+    """The `flagged` filter: true | false, or None (every row)."""
+    if value is None or value == "":
+        return None
+    return v.choice(value, "flagged", ("true", "false"), "true") == "true"
+
+
 def transfer_filter(
-    cfg: Config, query: Mapping[str, str], cursors: CursorCodec
+    cfg: Config, query: Mapping[str, str], cursors: CursorCodec, watchlists: Matcher | None = None
 ) -> tuple[q.TransferFilter, int, q.Position | None]:
-    """Parse and check the transfers filters (shared by the API and the CLI)."""
+    """Parse and check the transfers filters (shared by the API and the CLI). `watchlists`: the
+    lists in force, for `flagged` (none given: nothing is listed)."""
     chain = _chain(cfg, query)
+    flag = flagged(query.get("flagged"))
     address = query.get("address")
     from_block = v.height(query.get("from_block"), "from_block")
     to_block = v.height(query.get("to_block"), "to_block")
@@ -108,6 +118,8 @@ def transfer_filter(
         until=until,
         min_raw=v.amount(query.get("min_amount"), chain.decimals),
         order=_order(query),
+        flagged=flag,
+        listed=tuple(watchlists.addresses(chain.name)) if flag is not None and watchlists is not None else (),
     )
     return (f, *_page(q.POSITION, f.fingerprint(), query, cursors))
 

@@ -28,6 +28,7 @@ from typing import Any, Literal
 import aiohttp
 import orjson
 
+from indexer.http_json import read_capped
 from indexer.market.depth import Level, OrderBook
 from indexer.market.errors import VenueError
 
@@ -182,7 +183,7 @@ async def fetch_order_book(
     try:
         async with asyncio.timeout(timeout_s):
             async with session.get(url, headers={"Accept": "application/json"}) as resp:
-                body = await resp.content.read(MAX_BODY + 1)
+                body = await read_capped(resp.content, MAX_BODY)
                 if resp.status != 200:
                     snippet = body[:200].decode("utf-8", "replace")
                     raise VenueError("http", f"{exchange}: HTTP {resp.status}: {snippet}")

@@ -33,9 +33,11 @@ from indexer.store.store import Batch, Store
 from indexer.sync.lease import ChainLease
 from indexer.sync.status import STATES, ChainStatus, State
 from indexer.units import to_float
+from indexer.watchlists import Recent, tally
 
 if TYPE_CHECKING:
     from indexer.sync.controls import ControlsMonitor
+    from indexer.watchlists import Matcher
 
 log = structlog.get_logger(__name__)
 
@@ -74,7 +76,10 @@ class Follower:
         heads: HeadWatcher | None = None,
         controls: ControlsMonitor | None = None,
         db: DatabaseKeeper | None = None,
+        watchlists: Callable[[], Matcher] | None = None,
     ) -> None:
+        self.watchlists = watchlists
+        self._watch_counted = Recent()
         self.lease = lease
         self.controls = controls
         self.db = db
@@ -387,8 +392,23 @@ class Follower:
         new_window = reorg.apply(self.window, decision).finalize(min(fin, cursor.number))
         await self._commit(batch, new_window=new_window)
         self._count_large(events)
+        self._count_watchlisted(events)
         self.export()
         return bool(new)
+
+    def _count_watchlisted(self, events: list[TokenEvent]) -> None:
+        """Count the head's transfers (mints and burns too) from or to a listed address, once per
+        list, after their commit landed: the same once-only rule as `_count_large`, and a transfer
+        that a reorg's replacement block re-includes is not counted again (`watchlists.Recent`)."""
+        if self.watchlists is None or not events:
+            return
+        matcher = self.watchlists()
+        if not matcher.lists:
+            return
+        for name, (n, raw) in tally(events, matcher, self._watch_counted).items():
+            self.metrics.watchlist_transfers.labels(self.chain, name).inc(n)
+            self.metrics.watchlist_tokens.labels(self.chain, name).inc(to_float(raw, self.status.decimals))
+            self._log.info("watchlist_transfers", list=name, transfers=n, raw=str(raw))
 
     def _count_large(self, events: list[TokenEvent]) -> None:
         """Count the head's large mints and burns once, after their commit landed: each live step

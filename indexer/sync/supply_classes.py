@@ -1,6 +1,7 @@
 """The supply-class metrics (`usd1_supply_class_tokens{chain,class,finality}`,
-`usd1_supply_circulating_total{finality}`): every `interval`, one read-only snapshot computes each
-chain's classes at head and at the finalized block with the same code as `/api/v1/supply`
+`usd1_supply_circulating_total{finality}`, `usd1_bridge_backing_gap_tokens{bridge}`): every
+`interval`, one read-only snapshot computes each chain's classes at head and at the finalized
+block with the same code as `/api/v1/supply`
 (`control_queries.with_classes`), so the metrics and the API agree. A failed round is logged once,
 the gauges keep their last values, and the recovery is logged once."""
 
@@ -11,6 +12,7 @@ import asyncio
 import asyncpg
 import structlog
 
+from indexer import bridges
 from indexer.config import Config
 from indexer.errors import DatabaseUnavailable
 from indexer.metrics import Metrics
@@ -19,7 +21,6 @@ from indexer.store import queries as q
 from indexer.units import to_float
 
 log = structlog.get_logger(__name__)
-FINALITIES = ("finalized", "head")
 
 
 class SupplyClassesExporter:
@@ -49,21 +50,26 @@ class SupplyClassesExporter:
         return True
 
     def export(self, chains: list[q.ChainSupply]) -> None:
+        """Per chain and class at both finalities; the global circulating figure (each token
+        once, indexer.bridges) once every chain is indexed; each bridge's backing gap at the
+        finalized blocks once its chains are (the figure the alert pages on: a transfer's lock is
+        final on the native chain before the bridge mints, so finalized figures never show an
+        honest transfer as under-backed, and a head reorg cannot page)."""
         m = self._metrics
-        dp = max((c.decimals for c in chains), default=0)
-        circulating = {f: 0 for f in FINALITIES}
-        complete = True
         for s in chains:
             for finality, classes in (("finalized", s.finalized_classes), ("head", s.head_classes)):
                 if classes is None:
-                    complete = False
                     continue
                 for name, raw in classes.by_class().items():
                     m.supply_class.labels(s.chain, name, finality).set(to_float(raw, s.decimals))
-                circulating[finality] += q.scale(classes.circulating, s.decimals, dp)
-        if complete:
-            for finality, raw in circulating.items():
-                m.supply_circulating_total.labels(finality).set(to_float(raw, dp))
+        at = q.positions(chains)
+        for finality, ps in at.items():
+            circulating = bridges.global_circulating(ps)
+            if circulating is not None:
+                m.supply_circulating_total.labels(finality).set(to_float(circulating, bridges.precision(ps)))
+        for b in bridges.backing(self._cfg.topology(), at["finalized"]):
+            if b.gap is not None:
+                m.bridge_backing_gap.labels(b.bridge).set(to_float(b.gap, b.decimals))
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -23,7 +23,7 @@ returns data. An alert condition is empty on a healthy system, so for alerts the
 built from (`source_metrics(expr)`: recorded series expanded to their rules' metrics) must each
 have series instead. The one exception: a metric in `PENDING_METRICS` (tests/support/rules.py:
 metrics that other work adds to the daemon) or `NOT_ON_DEVNET` (exported, but no chain of this
-devnet has them; empty now that devnet-usd1 exports the control metrics) that has no series at all
+devnet has them: the watchlist counters, the devnet config listing no watchlist) that has no series at all
 in this run: its expressions must evaluate, but may be empty. Every loaded rule (recording and
 alerting) reports health "ok", and no page-severity alert is pending or firing: the deployment's
 control events (Upgraded, OwnershipTransferred, AdminChanged) are older than the alerts' hour. An

@@ -38,7 +38,7 @@ from indexer.metrics import Metrics
 from indexer.model import ControlKind
 from indexer.store.store import Store
 from indexer.sync.supply_classes import SupplyClassesExporter
-from indexer.units import to_decimal_str, to_float
+from indexer.units import amount_json, to_decimal_str, to_float
 from tests.support import api_data
 from tests.support.api_data import Synthetic
 
@@ -460,6 +460,10 @@ async def test_supply_class_metrics_equal_the_api(live: Live, tmp_path: Path) ->
     for finality, block in (("finalized", syn.finalized), ("head", syn.head)):
         got = value("usd1_supply_circulating_total", {"finality": finality})
         assert got == to_float(syn.classes_at(block)["circulating"], 18)
+    # ccip's only chains: devnet (native, its bridge_lock) and, above, the unindexed bridged sol (no gap)
+    lock = syn.classes_at(syn.finalized)["by_label"]["bridge_lock"]
+    gap = value("usd1_bridge_backing_gap_tokens", {"bridge": "ccip"})
+    assert gap == to_float(-lock - 5 * 10**17, 18) and lock > 0
 
 
 async def test_pages_and_answers_match_the_written_history(live: Live) -> None:
@@ -481,6 +485,11 @@ async def test_pages_and_answers_match_the_written_history(live: Live) -> None:
         assert int(body["chains"][0]["head"]["raw"]) == syn.supply_at(syn.head)
         assert body["chains"][1]["as_of"]["block"] is None  # the Solana chain is not indexed
         assert body["chains"][1]["classes"] is None
+        ccip = body["bridges"]["ccip"]
+        assert (ccip["native_chains"], ccip["bridged_chains"]) == ([CHAIN], ["sol"])
+        lock = syn.classes_at(syn.finalized)["by_label"]["bridge_lock"]
+        assert ccip["finalized"] == {"minted": None, "locked": amount_json(lock, 18), "gap": None}
+        assert body["total"]["circulating"] == {"finalized": None, "head": None}
         # Daily and hourly history: the value at each bucket's end, carried forward.
         status, hist = await get(
             http,

@@ -64,7 +64,12 @@ class Live:
 @pytest.fixture
 async def live(pool: asyncpg.Pool, dsn: str, tmp_path: Path) -> AsyncIterator[Live]:
     syn = await api_data.load(pool, CHAIN)
-    cfg_dict = {"database": {"dsn": dsn}, "data_dir": str(tmp_path), "chains": [tron_chain()]}
+    cfg_dict = {
+        "database": {"dsn": dsn},
+        "data_dir": str(tmp_path),
+        "chains": [tron_chain()],
+        "bridges": [{"name": "ccip"}],
+    }
     cfg = Config.model_validate(cfg_dict)
     assert cfg.chains[0].token == api_data.TOKEN.lower()  # converted to the form logs carry
     app = create_app(cfg, Store(pool), Metrics())

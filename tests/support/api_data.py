@@ -43,6 +43,7 @@ def evm_chain(chain: str) -> dict[str, Any]:
         "profile": "usd1",
         "watch": [{"address": PROXY_ADMIN, "label": "proxy_admin", "controls": ["ownable"]}],
         "non_circulating": [{"address": a, "label": label} for a, label in NON_CIRCULATING],
+        "bridge": "ccip",  # its bridge_lock account locks for ccip (README "Bridges")
     }
 
 
@@ -53,9 +54,19 @@ NON_CIRCULATING = [("0x" + "04" * 20, "treasury"), ("owner", "issuer"), ("0x" + 
 
 def config_dict(dsn: str, tmp: Any, chain: str = "devnet", *, with_solana: bool = True) -> dict[str, Any]:
     chains: list[dict[str, Any]] = [evm_chain(chain)]
-    if with_solana:
-        chains.append({"name": "sol", "kind": "solana", "rpc": ["http://127.0.0.1:9"], "mint": SOL_MINT})
-    return {"database": {"dsn": dsn}, "data_dir": str(tmp), "chains": chains}
+    if with_solana:  # bridged by ccip; never indexed here, so the ccip gap is null with it
+        chains.append(
+            {
+                "name": "sol",
+                "kind": "solana",
+                "rpc": ["http://127.0.0.1:9"],
+                "mint": SOL_MINT,
+                "role": "bridged",
+                "bridge": "ccip",
+            }
+        )
+    bridges = [{"name": "ccip", "in_flight_allowance_tokens": "0.5"}]
+    return {"database": {"dsn": dsn}, "data_dir": str(tmp), "chains": chains, "bridges": bridges}
 
 
 def _hash(tag: str, n: int) -> str:

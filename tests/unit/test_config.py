@@ -687,10 +687,15 @@ def test_large_event_tokens_scales_by_the_chain_decimals() -> None:
     cfg = load_config_text(MINIMAL + '    large_event_tokens: "1000000.5"\n', env={})
     assert cfg.chains[0].large_event_raw == 1_000_000_5 * 10**17
     assert load_config_text(MINIMAL, env={}).chains[0].large_event_raw is None
+    # Exact past Decimal's 28-digit context (it used to come out one base unit low).
+    cfg = load_config_text(MINIMAL + '    large_event_tokens: "1234567890123.000000000000000001"\n', env={})
+    assert cfg.chains[0].large_event_raw == 1234567890123 * 10**18 + 1
 
 
 def test_large_event_tokens_bad_value_is_named() -> None:
     assert "large_event_tokens" in one_problem(MINIMAL + '    large_event_tokens: "lots"\n')
+    assert "positive" in one_problem(MINIMAL + '    large_event_tokens: "0"\n')
+    assert "decimal places" in one_problem(MINIMAL + '    large_event_tokens: "1.0000000000000000001"\n')
 
 
 # --------------------------------------------------------------------------------------------
@@ -792,4 +797,50 @@ def test_tron_non_circulating_accounts_take_every_spelling() -> None:
     bad = f"    non_circulating: [{{address: '{TRON_ADMIN[:-1]}x', label: treasury}}]\n"
     assert one_problem(tron_chain(USD1_TRON, bad)).startswith(
         "chains.0.non_circulating: entry 0: invalid Tron address"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Watchlists (issue #17 item 5)
+
+
+def test_watchlists_load_with_the_reload_default() -> None:
+    cfg = load_config_text(
+        MINIMAL
+        + "watchlists:\n"
+        + "  - {name: ofac-eth, url: lists/sanctioned_addresses_ETH.txt, format: ofac_txt}\n"
+        + "  - {name: ofac-usdt, url: 'https://example.org/usdt.json', format: ofac_json}\n"
+        + "  - {name: own, url: 'file:///etc/usd1/own.csv', format: csv}\n",
+        {},
+    )
+    assert [(w.name, w.format) for w in cfg.watchlists] == [
+        ("ofac-eth", "ofac_txt"),
+        ("ofac-usdt", "ofac_json"),
+        ("own", "csv"),
+    ]
+    assert cfg.watchlist_reload_seconds == 300.0
+    assert load_config_text(MINIMAL, {}).watchlists == []
+    assert load_config_text(MINIMAL + "watchlist_reload_seconds: 1m\n", {}).watchlist_reload_seconds == 60.0
+
+
+def test_bad_watchlist_entries_are_named() -> None:
+    found = problems(
+        MINIMAL
+        + "watchlists:\n"
+        + "  - {name: ok, url: a.txt, format: ofac_txt}\n"
+        + "  - {name: Bad, url: 'ftp://x/y', format: xml}\n"
+        + "  - {name: ok, url: b.txt, format: csv}\n"
+        + "  - {url: c.txt, format: csv}\n"
+    )
+    assert found == [
+        "watchlists.1.name: invalid name 'Bad': use lowercase letters, digits, '_' and '-'",
+        "watchlists.1.url: invalid watchlist url 'ftp://x/y': expected a file path, file://, http:// or https://",
+        "watchlists.1.format: Input should be 'ofac_txt', 'ofac_json' or 'csv'",
+        "watchlists.3.name: missing (required)",
+    ]
+    assert (
+        one_problem(
+            MINIMAL + "watchlists: [{name: a, url: x, format: csv}, {name: a, url: y, format: csv}]\n"
+        )
+        == "watchlists: duplicate watchlist name 'a' (entries 0 and 1)"
     )

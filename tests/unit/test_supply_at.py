@@ -3,6 +3,7 @@ not-indexed chains, frozen balances that cannot be derived, and the CSV / Markdo
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -107,3 +108,28 @@ def test_index_complete_and_frozen_status() -> None:
     assert frozen_status(True, None, 0) == "coverage_incomplete"
     assert frozen_status(True, 10, 5) == "coverage_incomplete"
     assert frozen_status(True, 5, 5) == "derived"
+
+
+def test_payload_bridges_at_the_time() -> None:
+    """With bridges configured, global.bridges gives each one's figures at TIME (README "Bridges");
+    a bridge whose chain is not counted at TIME has no gap rather than a wrong one."""
+    from indexer.bridges import Bridge, ChainRole, Topology
+    from indexer.supply_classes import classify
+
+    def locked(name: str, total: int, lock: int) -> ChainAt:
+        c = chain(name, total=total)
+        return replace(c, classes=classify(total, [("0xpool", "bridge_lock")], {"0xpool": lock}, {}))
+
+    roles = {"eth": ChainRole("native", "ccip"), "mon": ChainRole("bridged", "ccip")}
+    topo = Topology((Bridge("ccip", "1"),), roles)
+    eth, mon = locked("eth", 10 * 10**18, 4 * 10**18), chain("mon", decimals=6, total=5 * 10**6)
+    g = payload("USD1", T, [eth, mon], "1", GEN, topo)["global"]
+    assert g["bridges_deduplicated"] is True
+    assert g["bridges"]["ccip"]["gap"] == {"raw": str(5 * 10**18 - 4 * 10**18 - 10**18), "amount": "0"}
+    assert int(g["circulating"]["raw"]) == 6 * 10**18 + (5 * 10**18 - 5 * 10**18 // 4 - 5 * 10**12)
+    assert "Bridge ccip: minted on mon 5, locked on eth 4, allowance 1, gap 0" in markdown(
+        payload("USD1", T, [eth, mon], "1", GEN, topo)
+    )
+    gone = payload("USD1", T, [eth, chain("mon", block=None)], "1", GEN, topo)["global"]
+    assert gone["bridges"]["ccip"]["gap"] is None and gone["bridges"]["ccip"]["locked"] is not None
+    assert payload("USD1", T, [eth], "1", GEN)["global"]["bridges"] == {}
