@@ -93,6 +93,13 @@ class HashMap:
         then knows no such block, as java-tron would not)."""
         return self._up.get(value.lower(), value)
 
+    def tron_of(self, upstream: str) -> str:
+        """The Tron-style hash the front emitted for anvil's `upstream` (KeyError if never emitted)."""
+        for out, up in self._up.items():
+            if up == upstream.lower():
+                return out
+        raise KeyError(upstream)
+
     def __len__(self) -> int:
         return len(self._up)
 

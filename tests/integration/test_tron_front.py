@@ -1,0 +1,157 @@
+"""`dialect: tron` end to end: the daemon (in-process, with its HTTP API) on anvil behind the
+java-tron JSON-RPC front of tests/support/tron_front.py (zero blooms, height-prefixed block hashes,
+prefix-less log addresses, `latest`-only state reads, `finalized` = solidified head - 6, `safe`
+refused, eth_getLogs range and result caps, HTTP-200 rate-limit bodies), the TestToken configured
+by its base58 address. No java-tron node runs here (see README, "Tron").
+
+Random traffic with shallow reorgs (above the solidified block): the index is exactly the chain's
+(every Transfer once, under the front's hashes), supply and balances equal anvil's own
+totalSupply()/balanceOf(). A reorg below the solidified block halts the chain."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from indexer.chains import tron
+from indexer.config import Config
+from indexer.devnet.anvil import Anvil
+from indexer.devnet.token import TestToken
+from indexer.devnet.traffic import Traffic
+from indexer.sync.status import State
+from tests.integration.test_evm_pipeline import wait_for
+from tests.integration.test_finality_breaks import assert_halted, final_state
+from tests.support.chain_truth import chain_transfer_events, indexed_events
+from tests.support.daemon_run import Running, running
+from tests.support.tron_front import TronFront
+
+pytestmark = pytest.mark.integration
+CHAIN = "tron"
+SOLID = 6  # the front's solidified block: head - 6 (anvil's own finalized = head - 4 is not used)
+
+
+def tron_config(dsn: str, tmp: Path, url: str, token: str) -> Config:
+    return Config.model_validate(
+        {
+            "database": {"dsn": dsn},
+            "data_dir": str(tmp),
+            "chains": [
+                {
+                    "name": CHAIN,
+                    "kind": "evm",
+                    "dialect": "tron",
+                    "rpc": [url],
+                    "token": tron.to_base58(token),
+                    "decimals": 18,
+                    "finality": {"tag": "finalized"},
+                    "poll_interval": "50ms",
+                    "request_timeout": "5s",
+                    "audit": {"enabled": False},
+                }
+            ],
+        }
+    )
+
+
+def front_truth(front: TronFront, truth: set[Any]) -> set[Any]:
+    """anvil's Transfer events with their block hashes as the front showed them."""
+    return {(front.hashes.tron_of(k[0]), *k[1:]) for k in truth}
+
+
+async def test_tron_front_random_traffic_shallow_reorgs_exact(
+    anvil: Anvil, token: TestToken, traffic: Traffic, dsn: str, tmp_path: Path
+) -> None:
+    await traffic.run(30)  # a backlog wider than the front's range cap
+    rng = random.Random(18)
+    async with TronFront(anvil.url, solid_depth=SOLID, max_block_range=8, max_results=12) as front:
+        cfg = tron_config(dsn, tmp_path, front.url, token.address)
+        assert cfg.chains[0].token == token.address.lower()  # base58 in, the logs' hex form kept
+        async with running(cfg, CHAIN, Running) as d:
+            status = d.rt.statuses[CHAIN]
+            reorgs = 0
+            for i in range(48):
+                await traffic.step()
+                if i == 20:
+                    front.rate_limit_next = 3  # three HTTP-200 "lack of computing resources" bodies
+                if i % 8 == 7:
+                    tip = await anvil.block_number()
+                    await wait_for(lambda tip=tip: status.indexed >= tip, 20, "the follower at the tip")
+                    await traffic.reorg(rng.randint(1, 3))  # above the solidified block
+                    reorgs += 1
+            await anvil.mine(SOLID + 2)
+            head = await anvil.block_number()
+            await wait_for(
+                lambda: status.indexed == head and status.indexed_finalized >= head - SOLID, 30, "finality"
+            )
+            fin = status.indexed_finalized
+            assert status.state() != State.HALTED
+
+            # Every Transfer once, under the front's height-prefixed hashes; orphans gone.
+            got = await indexed_events(d.rt.pool, CHAIN)
+            assert len(got) == len(set(got)), "an event was stored twice"
+            assert set(got) == front_truth(front, await chain_transfer_events(anvil, token.address, head))
+            rows = await d.rt.pool.fetch(
+                "SELECT block_number, block_hash FROM events WHERE chain = $1", CHAIN
+            )
+            assert rows and all(r["block_hash"][:18] == f"0x{r['block_number']:016x}" for r in rows)
+
+            # Supply and balances exact against anvil's own state, at the finalized block and the head.
+            supply = (await d.rt.store.supply_at(CHAIN, fin)).supply
+            assert supply > 0 and supply == await token.total_supply(fin)
+            for holder in traffic.holders:
+                h = holder.lower()
+                assert await d.rt.store.balance(CHAIN, h, fin) == await token.balance_of(holder, fin), h
+                assert await d.rt.store.balance(CHAIN, h) == await token.balance_of(holder, head), h
+            assert d.metric("usd1_reorgs_total") == reorgs
+            assert len(await d.rt.store.reorgs(CHAIN)) == reorgs
+
+            # The API serves a holder's balance exactly.
+            holder = traffic.holders[0].lower()
+            by_hex = await d.get(f"/api/v1/accounts/{CHAIN}/{holder}")
+            assert int(by_hex["head"]["raw"]) == await token.balance_of(holder, by_hex["head"]["block"])
+            assert int(by_hex["finalized"]["raw"]) == await token.balance_of(holder, fin)
+            assert by_hex["as_of"]["block_hash"][:18] == f"0x{by_hex['as_of']['block']:016x}"
+
+    # The front's differences were met, not avoided: the range and result caps refused requests and
+    # shrank the range, the rate-limit bodies were retried, and no state read asked for a past block.
+    assert front.refused["exceed max block range: N"] > 0
+    assert front.refused["query returned more than N results"] > 0
+    assert front.refused["rate limit"] == 3
+    assert not [k for k in front.refused if "not supported" in k or "invalid" in k], front.refused
+    assert front.calls["eth_getLogs"] > 0
+
+
+async def test_tron_front_reorg_below_the_solidified_block_halts(
+    anvil: Anvil, token: TestToken, traffic: Traffic, dsn: str, tmp_path: Path
+) -> None:
+    await traffic.run(14)
+    async with TronFront(anvil.url, solid_depth=SOLID) as front:
+        cfg = tron_config(dsn, tmp_path, front.url, token.address)
+        with capture_logs() as logs:
+            async with running(cfg, CHAIN, Running) as d:
+                status = d.rt.statuses[CHAIN]
+                tip = await anvil.block_number()
+                await wait_for(
+                    lambda: status.phase == State.LIVE and status.indexed >= tip, 30, "live at the tip"
+                )
+                await wait_for(lambda: status.indexed_finalized >= tip - SOLID, 10, "solidified tip - 6")
+                before = await final_state(d.rt.pool, CHAIN)
+                result = await traffic.reorg(SOLID + 4)  # the fork point is below the solidified block
+                await anvil.mine(1)
+                await wait_for(lambda: status.state() == State.HALTED, 20, "the chain to halt")
+                await asyncio.sleep(0.3)
+                crit = assert_halted(d.rt, CHAIN, logs)
+                assert await final_state(d.rt.pool, CHAIN) == before
+    assert result.fork_point <= before[0]
+    block = crit["block"]
+    assert result.fork_point <= block <= before[0]
+    # The halt names the block by the hashes the node served (height-prefixed), old and new.
+    i = block - result.fork_point
+    assert crit["stored_hash"] == front.hashes.tron_of(result.old_hashes[i])
+    assert crit["new_hash"] == front.hashes.tron_of(result.new_hashes[i])
+    assert crit["new_hash"][:18] == crit["stored_hash"][:18] == f"0x{block:016x}"
