@@ -15,6 +15,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
@@ -28,7 +29,7 @@ from tests.integration.test_evm_pipeline import wait_for
 from tests.integration.test_finality_breaks import assert_halted, final_state
 from tests.support.chain_truth import chain_transfer_events, indexed_events
 from tests.support.daemon_run import Running, running
-from tests.support.tron_front import TronFront
+from tests.support.tron_front import RATE_LIMIT_BODY, ZERO_BLOOM, TronFront
 
 pytestmark = pytest.mark.integration
 CHAIN = "tron"
@@ -61,6 +62,59 @@ def tron_config(dsn: str, tmp: Path, url: str, token: str) -> Config:
 def front_truth(front: TronFront, truth: set[Any]) -> set[Any]:
     """anvil's Transfer events with their block hashes as the front showed them."""
     return {(front.hashes.tron_of(k[0]), *k[1:]) for k in truth}
+
+
+async def _rpc(http: aiohttp.ClientSession, url: str, method: str, *params: Any) -> Any:
+    async with http.post(
+        url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
+    ) as r:
+        assert r.status == 200
+        return await r.json(content_type=None)
+
+
+async def test_the_front_over_anvil_behaves_like_java_tron(
+    anvil: Anvil, token: TestToken, traffic: Traffic
+) -> None:
+    """The front itself against a real anvil: hash links and lookups by hash through the map,
+    zero blooms, `finalized`/`safe`, latest-only state reads, caps and the rate-limit body."""
+    await traffic.run(12)
+    async with (
+        TronFront(anvil.url, solid_depth=SOLID, max_block_range=4) as front,
+        aiohttp.ClientSession() as http,
+    ):
+        url = front.url
+        head = int((await _rpc(http, url, "eth_blockNumber"))["result"], 16)
+        b = (await _rpc(http, url, "eth_getBlockByNumber", hex(head), False))["result"]
+        parent = (await _rpc(http, url, "eth_getBlockByNumber", hex(head - 1), False))["result"]
+        assert b["hash"][:18] == f"0x{head:016x}" and b["parentHash"] == parent["hash"]
+        assert b["logsBloom"] == ZERO_BLOOM
+        assert (await _rpc(http, url, "eth_getBlockByHash", parent["hash"], False))["result"] == parent
+        receipts = (await _rpc(http, url, "eth_getBlockReceipts", b["hash"]))["result"]
+        assert receipts and all(
+            r["blockHash"] == b["hash"] and r["logsBloom"] == ZERO_BLOOM for r in receipts
+        )
+        logs = (await _rpc(http, url, "eth_getLogs", {"blockHash": b["hash"]}))["result"]
+        assert logs and {lg["address"] for lg in logs} == {token.address.lower()}
+        assert all(lg["blockHash"] == b["hash"] for lg in logs)
+        fin = (await _rpc(http, url, "eth_getBlockByNumber", "finalized", False))["result"]
+        assert int(fin["number"], 16) == head - SOLID
+        err = (await _rpc(http, url, "eth_getBlockByNumber", "safe", False))["error"]
+        assert err["message"] == "TAG safe not supported"
+        call = {"to": "41" + token.address[2:], "data": "0x18160ddd"}  # totalSupply(), 21-byte address
+        at_latest = (await _rpc(http, url, "eth_call", call, "latest"))["result"]
+        assert int(at_latest, 16) == await token.total_supply(head)
+        assert (await _rpc(http, url, "eth_call", call, {"blockNumber": "0x1"}))["result"] == at_latest
+        err = (await _rpc(http, url, "eth_call", call, hex(head - 1)))["error"]
+        assert err == {
+            "code": -32602,
+            "message": "QUANTITY not supported, just support TAG as latest",
+            "data": "{}",
+        }
+        err = (await _rpc(http, url, "eth_getLogs", {"fromBlock": "0x1", "toBlock": "0x6"}))["error"]
+        assert err["message"] == "exceed max block range: 4"
+        front.rate_limit_next = 1
+        assert await _rpc(http, url, "eth_blockNumber") == RATE_LIMIT_BODY
+        assert "result" in await _rpc(http, url, "eth_blockNumber")
 
 
 async def test_tron_front_random_traffic_shallow_reorgs_exact(
