@@ -24,6 +24,8 @@ java-tron `/jsonrpc` endpoint as documented in /work/shared/realdata/tron/FACTS.
 - `eth_getLogs`: `min(toBlock, head) - fromBlock > max_block_range` gives
   `-32602 exceed max block range: <N>` (so an inclusive span of N + 1 blocks passes, as in the
   code), more than `max_results` logs `-32005 query returned more than <N> results`.
+- A batch of more than `max_batch` (100) calls: one `-32005 Batch size <n> ...` error (only the
+  `Batch size ` prefix is documented; the rest of the text is this front's).
 - Rate limiting on demand (`rate_limit_next = k`: the next k HTTP requests): HTTP 200 with the
   non-JSON-RPC body `{"Error":"class java.lang.IllegalAccessException : lack of computing resources"}`.
 
@@ -48,6 +50,7 @@ ZERO_WORD = "0x" + "00" * 32
 RATE_LIMIT_BODY: JsonObj = {"Error": "class java.lang.IllegalAccessException : lack of computing resources"}
 MAX_BLOCK_RANGE = 5000
 MAX_RESULTS = 10000
+MAX_BATCH = 100
 STATE_METHODS = {"eth_call": 1, "eth_getBalance": 1, "eth_getCode": 1, "eth_getStorageAt": 2}
 
 _HASH_RE = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
@@ -261,12 +264,14 @@ class TronFront:
         solid_depth: int = 6,
         max_block_range: int = MAX_BLOCK_RANGE,
         max_results: int = MAX_RESULTS,
+        max_batch: int = MAX_BATCH,
         host: str = "127.0.0.1",
     ) -> None:
         self.upstream = upstream
         self.solid_depth = solid_depth
         self.max_block_range = max_block_range
         self.max_results = max_results
+        self.max_batch = max_batch
         self.rate_limit_next = 0
         self.hashes = HashMap()
         self.calls: Counter[str] = Counter()
@@ -317,6 +322,11 @@ class TronFront:
         except orjson.JSONDecodeError:
             return _json(rpc_error(None, -32700, "parse error"))
         items: list[Any] = payload if isinstance(payload, list) else [payload]
+        if len(items) > self.max_batch:
+            self.refused["batch size"] += 1
+            return _json(
+                rpc_error(None, -32005, f"Batch size {len(items)} exceeds the limit of {self.max_batch}")
+            )
         replies = await self._process(items)
         return _json(replies if isinstance(payload, list) else replies[0])
 
