@@ -6,12 +6,15 @@ by its base58 address. No java-tron node runs here (see README, "Tron").
 
 Random traffic with shallow reorgs (above the solidified block): the index is exactly the chain's
 (every Transfer once, under the front's hashes), supply and balances equal anvil's own
-totalSupply()/balanceOf(). A reorg below the solidified block halts the chain."""
+totalSupply()/balanceOf(), the latest-only supply check compared at the head; the API finds an
+account by any Tron spelling. A reorg below the solidified block halts the chain. The real USD1
+proxy's control events and latest-only control checks work through the front too."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +27,12 @@ from indexer.config import Config
 from indexer.devnet.anvil import Anvil
 from indexer.devnet.token import TestToken
 from indexer.devnet.traffic import Traffic
+from indexer.devnet.usd1 import deploy_usd1
 from indexer.sync.status import State
+from tests.integration.test_controls_pipeline import CHAIN as CONTROLS_CHAIN
+from tests.integration.test_controls_pipeline import NEW_OWNER, A, chain_kinds
+from tests.integration.test_controls_pipeline import config as controls_config
+from tests.integration.test_controls_pipeline import running as controls_running
 from tests.integration.test_evm_pipeline import wait_for
 from tests.integration.test_finality_breaks import assert_halted, final_state
 from tests.support.chain_truth import chain_transfer_events, indexed_events
@@ -147,6 +155,10 @@ async def test_tron_front_random_traffic_shallow_reorgs_exact(
             )
             fin = status.indexed_finalized
             assert status.state() != State.HALTED
+            # The latest-only supply check (totalSupply() at latest, the head hash unchanged around
+            # the call) compared at the head, and agreed.
+            await wait_for(lambda: status.mismatch_block == head, 20, "a supply check at the head")
+            assert status.mismatch == 0
 
             # Every Transfer once, under the front's height-prefixed hashes; orphans gone.
             got = await indexed_events(d.rt.pool, CHAIN)
@@ -167,9 +179,13 @@ async def test_tron_front_random_traffic_shallow_reorgs_exact(
             assert d.metric("usd1_reorgs_total") == reorgs
             assert len(await d.rt.store.reorgs(CHAIN)) == reorgs
 
-            # The API serves a holder's balance exactly.
+            # The API finds a holder by any of its three spellings, shows it in base58, and serves
+            # its balance exactly.
             holder = traffic.holders[0].lower()
             by_hex = await d.get(f"/api/v1/accounts/{CHAIN}/{holder}")
+            assert by_hex["address"] == tron.to_base58(holder)
+            assert await d.get(f"/api/v1/accounts/{CHAIN}/41{holder[2:]}") == by_hex
+            assert await d.get(f"/api/v1/accounts/{CHAIN}/{tron.to_base58(holder)}") == by_hex
             assert int(by_hex["head"]["raw"]) == await token.balance_of(holder, by_hex["head"]["block"])
             assert int(by_hex["finalized"]["raw"]) == await token.balance_of(holder, fin)
             assert by_hex["as_of"]["block_hash"][:18] == f"0x{by_hex['as_of']['block']:016x}"
@@ -183,6 +199,8 @@ async def test_tron_front_random_traffic_shallow_reorgs_exact(
     caps = {"exceed max block range: N", "query returned more than N results", "rate limit"}
     assert set(front.refused) == caps, front.refused
     assert front.calls["eth_getLogs"] > 0
+    assert front.calls["eth_getBlockReceipts"] >= 1  # the receipts check that replaces the blooms
+    assert front.calls["eth_call"] >= 1  # the latest-only supply check
 
 
 async def test_tron_front_reorg_below_the_solidified_block_halts(
@@ -190,6 +208,7 @@ async def test_tron_front_reorg_below_the_solidified_block_halts(
 ) -> None:
     await traffic.run(14)
     async with TronFront(anvil.url, solid_depth=SOLID) as front:
+        front.rate_limit_every = 9  # every 9th HTTP request: the rate-limit body
         cfg = tron_config(dsn, tmp_path, front.url, token.address)
         with capture_logs() as logs:
             async with running(cfg, CHAIN, Running) as d:
@@ -214,3 +233,46 @@ async def test_tron_front_reorg_below_the_solidified_block_halts(
     assert crit["stored_hash"] == front.hashes.tron_of(result.old_hashes[i])
     assert crit["new_hash"] == front.hashes.tron_of(result.new_hashes[i])
     assert crit["new_hash"][:18] == crit["stored_hash"][:18] == f"0x{block:016x}"
+    assert front.refused["rate limit"] >= 1
+
+
+async def test_usd1_control_events_and_checks_through_the_front(
+    anvil: Anvil, dsn: str, tmp_path: Path
+) -> None:
+    """The real USD1 proxy's control events through the front: stored once each, the state the
+    API shows in base58, the latest-only control check agreeing with the chain."""
+    d = await deploy_usd1(anvil)
+    token = d.token
+    async with TronFront(anvil.url, solid_depth=SOLID, max_block_range=6) as front:
+        cfg = controls_config([front.url], d, dsn, tmp_path, dialect="tron")
+        async with controls_running(cfg) as run:
+            await token.mint(1000 * 10**18)
+            await token.transfer(token.owner, A, 100 * 10**18)
+            for step in (
+                token.freeze(A),
+                token.pause(),
+                token.unpause(),
+                token.transfer_ownership(NEW_OWNER),
+            ):
+                await step
+            await anvil.mine(6)
+            head = await anvil.block_number()
+            st = run.rt.statuses[CONTROLS_CHAIN]
+            await wait_for(
+                lambda: st.control_check is not None and st.control_check["block"] == head,
+                20,
+                "control check",
+            )
+            assert st.control_check is not None and st.control_check["mismatches"] == {}
+            events = (await run.get("/api/v1/control-events", chain=CONTROLS_CHAIN, limit="1000"))["events"]
+            want = await chain_kinds(anvil, [token.address, d.proxy_admin.address], "latest")
+            assert Counter(e["kind"] for e in events) == want and want["frozen"] == 1
+            assert all(int(e["block_hash"][2:18], 16) == e["block_number"] for e in events)
+            frozen = [e for e in events if e["kind"] == "frozen"]
+            assert [tron.to_hex(e["subject"]) for e in frozen] == [A]
+            body = await run.get("/api/v1/controls")
+            h = body["chains"][0]["head"]
+            assert tron.to_hex(h["pending_owner"]) == NEW_OWNER == (await token.pending_owner()).lower()
+            assert h["paused"] is False is await token.paused()
+            assert run.rt.statuses[CONTROLS_CHAIN].mismatch == 0
+    assert not [k for k in front.refused if "not supported" in k], front.refused

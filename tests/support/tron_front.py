@@ -26,7 +26,8 @@ java-tron `/jsonrpc` endpoint as documented in /work/shared/realdata/tron/FACTS.
   code), more than `max_results` logs `-32005 query returned more than <N> results`.
 - A batch of more than `max_batch` (100) calls: one `-32005 Batch size <n> ...` error (only the
   `Batch size ` prefix is documented; the rest of the text is this front's).
-- Rate limiting on demand (`rate_limit_next = k`: the next k HTTP requests): HTTP 200 with the
+- Rate limiting on demand (`rate_limit_next = k`: the next k HTTP requests; `rate_limit_every =
+  k`: every k-th HTTP request): HTTP 200 with the
   non-JSON-RPC body `{"Error":"class java.lang.IllegalAccessException : lack of computing resources"}`.
 
 The rewriting functions are pure (tests/unit/test_tron_front.py); `TronFront` is the aiohttp shell.
@@ -273,6 +274,8 @@ class TronFront:
         self.max_results = max_results
         self.max_batch = max_batch
         self.rate_limit_next = 0
+        self.rate_limit_every: int | None = None
+        self.http_requests = 0
         self.hashes = HashMap()
         self.calls: Counter[str] = Counter()
         self.refused: Counter[str] = Counter()  # by error message (the number in it stripped)
@@ -311,8 +314,10 @@ class TronFront:
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
-        if self.rate_limit_next > 0:
-            self.rate_limit_next -= 1
+        self.http_requests += 1
+        every = self.rate_limit_every
+        if self.rate_limit_next > 0 or (every and self.http_requests % every == 0):
+            self.rate_limit_next = max(0, self.rate_limit_next - 1)
             self.refused["rate limit"] += 1
             return web.Response(
                 status=200, body=orjson.dumps(RATE_LIMIT_BODY), content_type="application/json"
