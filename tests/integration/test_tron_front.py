@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -188,7 +189,11 @@ async def test_tron_front_random_traffic_shallow_reorgs_exact(
             assert await d.get(f"/api/v1/accounts/{CHAIN}/{tron.to_base58(holder)}") == by_hex
             assert int(by_hex["head"]["raw"]) == await token.balance_of(holder, by_hex["head"]["block"])
             assert int(by_hex["finalized"]["raw"]) == await token.balance_of(holder, fin)
-            assert by_hex["as_of"]["block_hash"][:18] == f"0x{by_hex['as_of']['block']:016x}"
+            as_of = by_hex["as_of"]
+            assert as_of["block_hash"][:18] == f"0x{as_of['block']:016x}"
+            # Timestamps in seconds, taken as seconds.
+            ts = int((await anvil.rpc("eth_getBlockByNumber", [hex(as_of["block"]), False]))["timestamp"], 16)
+            assert as_of["block_time"] == datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     # The front's differences were met, not avoided: the range and result caps refused requests and
     # shrank the range, the rate-limit bodies were retried, and no state read asked for a past block.
@@ -276,3 +281,25 @@ async def test_usd1_control_events_and_checks_through_the_front(
             assert h["paused"] is False is await token.paused()
             assert run.rt.statuses[CONTROLS_CHAIN].mismatch == 0
     assert not [k for k in front.refused if "not supported" in k], front.refused
+
+
+async def test_the_ethereum_dialect_fails_on_the_front(
+    anvil: Anvil, token: TestToken, traffic: Traffic, dsn: str, tmp_path: Path
+) -> None:
+    """The control experiment: the same chain read as `dialect: ethereum` trusts the zero blooms,
+    finds its logs missing from them and blames the endpoint; nothing is stored. (So the Tron
+    test above passes because of the dialect, not because the front changes nothing.)"""
+    await traffic.run(6)
+    async with TronFront(anvil.url, solid_depth=SOLID) as front:
+        raw = tron_config(dsn, tmp_path, front.url, token.address).model_dump(mode="json")
+        raw["chains"][0] |= {"dialect": "ethereum", "token": token.address}
+        with capture_logs() as logs:
+            async with running(Config.model_validate(raw), CHAIN, Running) as d:
+                await wait_for(
+                    lambda: any(e["event"] == "rpc_contradiction" for e in logs), 15, "a bloom contradiction"
+                )
+                await asyncio.sleep(1.0)  # retried, and still stuck before the first event
+                assert d.rt.statuses[CHAIN].indexed < await anvil.block_number()
+                assert await d.rt.pool.fetchval("SELECT count(*) FROM events WHERE chain = $1", CHAIN) == 0
+    reasons = {e["reason"] for e in logs if e["event"] == "rpc_contradiction"}
+    assert reasons and all("logs bloom" in r for r in reasons), reasons
