@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import random
+import subprocess
+import sys
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
+import yaml
 from structlog.testing import capture_logs
 
 from indexer.chains import tron
@@ -46,26 +50,28 @@ SOLID = 6  # the front's solidified block: head - 6 (anvil's own finalized = hea
 
 
 def tron_config(dsn: str, tmp: Path, url: str, token: str) -> Config:
-    return Config.model_validate(
-        {
-            "database": {"dsn": dsn},
-            "data_dir": str(tmp),
-            "chains": [
-                {
-                    "name": CHAIN,
-                    "kind": "evm",
-                    "dialect": "tron",
-                    "rpc": [url],
-                    "token": tron.to_base58(token),
-                    "decimals": 18,
-                    "finality": {"tag": "finalized"},
-                    "poll_interval": "50ms",
-                    "request_timeout": "5s",
-                    "audit": {"enabled": False},
-                }
-            ],
-        }
-    )
+    return Config.model_validate(tron_config_dict(dsn, tmp, url, token))
+
+
+def tron_config_dict(dsn: str, tmp: Path, url: str, token: str) -> dict[str, Any]:
+    return {
+        "database": {"dsn": dsn},
+        "data_dir": str(tmp),
+        "chains": [
+            {
+                "name": CHAIN,
+                "kind": "evm",
+                "dialect": "tron",
+                "rpc": [url],
+                "token": tron.to_base58(token),
+                "decimals": 18,
+                "finality": {"tag": "finalized"},
+                "poll_interval": "50ms",
+                "request_timeout": "5s",
+                "audit": {"enabled": False},
+            }
+        ],
+    }
 
 
 def front_truth(front: TronFront, truth: set[Any]) -> set[Any]:
@@ -195,6 +201,27 @@ async def test_tron_front_random_traffic_shallow_reorgs_exact(
             ts = int((await anvil.rpc("eth_getBlockByNumber", [hex(as_of["block"]), False]))["timestamp"], 16)
             assert as_of["block_time"] == datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
+    # The query CLI on the same index: base58 in, base58 out, the finalized balance exact.
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(yaml.safe_dump(tron_config_dict(dsn, tmp_path, front.url, token.address)))
+    b58 = tron.to_base58(holder)
+
+    def cli(*args: str) -> Any:
+        r = subprocess.run(
+            [sys.executable, "-m", "indexer.cli_query", *args, "--config", str(cfg_path), "--format", "json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert r.returncode == 0, r.stderr
+        return orjson.loads(r.stdout)
+
+    body = cli("account", CHAIN, b58, "--block", str(fin))
+    assert body["address"] == b58 and int(body["at"]["raw"]) == await token.balance_of(holder, fin)
+    rows = cli("transfers", "--chain", CHAIN, "--address", b58, "--limit", "1000")["transfers"]
+    mine = [k for k in got if holder in (k[4], k[5])]
+    assert len(rows) == len(mine) > 0 and all(b58 in (e["from"], e["to"]) for e in rows)
+
     # The front's differences were met, not avoided: the range and result caps refused requests and
     # shrank the range, the rate-limit bodies were retried, and no state read asked for a past block.
     assert front.refused["exceed max block range: N"] > 0
@@ -291,7 +318,7 @@ async def test_the_ethereum_dialect_fails_on_the_front(
     test above passes because of the dialect, not because the front changes nothing.)"""
     await traffic.run(6)
     async with TronFront(anvil.url, solid_depth=SOLID) as front:
-        raw = tron_config(dsn, tmp_path, front.url, token.address).model_dump(mode="json")
+        raw = tron_config_dict(dsn, tmp_path, front.url, token.address)
         raw["chains"][0] |= {"dialect": "ethereum", "token": token.address}
         with capture_logs() as logs:
             async with running(Config.model_validate(raw), CHAIN, Running) as d:
