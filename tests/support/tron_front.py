@@ -86,10 +86,12 @@ class HashMap:
 
     def __init__(self) -> None:
         self._up: dict[str, str] = {}
+        self._tron: dict[str, str] = {}
 
     def to_tron(self, number: int, upstream: str) -> str:
         out = tron_hash(number, upstream)
         self._up[out] = upstream.lower()
+        self._tron[upstream.lower()] = out
         return out
 
     def to_upstream(self, value: str) -> str:
@@ -99,10 +101,7 @@ class HashMap:
 
     def tron_of(self, upstream: str) -> str:
         """The Tron-style hash the front emitted for anvil's `upstream` (KeyError if never emitted)."""
-        for out, up in self._up.items():
-            if up == upstream.lower():
-                return out
-        raise KeyError(upstream)
+        return self._tron[upstream.lower()]
 
     def __len__(self) -> int:
         return len(self._up)
