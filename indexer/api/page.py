@@ -21,6 +21,7 @@ import asyncpg
 import jinja2
 from markupsafe import Markup
 
+from indexer import bridges
 from indexer.attest_sig import SignatureCheck
 from indexer.attestation import Attestation
 from indexer.config import Config
@@ -171,7 +172,15 @@ async def gather(
     cfg: Config, conn: Any, ats: dict[str, q.AsOf], now: datetime, reserves: ReservesSnapshot | None
 ) -> dict[str, Any]:
     chains = list(cfg.chains)
-    supplies = [await q.chain_supply(conn, c, ats.get(c.name, q.AsOf(c.name))) for c in chains]
+    supplies = [
+        await cq.with_classes(
+            conn,
+            await q.chain_supply(conn, c, ats.get(c.name, q.AsOf(c.name))),
+            c.control_contracts(),
+            c.classified(),
+        )
+        for c in chains
+    ]
     dp = max((c.decimals for c in chains), default=0)
     total_fin = sum(q.scale(s.finalized.supply, s.decimals, dp) for s in supplies)
     total_head = sum(q.scale(s.head.supply, s.decimals, dp) for s in supplies)
@@ -274,6 +283,7 @@ async def gather(
     depegs = await dq.depegs(conn, dq.DepegFilter(), limit=PEG_HISTORY_ROWS)
     return {
         "token": cfg.token.symbol,
+        "breakdown": breakdown(supplies),
         "peg_history": peg_history(depegs),
         "depeg_threshold_bps": cfg.market.depeg_threshold_bps,
         "total_finalized": Figure(total_fin, dp),
@@ -288,6 +298,54 @@ async def gather(
         "reserves_configured": reserves is not None,
         "generated_minute": now.strftime("%Y-%m-%d %H:%M UTC"),
     }
+
+
+@dataclass(frozen=True, slots=True)
+class Breakdown:
+    """Total -> circulating at the finalized block(s): `total = non_circulating (by label) + frozen +
+    circulating`. `scope`: a chain's name or `all` (every chain, in the largest precision; None
+    figures while a chain has no classes, as the API's `total.circulating`)."""
+
+    scope: str
+    total: Figure
+    labels: list[tuple[str, Figure]]
+    frozen: Figure | None
+    circulating: Figure | None
+
+
+def breakdown(supplies: Sequence[q.ChainSupply]) -> list[Breakdown]:
+    """The global breakdown first, then one per chain with classes (finalized figures)."""
+    dp = max((s.decimals for s in supplies), default=0)
+    total = sum(q.scale(s.finalized.supply, s.decimals, dp) for s in supplies)
+    complete = all(s.finalized_classes is not None for s in supplies)
+    labels: dict[str, int] = {}
+    frozen = 0
+    per_chain = []
+    for s in supplies:
+        c = s.finalized_classes
+        if c is None:
+            continue
+        for label, raw in c.non_circulating.items():
+            labels[label] = labels.get(label, 0) + q.scale(raw, s.decimals, dp)
+        frozen += q.scale(c.frozen, s.decimals, dp)
+        per_chain.append(
+            Breakdown(
+                s.chain,
+                Figure(c.total, s.decimals),
+                [(label, Figure(raw, s.decimals)) for label, raw in c.non_circulating.items()],
+                Figure(c.frozen, s.decimals),
+                Figure(c.circulating, s.decimals),
+            )
+        )
+    circulating = bridges.global_circulating(q.positions(supplies)["finalized"])
+    glob = Breakdown(
+        "all",
+        Figure(total, dp),
+        [(label, Figure(raw, dp)) for label, raw in sorted(labels.items())] if complete else [],
+        Figure(frozen, dp) if complete else None,
+        None if circulating is None else Figure(circulating, dp),
+    )
+    return [glob, *per_chain]
 
 
 def _largest_custodian(att: Attestation) -> str | None:

@@ -106,6 +106,39 @@ async def test_page_renders_api_figures(site: str) -> None:
                 head_block = chain["head"]["block"]
                 pending = "—" if head_block is None else str(head_block - fin_block)
                 assert (await row.locator(".pending-blocks").inner_text()).strip() == pending
+            # Total -> circulating: the API's finalized classes, per chain and for all chains.
+            glob = page.locator('#breakdown table[data-scope="all"]')
+            assert (
+                await glob.locator("tr.total td").get_attribute("data-amount")
+                == (supply["total"]["finalized"]["amount"])
+            )
+            circ = supply["total"]["circulating"]["finalized"]
+            glob_circ = glob.locator("tr.circulating td")
+            if circ is None:  # a chain is not indexed: no global figure, as the API
+                assert (await glob_circ.inner_text()).strip() == "—"
+            else:
+                assert await glob_circ.get_attribute("data-amount") == circ["amount"]
+            with_classes = [c for c in supply["chains"] if c["classes"] is not None]
+            assert with_classes
+            assert await page.locator("#breakdown table[data-scope]").count() == 1 + len(with_classes)
+            for chain in with_classes:
+                classes = chain["classes"]["finalized"]
+                t = page.locator(f'#breakdown table[data-scope="{chain["chain"]}"]')
+                assert (
+                    await t.locator("tr.total td").get_attribute("data-amount") == classes["total"]["amount"]
+                )
+                assert (
+                    await t.locator("tr.frozen td").get_attribute("data-amount")
+                    == classes["frozen"]["amount"]
+                )
+                circ_td = t.locator("tr.circulating td")
+                assert await circ_td.get_attribute("data-amount") == classes["circulating"]["amount"]
+                assert await circ_td.get_attribute("title") == f"{classes['circulating']['amount']} USD1"
+                by_label = classes["non_circulating"]["by_label"]
+                assert by_label and await t.locator("tr.label").count() == len(by_label)
+                for label, amount in by_label.items():
+                    cell = t.locator(f'tr.label[data-label="{label}"] td')
+                    assert await cell.get_attribute("data-amount") == amount["amount"]
             # Contract controls: the API's head state, chain by chain (chains without controls: no row).
             enabled = [c for c in controls["chains"] if c["enabled"]]
             assert enabled and await page.locator("#controls table[data-chain]").count() == len(enabled)
