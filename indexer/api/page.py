@@ -19,9 +19,9 @@ from typing import Any
 
 import asyncpg
 import jinja2
-from markupsafe import Markup
 
 from indexer import bridges
+from indexer.api.chart import PALETTE, stacked_svg
 from indexer.attest_sig import SignatureCheck
 from indexer.attestation import Attestation
 from indexer.config import Config
@@ -127,47 +127,6 @@ def chart_interval(span: timedelta) -> timedelta:
     return _LADDER[-1]
 
 
-def svg_chart(
-    points: Sequence[tuple[datetime, int]], decimals: int, width: int = 720, height: int = 220
-) -> Markup:
-    """A step chart of cumulative supply (carried forward between blocks), drawn server-side."""
-    if not points:
-        return Markup('<p class="muted">No supply history yet.</p>')
-    pad_l, pad_r, pad_t, pad_b = 8, 8, 22, 24
-    w, h = width - pad_l - pad_r, height - pad_t - pad_b
-    top = max(v for _, v in points) or 1
-    top = top + top // 20
-    n = len(points)
-
-    def x(i: int) -> float:
-        return pad_l + (w * i / (n - 1) if n > 1 else w)
-
-    def y(value: int) -> float:
-        return pad_t + h - h * value / top
-
-    d = [f"M{x(0):.1f},{y(points[0][1]):.1f}"]
-    for i in range(1, n):
-        d.append(f"H{x(i):.1f}V{y(points[i][1]):.1f}")
-    area = "".join(d) + f"V{pad_t + h:.1f}H{x(0):.1f}Z"
-    first, last = points[0][0], points[-1][0]
-    label_max = fmt_tokens(top, decimals, 0)
-    latest = fmt_tokens(points[-1][1], decimals, 0)
-    svg = (
-        f'<svg viewBox="0 0 {width} {height}" role="img" aria-labelledby="chart-title" '
-        f'preserveAspectRatio="none" class="chart" data-points="{n}">'
-        f'<title id="chart-title">Total supply from {fmt_time(first)} to {fmt_time(last)}; latest {latest}</title>'
-        f'<line x1="{pad_l}" y1="{pad_t + h}" x2="{pad_l + w}" y2="{pad_t + h}" class="axis"/>'
-        f'<line x1="{pad_l}" y1="{pad_t}" x2="{pad_l + w}" y2="{pad_t}" class="grid"/>'
-        f'<path d="{area}" class="area"/>'
-        f'<path d="{"".join(d)}" class="line"/>'
-        f'<text x="{pad_l}" y="{pad_t - 6}" class="lbl">{label_max}</text>'
-        f'<text x="{pad_l}" y="{height - 6}" class="lbl">{first:%Y-%m-%d %H:%M}</text>'
-        f'<text x="{pad_l + w}" y="{height - 6}" class="lbl" text-anchor="end">{last:%Y-%m-%d %H:%M}</text>'
-        "</svg>"
-    )
-    return Markup(svg)
-
-
 async def gather(
     cfg: Config, conn: Any, ats: dict[str, q.AsOf], now: datetime, reserves: ReservesSnapshot | None
 ) -> dict[str, Any]:
@@ -225,18 +184,32 @@ async def gather(
         )
 
     first = await q.first_block_time(conn, [c.name for c in chains])
-    chart = svg_chart([], dp)
+    chart = stacked_svg([], [], "", str)
     chart_info = ""
+    legend: list[dict[str, Any]] = []
     if first is not None:
         span = min(max(now - first, timedelta(minutes=10)), timedelta(days=365))
         step = chart_interval(span)
         since = now - span
         series = [await q.supply_history(conn, c, since, now, step) for c in chains]
-        pts: list[tuple[datetime, int]] = []
-        for i, pt in enumerate(series[0].points if series else []):
-            pts.append((pt.end, sum(q.scale(s.points[i].totals.supply, s.decimals, dp) for s in series)))
-        chart = svg_chart(pts, dp)
-        chart_info = f"{len(pts)} points, one per {_human(step)}"
+        times = [pt.end for pt in series[0].points] if series else []
+        stacked = [
+            (s.chain, [max(0, q.scale(pt.totals.supply, s.decimals, dp)) for pt in s.points]) for s in series
+        ]
+        latest = sum(values[-1] for _, values in stacked) if times else 0
+        title = f"Supply by chain from {fmt_time(times[0])} to {fmt_time(times[-1])}" if times else ""
+        chart = stacked_svg(
+            times, stacked, f"{title}; latest {fmt_tokens(latest, dp, 0)}", lambda v: fmt_tokens(v, dp, 0)
+        )
+        chart_info = f"{len(times)} points, one per {_human(step)}"
+        legend = [
+            {
+                "chain": s.chain,
+                "css": f"s{i % PALETTE}",
+                "latest": Figure(s.points[-1].totals.supply, s.decimals) if s.points else None,
+            }
+            for i, s in enumerate(series)
+        ]
 
     controls = []
     for c in chains:
@@ -293,6 +266,7 @@ async def gather(
         "flows": flows,
         "chart": chart,
         "chart_info": chart_info,
+        "legend": legend,
         "controls": controls,
         "reserves": reserve_view,
         "reserves_configured": reserves is not None,

@@ -157,8 +157,14 @@ async def test_page_renders_api_figures(site: str) -> None:
                 last = row.locator(".last-change")
                 assert await last.get_attribute("data-block") == str(head["last_change"]["block"])
                 assert await last.get_attribute("data-kind") == head["last_change"]["kind"]
-            # The supply chart is an inline SVG with a drawn line; mints/burns for 3 windows.
-            assert await page.locator("svg.chart path.line").count() == 1
+            # Supply by chain: an inline SVG, one stacked layer per chain, the legend at the heads.
+            layers = page.locator("svg.chart path.layer")
+            assert [await layers.nth(i).get_attribute("data-chain") for i in range(await layers.count())] == [
+                c["chain"] for c in supply["chains"]
+            ]
+            for chain in supply["chains"]:
+                latest = page.locator(f'#chart-legend li[data-chain="{chain["chain"]}"] .latest')
+                assert await latest.get_attribute("data-amount") == chain["head"]["amount"]
             assert int(await page.locator("svg.chart").get_attribute("data-points") or 0) > 10
             assert await page.locator("#flow-table tbody tr").count() == 3
             assert "No attestation configured" in await page.locator("#no-attestation").inner_text()
