@@ -163,25 +163,16 @@ async def gather(
             }
         )
 
-    flows = []
-    for days in WINDOWS:
-        minted = burned = mints = burns = 0
-        for s in supplies:
-            fl = await q.flow(conn, s.chain, s.as_of.block, now - timedelta(days=days))
-            minted += q.scale(fl.minted, s.decimals, dp)
-            burned += q.scale(fl.burned, s.decimals, dp)
-            mints += fl.mints
-            burns += fl.burns
-        flows.append(
-            {
-                "days": days,
-                "minted": Figure(minted, dp),
-                "burned": Figure(burned, dp),
-                "net": Figure(minted - burned, dp),
-                "mints": mints,
-                "burns": burns,
-            }
-        )
+    flows = flow_view(
+        supplies,
+        await q.flows(
+            conn,
+            {s.chain: s.as_of.block for s in supplies if s.as_of.block is not None},
+            [now - timedelta(days=d) for d in WINDOWS],
+        ),
+        now,
+        dp,
+    )
 
     first = await q.first_block_time(conn, [c.name for c in chains])
     chart = stacked_svg([], [], "", str)
@@ -272,6 +263,54 @@ async def gather(
         "reserves_configured": reserves is not None,
         "generated_minute": now.strftime("%Y-%m-%d %H:%M UTC"),
     }
+
+
+@dataclass(frozen=True, slots=True)
+class FlowRow:
+    """Mints and burns of one scope (a chain, or `all` in the largest precision) in one window."""
+
+    scope: str
+    minted: Figure
+    burned: Figure
+    mints: int
+    burns: int
+
+    @property
+    def net(self) -> Figure:
+        return Figure(self.minted.raw - self.burned.raw, self.minted.decimals)
+
+
+@dataclass(frozen=True, slots=True)
+class FlowWindow:
+    days: int
+    total: FlowRow
+    chains: list[FlowRow]
+
+
+def flow_view(
+    supplies: Sequence[q.ChainSupply], flows: Sequence[q.Flow], now: datetime, dp: int
+) -> list[FlowWindow]:
+    """One row per window of `WINDOWS` days before `now`: every chain's mints and burns (0 while
+    a chain is not indexed) and their sum in precision `dp`. `flows`: from `q.flows`."""
+    by = {(f.chain, f.since): f for f in flows}
+    out = []
+    for days in WINDOWS:
+        since = now - timedelta(days=days)
+        chains = []
+        for s in supplies:
+            f = by.get((s.chain, since)) or q.Flow(s.chain, since, 0, 0, 0, 0)
+            chains.append(
+                FlowRow(s.chain, Figure(f.minted, s.decimals), Figure(f.burned, s.decimals), f.mints, f.burns)
+            )
+        total = FlowRow(
+            "all",
+            Figure(sum(q.scale(c.minted.raw, c.minted.decimals, dp) for c in chains), dp),
+            Figure(sum(q.scale(c.burned.raw, c.burned.decimals, dp) for c in chains), dp),
+            sum(c.mints for c in chains),
+            sum(c.burns for c in chains),
+        )
+        out.append(FlowWindow(days, total, chains))
+    return out
 
 
 @dataclass(frozen=True, slots=True)

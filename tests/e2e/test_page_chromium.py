@@ -20,8 +20,10 @@ from indexer.api.page import fmt_tokens
 from indexer.daemon import serve_http
 from indexer.depegs import Episode
 from indexer.metrics import Metrics
+from indexer.model import EventKind
 from indexer.store import depeg_queries as dq
 from indexer.store.store import Store
+from indexer.units import to_decimal_str
 from tests.support import api_data
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -42,8 +44,10 @@ pytestmark = [
 
 
 @pytest.fixture
-async def site(pool: asyncpg.Pool, dsn: str, tmp_path: Path) -> AsyncIterator[str]:
-    await api_data.load(pool, "devnet", blocks=150)
+async def served(
+    pool: asyncpg.Pool, dsn: str, tmp_path: Path
+) -> AsyncIterator[tuple[str, api_data.Synthetic]]:
+    syn = await api_data.load(pool, "devnet", blocks=150)
     t = datetime(2026, 2, 10, 12, 0, tzinfo=UTC)
     async with pool.acquire() as conn:  # a closed wick on one venue and an open aggregate episode
         await dq.upsert(
@@ -57,14 +61,15 @@ async def site(pool: asyncpg.Pool, dsn: str, tmp_path: Path) -> AsyncIterator[st
         )
     app = create_app(api_data.config(dsn, tmp_path), Store(pool), Metrics())
     async with serve_http(app, "127.0.0.1", 0) as port:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", syn
 
 
 def raw_to_display(raw: str, decimals: int) -> str:
     return fmt_tokens(int(raw), decimals)
 
 
-async def test_page_renders_api_figures(site: str) -> None:
+async def test_page_renders_api_figures(served: tuple[str, api_data.Synthetic]) -> None:
+    site, syn = served
     from playwright.async_api import async_playwright
 
     async with aiohttp.ClientSession() as http:
@@ -166,7 +171,22 @@ async def test_page_renders_api_figures(site: str) -> None:
                 latest = page.locator(f'#chart-legend li[data-chain="{chain["chain"]}"] .latest')
                 assert await latest.get_attribute("data-amount") == chain["head"]["amount"]
             assert int(await page.locator("svg.chart").get_attribute("data-points") or 0) > 10
-            assert await page.locator("#flow-table tbody tr").count() == 3
+            # Mints and burns: all within the last 2 days, so every window holds the whole history.
+            minted = to_decimal_str(sum(e.amount for e in syn.events if e.kind == EventKind.MINT), 18)
+            burned = to_decimal_str(sum(e.amount for e in syn.events if e.kind == EventKind.BURN), 18)
+            assert await page.locator("#flow-table tr[data-scope='all']").count() == 3
+            for days in (7, 30, 365):
+                for scope, want in (
+                    ("all", (minted, burned)),
+                    ("devnet", (minted, burned)),
+                    ("sol", ("0", "0")),
+                ):
+                    row = page.locator(f"#flow-table tr[data-days='{days}'][data-scope='{scope}']")
+                    got = (
+                        await row.locator(".minted").get_attribute("data-amount"),
+                        await row.locator(".burned").get_attribute("data-amount"),
+                    )
+                    assert got == want, (days, scope)
             assert "No attestation configured" in await page.locator("#no-attestation").inner_text()
             # Peg history: the episodes, newest first, readable without scrolling the table sideways.
             episodes = page.locator("#depegs tbody tr")
