@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import jinja2
@@ -25,13 +25,19 @@ from indexer.api.chart import PALETTE, stacked_svg
 from indexer.attest_sig import SignatureCheck
 from indexer.attestation import Attestation
 from indexer.config import Config
+from indexer.depegs import exact_median
+from indexer.market.depth import band_label
 from indexer.reserves import ReservesSnapshot
 from indexer.store import control_queries as cq
 from indexer.store import depeg_queries as dq
 from indexer.store import queries as q
 from indexer.units import to_decimal_str
 
+if TYPE_CHECKING:  # web3 is imported only when venues are configured
+    from indexer.market.service import VenueSnapshot
+
 ReservesProvider = Callable[[], ReservesSnapshot | None]
+MarketProvider = Callable[[], Mapping[str, "VenueSnapshot"]]
 
 TEMPLATES = Path(__file__).parent / "templates"
 WINDOWS = (7, 30, 365)
@@ -57,6 +63,7 @@ def _env() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["tokens"] = fmt_tokens
+    env.filters["usd"] = fmt_usd
     return env
 
 
@@ -128,7 +135,12 @@ def chart_interval(span: timedelta) -> timedelta:
 
 
 async def gather(
-    cfg: Config, conn: Any, ats: dict[str, q.AsOf], now: datetime, reserves: ReservesSnapshot | None
+    cfg: Config,
+    conn: Any,
+    ats: dict[str, q.AsOf],
+    now: datetime,
+    reserves: ReservesSnapshot | None,
+    venues: Mapping[str, VenueSnapshot] | None = None,
 ) -> dict[str, Any]:
     chains = list(cfg.chains)
     supplies = [
@@ -243,6 +255,11 @@ async def gather(
             "stale": reserves.stale,
             "up": reserves.up,
             "signature": _signature_view(reserves.signature),
+            "by_category": [(k, _usd(v), str(v)) for k, v in att.by_category().items()],
+            "by_custodian": [(k, _usd(v), str(v)) for k, v in (att.by_custodian() or {}).items()],
+            "age": None if reserves.age_seconds is None else fmt_duration(Decimal(reserves.age_seconds)),
+            "age_seconds": None if reserves.age_seconds is None else round(reserves.age_seconds),
+            "cadence": _cadence(cfg),
         }
     depegs = await dq.depegs(conn, dq.DepegFilter(), limit=PEG_HISTORY_ROWS)
     return {
@@ -261,8 +278,83 @@ async def gather(
         "controls": controls,
         "reserves": reserve_view,
         "reserves_configured": reserves is not None,
+        "market": None if not venues else market_view(venues, cfg.market.bands_bps),
         "generated_minute": now.strftime("%Y-%m-%d %H:%M UTC"),
     }
+
+
+ONE_CENT_BPS = 100  # one cent of a $1 peg
+
+
+@dataclass(frozen=True, slots=True)
+class VenueRow:
+    name: str
+    kind: str
+    up: bool
+    price: str  # "0.9994" or "—"
+    deviation: str  # "-6.0" bps or "—"
+    deviation_exact: str | None
+    depth: Decimal | None  # bid + ask within the band, USD (None: not read)
+    complete: bool
+    last_success: str
+
+
+@dataclass(frozen=True, slots=True)
+class MarketView:
+    band_bps: int  # the band the depth figures are within (100, else the widest configured below)
+    venues: list[VenueRow]
+    median_deviation: str | None  # over the live venues (the depeg aggregate), bps
+    depth: Decimal  # every live venue's depth within the band, USD
+    complete: bool  # every live venue's book was read to the band's edge
+
+
+def depth_band(bands: Sequence[int]) -> int:
+    """One cent (100 bps) when configured, else the widest band below it, else the narrowest."""
+    below = [b for b in bands if b <= ONE_CENT_BPS]
+    return max(below) if below else min(bands)
+
+
+def market_view(venues: Mapping[str, VenueSnapshot], bands: Sequence[int]) -> MarketView:
+    """Per venue (config order) its last good price, deviation from the peg and depth within the
+    band; the aggregate over the venues that are up (a venue down keeps its last figures but
+    counts in no aggregate)."""
+    band = depth_band(bands)
+    label = band_label(band)
+    rows, live = [], []
+    depth, complete = Decimal(0), True
+    for v in venues.values():
+        d = None
+        if v.depth_usd:
+            d = sum((v.depth_usd.get(side, {}).get(label, Decimal(0)) for side in v.depth_usd), Decimal(0))
+        if v.up and v.deviation_bps is not None:
+            live.append(v.deviation_bps)
+            depth += d or Decimal(0)
+            complete = complete and v.depth_complete
+        rows.append(
+            VenueRow(
+                v.name,
+                v.kind,
+                v.up,
+                "—"
+                if v.price_usd is None
+                else f"{v.price_usd.quantize(Decimal('0.0001'), rounding=ROUND_HALF_EVEN)}",
+                "—" if v.deviation_bps is None else _bps(v.deviation_bps),
+                None if v.deviation_bps is None else str(v.deviation_bps),
+                d,
+                v.depth_complete,
+                "—" if v.last_success is None else fmt_time(datetime.fromtimestamp(v.last_success, UTC)),
+            )
+        )
+    median = _bps(exact_median(live)) if live else None
+    return MarketView(band, rows, median, depth, complete)
+
+
+def _bps(value: Decimal) -> str:
+    return f"{value.quantize(Decimal('0.1'), rounding=ROUND_HALF_EVEN):+}"
+
+
+def fmt_usd(value: Decimal) -> str:
+    return f"{value.quantize(Decimal(1), rounding=ROUND_HALF_EVEN):,}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,6 +453,23 @@ def breakdown(supplies: Sequence[q.ChainSupply]) -> list[Breakdown]:
     return [glob, *per_chain]
 
 
+def _usd(value: Decimal) -> str:
+    return f"{value.quantize(Decimal('0.01'), rounding=ROUND_HALF_EVEN):,}"
+
+
+def _cadence(cfg: Config) -> str:
+    """The configured cadence as read: `monthly`, `every 30 d`, or the max age without one."""
+    r = cfg.reserves
+    if r is None:
+        return "—"
+    if r.cadence is None:
+        return f"none (stale after {fmt_duration(Decimal(r.max_age))})"
+    grace = f" + {fmt_duration(Decimal(r.grace))} grace" if r.grace else ""
+    if isinstance(r.cadence, str):
+        return r.cadence + grace
+    return f"every {fmt_duration(Decimal(r.cadence))}{grace}"
+
+
 def _largest_custodian(att: Attestation) -> str | None:
     """`NAME (share %)` for version 2 documents, else None."""
     held, share = att.by_custodian(), att.custodian_concentration()
@@ -395,11 +504,14 @@ async def transparency_page(
     pool: asyncpg.Pool,
     reserves: ReservesProvider | None,
     cache: dict[str, Any],
+    market: MarketProvider | None = None,
 ) -> tuple[bytes, str]:
     """(body, ETag) of the page; re-rendered when a chain moves, the attestation changes, or a
-    minute passes (the 7/30/365-day windows slide)."""
+    minute passes (the 7/30/365-day windows slide), or a venue goes up or down or its price moves
+    by 0.0001 (depth figures refresh with the minute)."""
     now = datetime.now(UTC)
     snap = reserves() if reserves is not None else None
+    venues = market() if market is not None else None
     att = snap.attestation if snap is not None else None
     async with q.snapshot(pool) as conn:
         ats = await q.as_of_all(conn)
@@ -411,14 +523,19 @@ async def transparency_page(
             None
             if att is None
             else (att.as_of, snap.backing_ratio if snap else None, snap.stale if snap else None),
+            None if venues is None else tuple((v.name, v.up, _price_key(v)) for v in venues.values()),
         )
         if cache.get("key") == key:
             return cache["body"], cache["etag"]
-        ctx = await gather(cfg, conn, ats, now, snap)
+        ctx = await gather(cfg, conn, ats, now, snap, venues)
     body = _env().get_template("index.html").render(**ctx).encode()
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     cache.update(key=key, body=body, etag=etag)
     return body, etag
+
+
+def _price_key(v: VenueSnapshot) -> Decimal | None:
+    return None if v.price_usd is None else v.price_usd.quantize(Decimal("0.0001"))
 
 
 def _cursor_key(at: q.AsOf | None) -> tuple[Any, ...]:
