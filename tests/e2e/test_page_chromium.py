@@ -19,6 +19,7 @@ from indexer.api.app import create_app
 from indexer.api.page import fmt_tokens
 from indexer.daemon import serve_http
 from indexer.depegs import Episode
+from indexer.market.service import VenueSnapshot
 from indexer.metrics import Metrics
 from indexer.model import EventKind
 from indexer.store import depeg_queries as dq
@@ -212,3 +213,135 @@ async def test_page_renders_api_figures(served: tuple[str, api_data.Synthetic]) 
             await desktop.screenshot(path=str(ARTIFACTS / "transparency-desktop.png"), full_page=True)
         finally:
             await browser.close()
+
+
+NOW_RESERVES = datetime(2025, 7, 31, 1, tzinfo=UTC).timestamp()  # a month after the v2 example's as_of
+VENUES = {  # the market service's latest readings (its VenueSnapshot), one venue down
+    "binance-usd1-usdt": VenueSnapshot(
+        "binance-usd1-usdt",
+        "orderbook",
+        True,
+        D("0.99942"),
+        D("-5.8"),
+        {"bid": {"10bps": D("120000.5"), "100bps": D("2500000.25")}, "ask": {"100bps": D("1750000")}},
+        last_success=NOW_RESERVES,
+    ),
+    "univ3-usd1-usdc": VenueSnapshot(
+        "univ3-usd1-usdc",
+        "uniswap_v3",
+        True,
+        D("1.0003"),
+        D("3.0"),
+        {"bid": {"100bps": D("400000")}, "ask": {"100bps": D("600000.75")}},
+        depth_complete=False,
+        block=19_000_000,
+        last_success=NOW_RESERVES,
+    ),
+    "univ2-usd1-weth": VenueSnapshot(
+        "univ2-usd1-weth",
+        "uniswap_v2",
+        False,
+        D("0.9871"),
+        D("-129"),
+        {"bid": {"100bps": D("10")}, "ask": {"100bps": D("10")}},
+        last_success=NOW_RESERVES - 600,
+        last_error="timeout",
+        failing_since=NOW_RESERVES - 300,
+    ),
+}
+
+
+async def test_page_reserves_and_market_match_the_api(pool: asyncpg.Pool, dsn: str, tmp_path: Path) -> None:
+    """A signed v2 attestation on a monthly cadence and three venues (one down): the page's reserve
+    figures equal /api/v1/reserves, the peg and depth are the venues' readings, at 390 and 1280 px."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from playwright.async_api import async_playwright
+
+    from indexer.attest_sig import fingerprint, sign_document
+    from indexer.config import Config, ReservesConfig
+    from indexer.reserves import ReservesService, TotalSupply
+
+    await api_data.load(pool, "devnet", blocks=60)
+    key = Ed25519PrivateKey.generate()
+    doc = (Path(__file__).resolve().parents[2] / "config" / "reserves.v2.example.json").read_bytes()
+    (tmp_path / "r.json").write_bytes(doc)
+    (tmp_path / "r.json.sig").write_bytes(sign_document(doc, key))
+    reserves = {"url": "file://r.json", "cadence": "monthly", "grace": "30d", "public_key": "k.pem"}
+    cfg = Config.model_validate(api_data.config_dict(dsn, tmp_path) | {"reserves": reserves})
+
+    async def supply() -> TotalSupply:
+        return TotalSupply(2_000_000_000 * 10**18, 18)
+
+    async with aiohttp.ClientSession() as http:
+        svc = ReservesService(
+            ReservesConfig.model_validate(reserves),
+            Metrics(),
+            http,
+            supply,
+            base_dir=tmp_path,
+            clock=lambda: NOW_RESERVES,
+            public_key=key.public_key(),
+        )
+        assert await svc.refresh()
+        await svc.update_ratio()
+        app = create_app(cfg, Store(pool), Metrics(), reserves=svc.snapshot, market=lambda: VENUES)
+        async with serve_http(app, "127.0.0.1", 0) as port:
+            site = f"http://127.0.0.1:{port}"
+            async with http.get(f"{site}/api/v1/reserves") as r:
+                api: dict[str, Any] = await r.json()
+            ARTIFACTS.mkdir(exist_ok=True)
+            async with async_playwright() as pw:
+                browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+                try:
+                    for width, name in ((390, "phone"), (1280, "desktop")):
+                        ctx = await browser.new_context(
+                            viewport={"width": width, "height": 900}, java_script_enabled=False
+                        )
+                        page = await ctx.new_page()
+                        assert (resp := await page.goto(site + "/")) is not None and resp.status == 200
+                        await check_reserves_and_market(page, api, fingerprint(key.public_key()))
+                        scroll = await page.evaluate("document.documentElement.scrollWidth")
+                        assert scroll <= width, (name, scroll)
+                        await page.screenshot(
+                            path=str(ARTIFACTS / f"transparency-full-{name}.png"), full_page=True
+                        )
+                        await ctx.close()
+                finally:
+                    await browser.close()
+
+
+async def check_reserves_and_market(page: Any, api: dict[str, Any], fp: str) -> None:
+    att = api["attestation"]
+    for table, attr, figures in (
+        ("#reserves-by-category", "category", att["by_category"]),
+        ("#reserves-by-custodian", "custodian", att["by_custodian"]),
+    ):
+        rows = page.locator(f"{table} tr[data-{attr}]")
+        assert [await rows.nth(i).get_attribute(f"data-{attr}") for i in range(await rows.count())] == list(
+            figures
+        )
+        for k, usd in figures.items():
+            assert await page.locator(f'{table} tr[data-{attr}="{k}"] td').get_attribute("data-usd") == usd
+    assert int(await page.locator("#reserves-age").get_attribute("data-seconds")) == api["age_seconds"]
+    assert "on time" in await page.locator("#reserves-age").inner_text()
+    assert (await page.locator("#reserves-cadence").inner_text()).strip() == "monthly + 30 d 0 h grace"
+    due = datetime.fromisoformat(api["next_due"].replace("Z", "+00:00"))
+    assert (await page.locator("#reserves-next-due").inner_text()).strip() == due.strftime(
+        "%Y-%m-%d %H:%M:%S UTC"
+    )
+    assert api["signature"]["status"] == "valid"
+    assert (await page.locator("#reserves-signature").inner_text()).startswith(f"verified (key {fp[:23]}")
+    ratio = D(api["backing_ratio"]) * 100
+    assert (await page.locator("#backing-ratio").inner_text()).strip() == f"{ratio.quantize(D('0.01'))} %"
+    # Peg: the median of the venues up (-5.8, +3.0 -> -1.4), their depth within one cent, summed.
+    assert (await page.locator("#peg-median").inner_text()).strip() == "-1.4 bps"
+    assert await page.locator("#peg-depth").get_attribute("data-usd") == str(
+        D("2500000.25") + D("1750000") + D("400000") + D("600000.75")
+    )
+    rows = page.locator("#venues tbody tr")
+    assert [await rows.nth(i).get_attribute("data-venue") for i in range(3)] == list(VENUES)
+    down = page.locator('#venues tr[data-venue="univ2-usd1-weth"]')
+    assert (await down.locator(".status").inner_text()).startswith("down")
+    assert await down.locator(".deviation").get_attribute("data-bps") == "-129"
+    v3 = page.locator('#venues tr[data-venue="univ3-usd1-usdc"]')
+    assert (await v3.locator(".depth").inner_text()).strip() == "1,000,001+"  # a lower bound
