@@ -324,7 +324,7 @@ async def check_reserves_and_market(page: Any, api: dict[str, Any], fp: str) -> 
             assert await page.locator(f'{table} tr[data-{attr}="{k}"] td').get_attribute("data-usd") == usd
     assert int(await page.locator("#reserves-age").get_attribute("data-seconds")) == api["age_seconds"]
     assert "on time" in await page.locator("#reserves-age").inner_text()
-    assert (await page.locator("#reserves-cadence").inner_text()).strip() == "monthly + 30 d 0 h grace"
+    assert (await page.locator("#reserves-cadence").inner_text()).strip() == "monthly + 30 d grace"
     due = datetime.fromisoformat(api["next_due"].replace("Z", "+00:00"))
     assert (await page.locator("#reserves-next-due").inner_text()).strip() == due.strftime(
         "%Y-%m-%d %H:%M:%S UTC"

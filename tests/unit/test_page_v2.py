@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from indexer.api.chart import Box, stack_geometry, stacked_svg
-from indexer.api.page import breakdown
+from indexer.api.page import breakdown, depth_band, fmt_duration, market_view
 from indexer.store import queries as q
 from indexer.supply_classes import classify
 
@@ -100,3 +101,54 @@ def test_breakdown_has_no_global_circulating_while_a_chain_has_no_classes() -> N
     glob, *chains = breakdown([eth, bare])
     assert [b.scope for b in chains] == ["ethereum"]
     assert glob.total.exact == "1" and glob.circulating is None and glob.frozen is None and glob.labels == []
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (45, "45 s"),
+        (600, "10 min"),
+        (725, "12 min 5 s"),
+        (3600, "1 h"),
+        (12000, "3 h 20 min"),
+        (30 * 86400, "30 d"),
+        (2 * 86400 + 4 * 3600 + 59, "2 d 4 h"),
+    ],
+)
+def test_durations_read_short(seconds: int, shown: str) -> None:
+    assert fmt_duration(Decimal(seconds)) == shown
+
+
+def test_market_view_sums_live_venues_within_one_cent() -> None:
+    from indexer.market.service import VenueSnapshot
+
+    up = VenueSnapshot(
+        "a",
+        "orderbook",
+        True,
+        Decimal("0.9990"),
+        Decimal("-10"),
+        {"bid": {"100bps": Decimal("5"), "50bps": Decimal(1)}, "ask": {"100bps": Decimal("7.5")}},
+    )
+    odd = VenueSnapshot(
+        "b",
+        "uniswap_v3",
+        True,
+        Decimal("1.0001"),
+        Decimal("1"),
+        {"bid": {"100bps": Decimal(2)}},
+        depth_complete=False,
+    )
+    down = VenueSnapshot(
+        "c", "uniswap_v2", False, Decimal("0.9"), Decimal("-1000"), {"bid": {"100bps": Decimal(99)}}
+    )
+    never = VenueSnapshot("d", "orderbook", False)
+    m = market_view({v.name: v for v in (up, odd, down, never)}, [10, 50, 100])
+    assert (m.band_bps, m.depth, m.complete, m.median_deviation) == (100, Decimal("14.5"), False, "-4.5")
+    assert [(r.name, r.depth, r.deviation) for r in m.venues] == [
+        ("a", Decimal("12.5"), "-10.0"),
+        ("b", Decimal(2), "+1.0"),
+        ("c", Decimal(99), "-1000.0"),
+        ("d", None, "—"),
+    ]
+    assert depth_band([10, 50]) == 50 and depth_band([200, 500]) == 200 and depth_band([100, 200]) == 100
