@@ -143,17 +143,8 @@ async def serve_api(
         kept(db, stop),
         aiohttp.ClientSession() as session,
     ):
-        watch = None
-        if cfg.watchlists:
-            watch = WatchlistService(
-                cfg.watchlists,
-                cfg.chains,
-                metrics,
-                session,
-                reload_seconds=cfg.watchlist_reload_seconds,
-                base_dir=config_dir,
-                counted=[],
-            )
+        watch = WatchlistService.configured(cfg, metrics, session, config_dir, counted=[])
+        if watch is not None:
             await watch.refresh()
         app = create_app(
             cfg, Store(db.pool), metrics, None, db=db, watchlists=watch.current if watch is not None else None
