@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 from eth_abi import decode as abi_decode
@@ -41,6 +41,9 @@ from indexer.errors import RpcError
 from indexer.metrics import Metrics
 from indexer.reserves import TotalSupply, _iso, _ratio_str
 from indexer.units import to_decimal_str
+
+if TYPE_CHECKING:
+    from indexer.chains.evm import EvmSource
 
 # keccak256 selectors of the AggregatorV3Interface reads
 LATEST_ROUND_DATA = "0xfeaf968c"  # latestRoundData()
@@ -152,6 +155,32 @@ class FeedReader(Protocol):
         """eth_call each calldata at one block; (that block's height or None for `latest`, replies).
         Raises RpcError (a revert is an RpcError with code 3)."""
         ...
+
+
+class EvmFeedReader:
+    """Reads through the chain's EvmSource (its RpcPool: failover, retries, metrics) at the
+    finalized block (EIP-1898 by hash, or by number, per the dialect); a dialect without past
+    state (tron) reads at `latest`."""
+
+    def __init__(self, source: EvmSource) -> None:
+        self._src = source
+
+    async def read(self, address: str, calls: Sequence[str]) -> tuple[int | None, list[str]]:
+        src = self._src
+        if src.dialect.state_at == "latest":
+            replies = [await src.rpc.call("eth_call", [{"to": address, "data": d}, "latest"]) for d in calls]
+            return None, replies
+        fin = await src.finalized(await src.head())
+        (ref,) = await src.headers([fin])
+        if ref is None:
+            raise RpcError(f"{src.name}: finalized block {fin} not available")
+        out: list[str] = []
+        for d in calls:
+            reply = await src.call_at(address, d, ref)
+            if reply is None:
+                raise RpcError(f"{src.name}: dialect {src.dialect.name} reads no past state", retryable=False)
+            out.append(reply)
+        return ref.number, out
 
 
 @dataclass(frozen=True)
