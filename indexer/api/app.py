@@ -422,7 +422,7 @@ async def page(request: web.Request) -> web.StreamResponse:
     """The public transparency page: server-rendered, no JavaScript, cacheable (ETag)."""
     v.only_params(request, set())
     body, etag = await transparency_page(
-        request.app[CFG], _pool(request), request.app[RESERVES], request.app[PAGE_CACHE]
+        request.app[CFG], _pool(request), request.app[RESERVES], request.app[PAGE_CACHE], request.app[ORACLE]
     )
     headers = {"ETag": etag, "Cache-Control": "public, max-age=15", "Vary": "Accept-Encoding"}
     inm = request.headers.get("If-None-Match", "")

@@ -24,6 +24,7 @@ from markupsafe import Markup
 from indexer.attest_sig import SignatureCheck
 from indexer.attestation import Attestation
 from indexer.config import Config
+from indexer.oracle import OracleSnapshot
 from indexer.reserves import ReservesSnapshot
 from indexer.store import control_queries as cq
 from indexer.store import depeg_queries as dq
@@ -168,7 +169,12 @@ def svg_chart(
 
 
 async def gather(
-    cfg: Config, conn: Any, ats: dict[str, q.AsOf], now: datetime, reserves: ReservesSnapshot | None
+    cfg: Config,
+    conn: Any,
+    ats: dict[str, q.AsOf],
+    now: datetime,
+    reserves: ReservesSnapshot | None,
+    oracle: OracleSnapshot | None = None,
 ) -> dict[str, Any]:
     chains = list(cfg.chains)
     supplies = [await q.chain_supply(conn, c, ats.get(c.name, q.AsOf(c.name))) for c in chains]
@@ -286,7 +292,33 @@ async def gather(
         "controls": controls,
         "reserves": reserve_view,
         "reserves_configured": reserves is not None,
+        "oracle": oracle_view(oracle),
         "generated_minute": now.strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def _pct(value: Any) -> str | None:
+    if value is None:
+        return None
+    d = Decimal(value.numerator) / Decimal(value.denominator) * 100
+    return f"{d.quantize(Decimal('0.01'))} %"
+
+
+def oracle_view(snap: OracleSnapshot | None) -> dict[str, Any] | None:
+    """The proof-of-reserve feed's rows in the reserves section (None: no feed configured)."""
+    if snap is None:
+        return None
+    r = snap.reading
+    return {
+        "chain": snap.chain,
+        "address": snap.address,
+        "answer": None if r is None else f"{Decimal(r.answer).quantize(Decimal('0.01')):,}",
+        "round_id": None if r is None else r.round.round_id,
+        "updated": None if r is None else fmt_time(datetime.fromtimestamp(r.round.updated_at, UTC)),
+        "stale": snap.stale,
+        "up": snap.up,
+        "vs_attestation": _pct(snap.vs_attestation),
+        "coverage": _pct(snap.coverage),
     }
 
 
@@ -324,12 +356,14 @@ async def transparency_page(
     pool: asyncpg.Pool,
     reserves: ReservesProvider | None,
     cache: dict[str, Any],
+    oracle: Callable[[], OracleSnapshot] | None = None,
 ) -> tuple[bytes, str]:
     """(body, ETag) of the page; re-rendered when a chain moves, the attestation changes, or a
     minute passes (the 7/30/365-day windows slide)."""
     now = datetime.now(UTC)
     snap = reserves() if reserves is not None else None
     att = snap.attestation if snap is not None else None
+    feed = oracle() if oracle is not None else None
     async with q.snapshot(pool) as conn:
         ats = await q.as_of_all(conn)
         key = (
@@ -340,10 +374,11 @@ async def transparency_page(
             None
             if att is None
             else (att.as_of, snap.backing_ratio if snap else None, snap.stale if snap else None),
+            None if feed is None else (oracle_view(feed), feed.reading),
         )
         if cache.get("key") == key:
             return cache["body"], cache["etag"]
-        ctx = await gather(cfg, conn, ats, now, snap)
+        ctx = await gather(cfg, conn, ats, now, snap, feed)
     body = _env().get_template("index.html").render(**ctx).encode()
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     cache.update(key=key, body=body, etag=etag)

@@ -181,6 +181,18 @@ async def test_feed_read_exactly_at_finalized_update_stale_and_bad_answers(
             body = orjson.loads(await r.read())["oracle"]
         async with session.get(f"http://127.0.0.1:{port2}/api/v1/reserves") as r:
             unconfigured = orjson.loads(await r.read())["oracle"]
+        async with session.get(f"http://127.0.0.1:{port}/") as r:
+            assert r.status == 200
+            html = await r.text()
+        async with session.get(f"http://127.0.0.1:{port2}/") as r:
+            bare_html = await r.text()
+    # the page shows the same figures as the API, in its reserves section
+    assert '<td id="oracle-answer">2,100,000,000.00</td>' in html
+    assert '<td id="oracle-vs-attestation">96.31 %</td>' in html
+    assert '<td id="oracle-coverage">97.67 %</td>' in html
+    assert "7, updated " in html and '<span class="warn">(stale)</span>' in html
+    assert "latest round could not be read or was refused" in html
+    assert 'id="oracle-table"' not in bare_html
     assert body["configured"] and not body["up"] and body["stale"]
     assert body["answer"] == "2100000000" and body["decimals"] == DECIMALS and body["round_id"] == "7"
     assert body["address"] == feed.address.lower() and body["chain"] == "devnet"
