@@ -37,7 +37,7 @@ from eth_abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
 
 from indexer.config import OracleConfig
-from indexer.errors import RpcError
+from indexer.errors import IndexerError, RpcError
 from indexer.metrics import Metrics
 from indexer.reserves import TotalSupply, _iso, _ratio_str
 from indexer.units import to_decimal_str
@@ -248,8 +248,10 @@ class OracleService:
             rnd = decode_round(round_reply)
             decimals = decode_decimals(decimals_reply)
             check_round(rnd, self._clock())
-        except (OracleError, RpcError) as exc:
-            error = f"{type(exc).__name__}: {exc}" if isinstance(exc, RpcError) else str(exc)
+        except (OracleError, IndexerError) as exc:
+            # IndexerError: RPC failures (a revert is an RpcError with code 3) and what the chain's
+            # source refuses at the finalized block (a contradicting endpoint, a finality violation)
+            error = str(exc) if isinstance(exc, OracleError) else f"{type(exc).__name__}: {exc}"
             self._metrics.oracle_up.set(0)
             if self._up or self._error is None:
                 self._log.warning(

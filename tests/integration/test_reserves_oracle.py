@@ -70,9 +70,11 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield s
 
 
-def reader(anvil: Anvil, session: aiohttp.ClientSession, metrics: Metrics) -> EvmFeedReader:
+def reader(
+    anvil: Anvil, session: aiohttp.ClientSession, metrics: Metrics, dialect: str = "ethereum"
+) -> EvmFeedReader:
     cfg = EvmChainConfig.model_validate(
-        {"name": "devnet", "kind": "evm", "rpc": [anvil.url], "token": "0x" + "11" * 20}
+        {"name": "devnet", "kind": "evm", "rpc": [anvil.url], "token": "0x" + "11" * 20, "dialect": dialect}
     )
     return EvmFeedReader(EvmSource(cfg, RpcPool("devnet", [anvil.url], session, metrics, attempts=2)))
 
@@ -135,6 +137,18 @@ async def test_feed_read_exactly_at_finalized_update_stale_and_bad_answers(
     assert (await feed.latest_round_data()).answer == second
     assert await svc.refresh()
     assert svc.snapshot().reading.round.answer == FIRST  # type: ignore[union-attr]
+    # (a dialect without past state, tron, reads at `latest`: it sees the update at once)
+    tron = OracleService(
+        OracleConfig(chain="devnet", address=feed.address),
+        Metrics(),
+        reader(anvil, session, Metrics(), dialect="tron"),
+        lambda: ATTESTED,
+        lambda: CIRCULATING,
+        logger=Log(),
+    )
+    assert await tron.refresh()
+    latest = tron.snapshot().reading
+    assert latest is not None and latest.block is None and latest.round.answer == second
     # ... then reflected, exactly, in the metric, the comparisons and the API.
     await finalize(anvil)
     assert await svc.refresh()

@@ -6,6 +6,7 @@ encoder), not from the decoder under test."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from decimal import Decimal
 from fractions import Fraction
 
@@ -170,3 +171,52 @@ def test_config_errors_name_the_key(oracle: str, message: str) -> None:
     with pytest.raises(ConfigError) as info:
         load_config_text(BASE + f"  oracle: {oracle}\n")
     assert any(message in p for p in info.value.problems), info.value.problems
+
+
+class FailingReader:
+    def __init__(self, *errors: Exception) -> None:
+        self.errors = list(errors)
+
+    async def read(self, address: str, calls: Sequence[str]) -> tuple[int | None, list[str]]:
+        raise self.errors.pop(0)
+
+
+class Log:
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def warning(self, event: str, **kw: object) -> None:
+        self.events.append(event)
+
+    def info(self, event: str, **kw: object) -> None:
+        self.events.append(event)
+
+
+async def test_rpc_and_finality_failures_set_up_0_and_log_once() -> None:
+    from indexer.config import OracleConfig
+    from indexer.errors import FinalityViolation, RpcError
+    from indexer.metrics import Metrics
+    from indexer.oracle import OracleService
+
+    metrics, log = Metrics(), Log()
+    reader = FailingReader(RpcError("all endpoints failed"), FinalityViolation("ethereum", 9, 9))
+    svc = OracleService(
+        OracleConfig(chain="ethereum", address="0x" + "ab" * 20),
+        metrics,
+        reader,
+        lambda: Decimal(1),
+        lambda: None,
+        logger=log,
+        clock=lambda: float(NOW),
+    )
+    assert not await svc.refresh()
+    assert not await svc.refresh()
+    snap = svc.snapshot()
+    assert not snap.up and snap.reading is None and snap.vs_attestation is None and snap.coverage is None
+    assert (
+        snap.last_error == "FinalityViolation: ethereum: reorg reaches block 9 at or below finalized height 9"
+    )
+    assert log.events == ["reserves_oracle_down"]
+    assert metrics.registry.get_sample_value("usd1_reserves_oracle_up") == 0
+    usd = metrics.registry.get_sample_value("usd1_reserves_oracle_usd")
+    assert usd is not None and usd != usd  # NaN: never read
