@@ -82,12 +82,15 @@ async def run_daemon(
         classes = SupplyClassesExporter(cfg, rt.pool, rt.metrics)
         oracle = None
         if reserves is not None and cfg.reserves is not None and cfg.reserves.oracle is not None:
+            feed = cfg.reserves.oracle
+            src = feed_source(rt, feed.chain)
             oracle = OracleService(
-                cfg.reserves.oracle,
+                feed,
                 rt.metrics,
-                EvmFeedReader(feed_source(rt, cfg.reserves.oracle.chain)),
+                EvmFeedReader(src),
                 _attested(reserves),
                 lambda: _circulating(classes),
+                shown_address=src.dialect.show_address(feed.address),
             )
         app = create_app(
             cfg,

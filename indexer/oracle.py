@@ -74,7 +74,7 @@ class Reading:
 
     round: Round
     decimals: int
-    block: int | None  # the finalized height read at; None: at `latest` (dialect without past state)
+    block: int | None  # the finalized height read at (tron: the latest); None: unknown
     read_at: float
 
     @property
@@ -160,16 +160,20 @@ class FeedReader(Protocol):
 class EvmFeedReader:
     """Reads through the chain's EvmSource (its RpcPool: failover, retries, metrics) at the
     finalized block (EIP-1898 by hash, or by number, per the dialect); a dialect without past
-    state (tron) reads at `latest`."""
+    state (tron) reads at `latest` (the height is then that of the latest block, or None when the
+    node moved during the read)."""
 
     def __init__(self, source: EvmSource) -> None:
         self._src = source
 
     async def read(self, address: str, calls: Sequence[str]) -> tuple[int | None, list[str]]:
         src = self._src
-        if src.dialect.state_at == "latest":
-            replies = [await src.rpc.call("eth_call", [{"to": address, "data": d}, "latest"]) for d in calls]
-            return None, replies
+        if src.latest_only:
+            # one batch to one endpoint, bracketed by the latest header (indexer.latest): the
+            # height is known when the node did not move during the batch
+            r = await src.latest_reads([("eth_call", [{"to": address, "data": d}]) for d in calls])
+            same = r.before is not None and r.after is not None and r.before.hash == r.after.hash
+            return (r.before.number if same and r.before is not None else None), list(r.results)
         fin = await src.finalized(await src.head())
         (ref,) = await src.headers([fin])
         if ref is None:
@@ -193,7 +197,7 @@ class OracleSnapshot:
     coverage: Fraction | None
     last_error: str | None
     chain: str
-    address: str
+    address: str  # as people read it on that chain (tron: base58check)
     max_age: float
 
 
@@ -208,8 +212,10 @@ class OracleService:
         *,
         logger: Any | None = None,
         clock: Callable[[], float] = time.time,
+        shown_address: str | None = None,
     ) -> None:
         self._config = config
+        self._shown = shown_address if shown_address is not None else config.address
         self._metrics = metrics
         self._reader = reader
         self._attested = attested
@@ -309,7 +315,7 @@ class OracleService:
             coverage=cov,
             last_error=self._error,
             chain=self._config.chain,
-            address=self._config.address,
+            address=self._shown,
             max_age=self._config.max_age,
         )
 

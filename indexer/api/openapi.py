@@ -810,7 +810,11 @@ SCHEMAS: dict[str, Schema] = {
             "age_seconds": _nullable({"type": "integer"}),
             "stale": {"type": "boolean", "description": "the round is older than reserves.oracle.max_age"},
             "block": _nullable(
-                {"type": "integer", "description": "the finalized height read at; null: at `latest` (tron)"}
+                {
+                    "type": "integer",
+                    "description": "the finalized height read at (tron: the latest block; null when"
+                    " the node moved during the read)",
+                }
             ),
             "vs_attestation": _nullable({"type": "string", "description": "answer / attested reserves"}),
             "coverage": _nullable(

@@ -19,6 +19,8 @@ import orjson
 import pytest
 
 from indexer.api.app import create_app
+from indexer.chains import tron as tron_address
+from indexer.chains.dialects import DIALECTS
 from indexer.chains.evm import EvmSource
 from indexer.chains.rpc import RpcPool
 from indexer.config import EvmChainConfig, OracleConfig
@@ -27,7 +29,7 @@ from indexer.devnet.anvil import Anvil
 from indexer.devnet.chainlink import ChainlinkFeed
 from indexer.devnet.token import TestToken
 from indexer.metrics import Metrics
-from indexer.oracle import EvmFeedReader, OracleService
+from indexer.oracle import EvmFeedReader, OracleService, oracle_json
 from indexer.reserves import TotalSupply
 from indexer.store.store import Store
 from tests.support import api_data
@@ -145,10 +147,14 @@ async def test_feed_read_exactly_at_finalized_update_stale_and_bad_answers(
         lambda: ATTESTED,
         lambda: CIRCULATING,
         logger=Log(),
+        shown_address=DIALECTS["tron"].show_address(feed.address.lower()),
     )
     assert await tron.refresh()
     latest = tron.snapshot().reading
-    assert latest is not None and latest.block is None and latest.round.answer == second
+    assert latest is not None and latest.round.answer == second
+    assert latest.block == await anvil.block_number()  # the node did not move during the batch
+    shown = oracle_json(tron.snapshot())["address"]
+    assert shown.startswith("T") and tron_address.to_hex(shown) == feed.address.lower()
     # ... then reflected, exactly, in the metric, the comparisons and the API.
     await finalize(anvil)
     assert await svc.refresh()
