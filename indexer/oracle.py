@@ -293,19 +293,22 @@ class OracleService:
         self.compare()
         return True
 
-    def compare(self) -> tuple[Fraction | None, Fraction | None]:
+    def comparisons(self) -> tuple[Fraction | None, Fraction | None]:
         """(oracle / attested reserves, oracle / finalized circulating) from the last valid round."""
-        vs, cov = None, None
-        if self._reading is not None:
-            value = self._reading.value
-            vs = ratio(value, self._attested())
-            cov = ratio(value, supply_tokens(self._circulating()))
+        if self._reading is None:
+            return None, None
+        value = self._reading.value
+        return ratio(value, self._attested()), ratio(value, supply_tokens(self._circulating()))
+
+    def compare(self) -> tuple[Fraction | None, Fraction | None]:
+        """`comparisons()`, exported."""
+        vs, cov = self.comparisons()
         self._metrics.oracle_vs_attestation.set(float("nan") if vs is None else float(vs))
         self._metrics.oracle_coverage.set(float("nan") if cov is None else float(cov))
         return vs, cov
 
     def snapshot(self) -> OracleSnapshot:
-        vs, cov = self.compare()
+        vs, cov = self.comparisons()
         return OracleSnapshot(
             up=self._up,
             reading=self._reading,
