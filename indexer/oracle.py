@@ -263,7 +263,7 @@ class OracleService:
                 self._log.warning(
                     "reserves_oracle_down",
                     chain=c.chain,
-                    address=c.address,
+                    address=self._shown,
                     error=error,
                     kept_round=None if self._reading is None else self._reading.round.round_id,
                 )
@@ -273,7 +273,7 @@ class OracleService:
         reading = Reading(rnd, decimals, block, self._clock())
         if not self._up and self._error is not None:
             self._log.info(
-                "reserves_oracle_recovered", chain=c.chain, address=c.address, round_id=rnd.round_id
+                "reserves_oracle_recovered", chain=c.chain, address=self._shown, round_id=rnd.round_id
             )
         self._reading, self._up, self._error = reading, True, None
         self._metrics.oracle_up.set(1)
@@ -284,7 +284,7 @@ class OracleService:
             self._log.warning(
                 "reserves_oracle_stale",
                 chain=c.chain,
-                address=c.address,
+                address=self._shown,
                 round_id=rnd.round_id,
                 updated_at=_iso(float(rnd.updated_at)),
                 max_age_seconds=c.max_age,
