@@ -82,7 +82,7 @@ def drill(
     share: float,
     fraction: float,
     depth: int | None,
-    block_time: float,
+    block_time: int,
     cache_dir: str,
 ) -> None:
     """Drive an incident scenario on the running devnet and print the alerts it should raise.

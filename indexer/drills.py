@@ -137,7 +137,7 @@ class DrillOptions:
     share: float = 0.05  # redemption-run: total burned, as a share of the chain's total supply
     fraction: float = 0.9  # pool-drain: share of the deployer's liquidity removed
     depth: int | None = None  # deep-reorg: blocks (default: the finality depth + 2)
-    block_time: float = 1.0  # stall --restore: interval mining period to resume with
+    block_time: int = 1  # stall --restore: interval mining period (whole seconds) to resume with
 
     def __post_init__(self) -> None:
         if self.hold is not None and self.hold <= 0:
@@ -152,8 +152,8 @@ class DrillOptions:
             raise DrillError("--fraction must be between 0 and 1")
         if self.depth is not None and self.depth < 1:
             raise DrillError("--depth must be at least 1 block")
-        if self.block_time <= 0:
-            raise DrillError("--block-time must be positive")
+        if self.block_time < 1:
+            raise DrillError("--block-time must be at least 1 (whole seconds)")
         if not -9000 <= self.bps <= 9000 or self.bps == 0:
             raise DrillError("--bps must be non-zero, between -9000 and 9000")
 
@@ -397,8 +397,8 @@ def _plan_redemption(target: DrillTarget, opts: DrillOptions) -> DrillPlan:
         chain,
         None,
         (
-            f"read the total supply S of {chain.name}; the owner's balance must hold {opts.share:.1%} of S"
-            " (the owner mints the shortfall first: one mint, visible as such)",
+            f"read the total supply S of {chain.name}; before each burn the owner mints what its balance"
+            " lacks for it (USD1 burns only the owner's own balance; those mints are visible as such)",
             f"{opts.burns} owner burns of {opts.share / opts.burns:.2%} of S each, {opts.every:g}s apart"
             f" (over {span:g}s)",
         ),

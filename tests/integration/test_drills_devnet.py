@@ -1,0 +1,127 @@
+"""The drills' actions on real anvil chains (the devnet of `start_evm_devnet`): each one changes
+the chain the way its plan says. (depeg and upgrade also run end to end through Prometheus and
+Alertmanager: tests/e2e/test_drills_alertmanager.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from indexer.config import Config
+from indexer.devnet.drill_actions import run_drill
+from indexer.devnet.evm_devnet import DevnetChainSpec, EvmDevnet, start_evm_devnet
+from indexer.devnet.pools import DEVNET_POOL_ADDRESS
+from indexer.devnet.token import DETERMINISTIC_TOKEN_ADDRESS
+from indexer.devnet.usd1 import DEVNET_USD1_ADDRESS, USD1_TOPICS
+from indexer.drills import DrillOptions, DrillTarget, plan_drill, target_from_config
+from tests.support.prometheus import wait_for
+
+pytestmark = pytest.mark.integration
+VENUE = "devnet-univ2-usd1-usdc"
+
+
+@pytest.fixture
+async def devnet() -> AsyncIterator[EvmDevnet]:
+    specs = [
+        DevnetChainSpec(name="devnet-a", port=0, chain_id=31337, seed=1, holders=4, pool=True),
+        DevnetChainSpec(name="devnet-usd1", port=0, chain_id=31339, seed=3, holders=4, token="usd1"),
+    ]
+    net = await start_evm_devnet(specs, reorg_every=None, ops_per_second=2.0)
+    try:
+        yield net
+    finally:
+        await net.stop()
+
+
+def _target(net: EvmDevnet) -> DrillTarget:
+    chain: dict[str, Any] = {"kind": "evm", "decimals": 18, "finality": {"tag": "finalized"}}
+    cfg = Config.model_validate(
+        {
+            "token": {"symbol": "USD1", "peg_usd": 1.0},
+            "chains": [
+                {
+                    **chain,
+                    "name": "devnet-a",
+                    "rpc": [net.chain("devnet-a").url],
+                    "token": DETERMINISTIC_TOKEN_ADDRESS,
+                },
+                {
+                    **chain,
+                    "name": "devnet-usd1",
+                    "rpc": [net.chain("devnet-usd1").url],
+                    "token": DEVNET_USD1_ADDRESS,
+                    "profile": "usd1",
+                },
+            ],
+            "venues": [
+                {
+                    "name": VENUE,
+                    "kind": "uniswap_v2",
+                    "chain": "devnet-a",
+                    "pool": DEVNET_POOL_ADDRESS,
+                    "quote_usd": 1.0,
+                }
+            ],
+        }
+    )
+    return target_from_config(cfg)
+
+
+async def test_stall_deep_reorg_pool_drain_and_redemption_run(devnet: EvmDevnet) -> None:
+    target = _target(devnet)
+    said: list[str] = []
+    a = devnet.chain("devnet-a").anvil
+
+    # stall: no block for 2.5 s of 1 s blocks, then mining resumes
+    await run_drill(plan_drill("stall", target, DrillOptions(chain="devnet-a")), say=said.append)
+    stalled = await a.block_number()
+    await asyncio.sleep(2.5)
+    assert await a.block_number() == stalled
+    await run_drill(
+        plan_drill("stall", target, DrillOptions(chain="devnet-a", restore=True)), say=said.append
+    )
+    await asyncio.sleep(2.5)
+    assert await a.block_number() > stalled
+
+    # deep-reorg: deeper than head - finalized, the head height stays, the fork point's hash changes
+    async def tall() -> bool:
+        return await a.block_number() >= 12
+
+    await wait_for(tall, 30, "12 blocks on devnet-a")
+    head = await a.block_number()
+    finalized = await a.block_number("finalized")
+    depth = head - finalized + 2
+    old = await a.rpc("eth_getBlockByNumber", [hex(head - depth + 1), False])
+    await run_drill(plan_drill("deep-reorg", target, DrillOptions(chain="devnet-a")), say=said.append)
+    new = await a.rpc("eth_getBlockByNumber", [hex(head - depth + 1), False])
+    assert new["hash"] != old["hash"] and head - depth + 1 <= finalized
+    assert any(f"reorged {depth} blocks" in line for line in said), said
+
+    # pool-drain: 90% of the deployer's liquidity leaves, the price stays
+    pool = devnet.chain("devnet-a").pool
+    assert pool is not None
+    x0, y0 = await pool.reserves()
+    await run_drill(plan_drill("pool-drain", target), say=said.append)
+    x1, y1 = await pool.reserves()
+    assert 0.05 < x1 / x0 < 0.15 and 0.05 < y1 / y0 < 0.15
+    assert abs(x1 / y1 - x0 / y0) / (x0 / y0) < 1e-3
+
+    # redemption-run: burns of 5% of the supply; the chain's USD1 Burn events say how much
+    usd1 = devnet.chain("devnet-usd1").usd1
+    assert usd1 is not None
+    plan = plan_drill("redemption-run", target, DrillOptions(burns=3, every=0.2, share=0.05))
+    start = await devnet.chain("devnet-usd1").anvil.block_number()
+    supply = await usd1.token.total_supply()
+    await run_drill(plan, say=said.append)
+    burns = [line for line in said if line.startswith("burn ")]
+    assert len(burns) == 3, said
+    amounts = [int(line.split(": ")[1].split()[0]) for line in burns]
+    assert amounts, burns
+    for amount in amounts:
+        assert 0.99 < amount / (supply * 0.05 / 3) < 1.01, (amount, supply)
+    logs = await usd1.token.logs([USD1_TOPICS["Burn"]], from_block=start)
+    logged = {int(log["data"][-64:], 16) for log in logs}
+    assert set(amounts) <= logged, (amounts, logged)
