@@ -63,6 +63,7 @@ AM_CONFIG = ROOT / "alerts" / "alertmanager.yml"
 VENUE = "devnet-univ2-usd1-usdc"
 USD1_CHAIN = "devnet-usd1"
 DEPEG_TICKETS = ("USD1PegWick", "USD1PegDeviationWarning")
+RIG_PAGES = {"USD1IndexerDown"}  # a scrape of the in-process daemon timed out: not a drill's
 
 pytestmark = [
     pytest.mark.integration,
@@ -187,6 +188,7 @@ async def running_stack(dsn: str, tmp: Path) -> AsyncIterator[Stack]:
                 tmp / "prometheus",
                 targets=[f"127.0.0.1:{ready.result()}"],
                 rule_files=[rules],
+                scrape_interval="2s",  # a 1 s scrape timeout is too tight for /metrics on a loaded machine
                 alertmanagers=[am.removeprefix("http://")],
             )
             await prom.start()
@@ -228,8 +230,10 @@ async def test_two_drills_page_once_per_root_cause(dsn: str, tmp_path: Path) -> 
     started = time.monotonic()
     async with running_stack(dsn, tmp_path) as s:
         await wait_for(lambda: _healthy(s.prom), 60, "a healthy, scraped daemon")
-        # Healthy: nothing pages before the drills (the deployment's control events are 2 h old).
-        assert not s.sink.alerts("pager"), s.sink.received
+        # Healthy: nothing pages before the drills (the deployment's control events are 2 h old),
+        # except, on a loaded machine, a missed scrape of the daemon (USD1IndexerDown: the test rig's
+        # own health, left out of the counts below).
+        assert {_key(a)[0] for a in s.sink.alerts("pager")} <= RIG_PAGES, s.sink.received
 
         target = target_from_config(s.cfg)
         depeg = plan_drill("depeg", target, DrillOptions(bps=-1000))
@@ -249,8 +253,11 @@ async def test_two_drills_page_once_per_root_cause(dsn: str, tmp_path: Path) -> 
             await run_drill(plan, say=said.append)
         assert any("0.90" in line for line in said) and any("upgraded" in line for line in said), said
 
+        def drill_pages() -> list[dict[str, Any]]:
+            return [a for a in s.sink.alerts("pager") if a["labels"]["alertname"] not in RIG_PAGES]
+
         async def paged() -> set[tuple[str, str]] | None:
-            got = {_key(a) for a in s.sink.alerts("pager")}
+            got = {_key(a) for a in drill_pages()}
             return got if got >= expected_pages else None
 
         try:
@@ -280,7 +287,7 @@ async def test_two_drills_page_once_per_root_cause(dsn: str, tmp_path: Path) -> 
         await asyncio.sleep(6)
         chat = {_key(a) for a in s.sink.alerts("chat")}
         assert not chat & {(n, VENUE) for n in DEPEG_TICKETS}, s.sink.received.get("chat")
-        pages = s.sink.alerts("pager")
+        pages = drill_pages()
         assert {_key(a) for a in pages} == expected_pages, pages
         fingerprints: dict[tuple[str, str], set[str]] = {}
         for a in pages:
