@@ -21,6 +21,7 @@ from indexer.config import (
     Config,
     EvmChainConfig,
     OrderbookVenueConfig,
+    SolanaChainConfig,
     UniswapV2VenueConfig,
     UniswapV3VenueConfig,
 )
@@ -38,8 +39,9 @@ class DrillError(ValueError):
 @dataclass(frozen=True, slots=True)
 class ChainTarget:
     name: str
+    kind: Literal["evm", "solana"]
     rpc: str
-    token: str
+    token: str  # the ERC-20 address, or the SPL mint
     decimals: int
     profile: str
     confirmations: int | None  # finality {confirmations: N}; None: a finality tag
@@ -58,8 +60,9 @@ class VenueTarget:
 
 @dataclass(frozen=True, slots=True)
 class DrillTarget:
-    """What the drills may act on: the config's EVM chains (RPC possibly overridden by --devnet)
-    and its venues."""
+    """What the drills may act on: the config's EVM and Solana chains (RPC possibly overridden by
+    --devnet) and its venues. Solana chains take `stall` and `deep-reorg` (the Solana devnet's
+    admin methods); every other drill acts on an EVM chain."""
 
     chains: tuple[ChainTarget, ...]
     venues: tuple[VenueTarget, ...]
@@ -69,7 +72,7 @@ class DrillTarget:
             if c.name == name:
                 return c
         raise DrillError(
-            f"no EVM chain {name!r} in the config (have: {', '.join(self.chain_names) or 'none'})"
+            f"no chain {name!r} in the config (have: {', '.join(self.chain_names) or 'none'})"
         )
 
     @property
@@ -96,23 +99,37 @@ def target_from_config(cfg: Config, urls: Mapping[str, str] | None = None) -> Dr
     urls = dict(urls or {})
     chains: list[ChainTarget] = []
     for c in cfg.chains:
-        if not isinstance(c, EvmChainConfig):
-            continue
-        chains.append(
-            ChainTarget(
-                name=c.name,
-                rpc=urls.pop(c.name, str(c.rpc[0])),
-                token=c.token,
-                decimals=c.decimals,
-                profile=c.profile,
-                confirmations=c.finality.confirmations,
-                large_event_tokens=c.large_event_tokens,
-            )
-        )
+        match c:
+            case EvmChainConfig():
+                chains.append(
+                    ChainTarget(
+                        name=c.name,
+                        kind="evm",
+                        rpc=urls.pop(c.name, str(c.rpc[0])),
+                        token=c.token,
+                        decimals=c.decimals,
+                        profile=c.profile,
+                        confirmations=c.finality.confirmations,
+                        large_event_tokens=c.large_event_tokens,
+                    )
+                )
+            case SolanaChainConfig():
+                chains.append(
+                    ChainTarget(
+                        name=c.name,
+                        kind="solana",
+                        rpc=urls.pop(c.name, str(c.rpc[0])),
+                        token=c.mint,
+                        decimals=c.decimals,
+                        profile="solana",
+                        confirmations=None,
+                        large_event_tokens=c.large_event_tokens,
+                    )
+                )
+            case _:  # other chain kinds (tron is an EVM dialect) have no drill
+                pass
     if urls:
-        raise DrillError(
-            f"--devnet names chains that are not EVM chains of the config: {', '.join(sorted(urls))}"
-        )
+        raise DrillError(f"--devnet names chains the config does not have: {', '.join(sorted(urls))}")
     venues: list[VenueTarget] = []
     for v in cfg.venues:
         match v:
@@ -246,11 +263,13 @@ def _usd1_chain(target: DrillTarget, opts: DrillOptions) -> ChainTarget:
 
 
 def _any_chain(target: DrillTarget, opts: DrillOptions) -> ChainTarget:
+    """--chain (EVM or Solana), else the first EVM chain."""
     if opts.chain is not None:
         return target.chain(opts.chain)
-    if not target.chains:
-        raise DrillError("the config has no EVM chain")
-    return target.chains[0]
+    for c in target.chains:
+        if c.kind == "evm":
+            return c
+    raise DrillError("the config has no EVM chain (pass --chain for a Solana one)")
 
 
 def plan_drill(name: DrillName, target: DrillTarget, opts: DrillOptions | None = None) -> DrillPlan:
@@ -473,6 +492,8 @@ def _plan_upgrade(target: DrillTarget, opts: DrillOptions) -> DrillPlan:
 
 
 def finality_depth_text(chain: ChainTarget) -> str:
+    if chain.kind == "solana":
+        return "tip - finalized slot (devnet_status)"
     if chain.confirmations is not None:
         return f"{chain.confirmations} confirmations"
     return "head - finalized tag (read from the chain)"
@@ -490,7 +511,14 @@ def _plan_deep_reorg(target: DrillTarget, opts: DrillOptions) -> DrillPlan:
         f"reorg {chain.name} deeper than its finality rule",
         chain,
         None,
-        (f"anvil_reorg of {depth} blocks (each replaced with a new block), head height unchanged",),
+        (
+            (f"anvil_reorg of {depth} blocks (each replaced with a new block), head height unchanged",)
+            if chain.kind == "evm"
+            else (
+                f"devnet_fork of the newest {depth} blocks with belowFinalized and reuseSlots: the"
+                " slots are refilled with new blockhashes",
+            )
+        ),
         (
             ExpectedAlert(
                 "USD1FinalityViolation", "page", c, "at once", note="the follower halts; never inhibited"
@@ -522,15 +550,25 @@ def _plan_stall(target: DrillTarget, opts: DrillOptions) -> DrillPlan:
             f"resume mining on {chain.name}",
             chain,
             None,
-            (f"evm_setIntervalMining {opts.block_time:g} (a block every {opts.block_time:g}s)",),
+            (
+                "devnet_setProducing true"
+                if chain.kind == "solana"
+                else f"evm_setIntervalMining {opts.block_time:g} (a block every {opts.block_time:g}s)",
+            ),
             (),
             quiet=("USD1ChainHeadStuck resolves once blocks come again",),
             options=opts,
         )
-    actions = ["evm_setAutomine false and evm_setIntervalMining 0: no more blocks (transactions wait)"]
-    undo = "usd1-indexer drill stall --restore"
+    solana = chain.kind == "solana"
+    actions = [
+        "devnet_setProducing false: no more slots (the devnet's traffic pauses too)"
+        if solana
+        else "evm_setAutomine false and evm_setIntervalMining 0: no more blocks (transactions wait)"
+    ]
+    resume = "devnet_setProducing true" if solana else f"evm_setIntervalMining {opts.block_time:g}"
+    undo = f"usd1-indexer drill stall --chain {chain.name} --restore"
     if opts.hold is not None:
-        actions.append(f"hold {opts.hold:g}s, then evm_setIntervalMining {opts.block_time:g}")
+        actions.append(f"hold {opts.hold:g}s, then {resume}")
         undo = f"automatic after {opts.hold:g}s"
     return DrillPlan(
         "stall",

@@ -24,6 +24,7 @@ from eth_abi import decode
 from indexer.devnet.anvil import AnvilError, JsonRpcClient, RpcCallError
 from indexer.devnet.contract import ANVIL_ACCOUNT0, DevnetContract, TxFailed, calldata, checksum
 from indexer.devnet.pools import DEVNET_POOL_DEPLOYER, DevnetPool
+from indexer.devnet.solana_admin import DevnetUnreachable, SolanaAdminClient, SolanaAdminError
 from indexer.devnet.token import TestToken
 from indexer.devnet.usd1 import (
     DEVNET_USD1_PROXY_ADMIN_ADDRESS,
@@ -91,6 +92,9 @@ async def run_drill(plan: DrillPlan, *, say: Say, cache_dir: Path | None = None)
         return
     chain = plan.chain
     assert chain is not None
+    if chain.kind == "solana":
+        await _run_solana(plan, chain, say)
+        return
     client = await _client(chain)
     try:
         await _run(plan, chain, client, say, cache_dir)
@@ -197,6 +201,46 @@ async def _run(
             pass  # planned as skipped: no venue server the drill controls
         case _:
             assert_never(plan.drill)
+
+
+async def _run_solana(plan: DrillPlan, chain: ChainTarget, say: Say) -> None:
+    """stall and deep-reorg on the Solana devnet, through its admin methods (devnet_*)."""
+    opts = plan.options
+    async with SolanaAdminClient(chain.rpc) as dev:
+        try:
+            status = await asyncio.wait_for(dev.status(), PROBE_TIMEOUT)
+            match plan.drill:
+                case "stall":
+                    if opts.restore:
+                        await dev.set_producing(True)
+                        say(f"{chain.name}: slots produced again (tip {status['tip']})")
+                        return
+                    await dev.set_producing(False)
+                    say(f"{chain.name}: slot production paused at slot {status['tip']}")
+                    if opts.hold is not None:
+                        say(f"holding {opts.hold:g}s")
+                        await asyncio.sleep(opts.hold)
+                        await dev.set_producing(True)
+                        say(f"{chain.name}: slots produced again")
+                case "deep-reorg":
+                    tip, finalized = int(status["tip"]), int(status["finalized"])
+                    depth = opts.depth if opts.depth is not None else tip - finalized + 2
+                    dropped = await dev.fork(depth=depth, reuse_slots=True, below_finalized=True)
+                    say(
+                        f"{chain.name}: forked {len(dropped)} blocks from slot {min(dropped, default=tip)}"
+                        f" (finalized was {finalized}, tip {tip})"
+                    )
+                case _:
+                    raise DrillError(f"drill {plan.drill} does not run on Solana chain {chain.name}")
+        except (DevnetUnreachable, TimeoutError) as exc:
+            raise DrillError(
+                f"devnet chain {chain.name} is not answering at {chain.rpc} ({exc or 'timeout'}); start it"
+                " with `usd1-indexer devnet`, or pass --devnet CHAIN=URL"
+            ) from None
+        except SolanaAdminError as exc:
+            raise DrillError(
+                f"{chain.name} at {chain.rpc}: {exc} (is its admin on? --solana-admin)"
+            ) from None
 
 
 async def _resume(client: JsonRpcClient, chain: ChainTarget, block_time: int, say: Say) -> None:

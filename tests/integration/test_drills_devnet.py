@@ -14,9 +14,12 @@ from indexer.config import Config
 from indexer.devnet.drill_actions import run_drill
 from indexer.devnet.evm_devnet import DevnetChainSpec, EvmDevnet, start_evm_devnet
 from indexer.devnet.pools import DEVNET_POOL_ADDRESS
+from indexer.devnet.solana_admin import SolanaAdminClient
+from indexer.devnet.solana_devnet import SolanaDevnet
+from indexer.devnet.solana_traffic import SolanaTraffic
 from indexer.devnet.token import DETERMINISTIC_TOKEN_ADDRESS
 from indexer.devnet.usd1 import DEVNET_USD1_ADDRESS, USD1_TOPICS
-from indexer.drills import DrillOptions, DrillTarget, plan_drill, target_from_config
+from indexer.drills import ChainTarget, DrillOptions, DrillTarget, plan_drill, target_from_config
 from tests.support.prometheus import wait_for
 
 pytestmark = pytest.mark.integration
@@ -125,3 +128,38 @@ async def test_stall_deep_reorg_pool_drain_and_redemption_run(devnet: EvmDevnet)
     logs = await usd1.token.logs([USD1_TOPICS["Burn"]], from_block=start)
     logged = {int(log["data"][-64:], 16) for log in logs}
     assert set(amounts) <= logged, (amounts, logged)
+
+
+async def test_stall_and_deep_reorg_on_the_solana_devnet() -> None:
+    """The Solana devnet's admin methods: stall pauses the slot producer, deep-reorg forks below
+    the finalized slot (a finality violation on purpose)."""
+    async with SolanaDevnet(
+        finality_depth=6, confirmed_depth=1, admin=True, slot_seconds=0.1, produce=True
+    ) as dn:
+        traffic = SolanaTraffic(dn.ledger, seed=3, owners=2)
+        traffic.setup()
+        assert dn.admin is not None
+        dn.admin.token = traffic
+        dn.advance(12)
+        chain = ChainTarget("devnet-sol", "solana", dn.url, traffic.mint_address, 6, "solana", None, None)
+        target = DrillTarget((chain,), ())
+        said: list[str] = []
+        async with SolanaAdminClient(dn.url) as admin:
+            await run_drill(plan_drill("stall", target, DrillOptions(chain="devnet-sol")), say=said.append)
+            tip = (await admin.status())["tip"]
+            await asyncio.sleep(0.6)
+            assert (await admin.status())["tip"] == tip
+            await run_drill(
+                plan_drill("stall", target, DrillOptions(chain="devnet-sol", restore=True)), say=said.append
+            )
+            await asyncio.sleep(0.6)
+            assert (await admin.status())["tip"] > tip
+            await run_drill(plan_drill("stall", target, DrillOptions(chain="devnet-sol")), say=said.append)
+            before = await admin.status()
+            await run_drill(
+                plan_drill("deep-reorg", target, DrillOptions(chain="devnet-sol")), say=said.append
+            )
+            after = await admin.status()
+        assert after["forkEpoch"] == before["forkEpoch"] + 1
+        assert after["tip"] < before["finalized"], (before, after)  # blocks below finalized are gone
+        assert any("forked" in line for line in said), said

@@ -104,11 +104,17 @@ def test_targets_and_order(cfg: Config) -> None:
     stall = plan_drill("stall", t, DrillOptions(chain="devnet-b", hold=30))
     assert [a.name for a in stall.alerts] == ["USD1LagOverBudget", "USD1ChainHeadStuck"]
     assert "automatic after 30s" in stall.render()
+    sol_stall = plan_drill("stall", t, DrillOptions(chain="devnet-sol"))
+    assert "devnet_setProducing false" in sol_stall.render()
+    assert [a.name for a in sol_stall.alerts] == ["USD1LagOverBudget", "USD1ChainHeadStuck"]
+    sol_reorg = plan_drill("deep-reorg", t, DrillOptions(chain="devnet-sol"))
+    assert "belowFinalized" in sol_reorg.render() and sol_reorg.pages[0].name == "USD1FinalityViolation"
+    assert plan_drill("stall", t).chain.kind == "evm"  # type: ignore[union-attr]
     outage = plan_drill("venue-outage", t)
     assert outage.skip is not None and "FaultProxy" in outage.skip and "SKIPPED" in outage.render()
     with pytest.raises(DrillError, match="profile usd1"):
         plan_drill("upgrade", t, DrillOptions(chain="devnet-a"))
-    with pytest.raises(DrillError, match="no EVM chain 'nope'"):
+    with pytest.raises(DrillError, match="no chain 'nope'"):
         plan_drill("stall", t, DrillOptions(chain="nope"))
     with pytest.raises(DrillError, match="no venue"):
         plan_drill("depeg", t, DrillOptions(venue="nope"))
@@ -123,8 +129,9 @@ def test_devnet_urls_and_options(cfg: Config) -> None:
     for bad in ("devnet-a", "devnet-a=ftp://x", "=http://x"):
         with pytest.raises(DrillError, match="CHAIN="):
             parse_devnet_urls(bad)
-    with pytest.raises(DrillError, match="devnet-sol"):  # the Solana chain is not an EVM drill target
-        target_from_config(cfg, {"devnet-sol": "http://h:1"})
+    assert target_from_config(cfg, {"devnet-sol": "http://h:9"}).chain("devnet-sol").kind == "solana"
+    with pytest.raises(DrillError, match="does not have: nope"):
+        target_from_config(cfg, {"nope": "http://h:1"})
     for kwargs in ({"hold": 0}, {"burns": 0}, {"share": 1.5}, {"fraction": 0}, {"depth": 0}, {"bps": 0}):
         with pytest.raises(DrillError):
             DrillOptions(**kwargs)  # type: ignore[arg-type]
@@ -145,4 +152,4 @@ def test_cli_dry_run_skip_and_devnet_not_running() -> None:
     err = down.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: devnet chain devnet-usd1 is not answering at " + url)
     bad = runner.invoke(main, ["drill", "stall", "--config", str(DEVNET), "--chain", "nope"])
-    assert bad.exit_code == 2 and "no EVM chain 'nope'" in bad.stderr
+    assert bad.exit_code == 2 and "no chain 'nope'" in bad.stderr
