@@ -5,10 +5,13 @@ Alertmanager: tests/e2e/test_drills_alertmanager.py.)"""
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from indexer.config import Config
 from indexer.devnet.drill_actions import run_drill
@@ -163,3 +166,56 @@ async def test_stall_and_deep_reorg_on_the_solana_devnet() -> None:
         assert after["forkEpoch"] == before["forkEpoch"] + 1
         assert after["tip"] < before["finalized"], (before, after)  # blocks below finalized are gone
         assert any("forked" in line for line in said), said
+
+
+async def test_cli_depeg_with_hold_on_a_running_devnet(devnet: EvmDevnet, tmp_path: Path) -> None:
+    """`usd1-indexer drill depeg --hold 1` as a process: plan, swap off the peg, swap back, the alerts
+    to watch; exit 0."""
+    cfg = {
+        "token": {"symbol": "USD1", "peg_usd": 1.0},
+        "chains": [
+            {
+                "name": "devnet-a",
+                "kind": "evm",
+                "rpc": ["http://127.0.0.1:1"],  # replaced by --devnet
+                "token": DETERMINISTIC_TOKEN_ADDRESS,
+                "finality": {"tag": "finalized"},
+            }
+        ],
+        "venues": [
+            {
+                "name": VENUE,
+                "kind": "uniswap_v2",
+                "chain": "devnet-a",
+                "pool": DEVNET_POOL_ADDRESS,
+                "quote_usd": 1.0,
+            }
+        ],
+    }
+    path = tmp_path / "drill.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "indexer",
+        "drill",
+        "depeg",
+        "--config",
+        str(path),
+        "--devnet",
+        f"devnet-a={devnet.chain('devnet-a').url}",
+        "--bps",
+        "-300",
+        "--hold",
+        "1",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    text = out.decode()
+    assert proc.returncode == 0, text + err.decode()
+    assert text.index("expected alerts, in order") < text.index("running:") < text.index("Watch for")
+    assert "now at 0.9700" in text and "back at 1.0000" in text, text
+    assert "USD1PegDeviationUnconfirmed" in text and "pages expected: none" in text
+    pool = devnet.chain("devnet-a").pool
+    assert pool is not None and abs(float(await pool.price()) - 1.0) < 0.001
