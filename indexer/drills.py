@@ -318,7 +318,7 @@ def _plan_depeg(target: DrillTarget, opts: DrillOptions) -> DrillPlan:
         undo = f"automatic after {opts.hold:g}s"
     alerts: list[ExpectedAlert] = []
     big = abs(opts.bps) > 200
-    consensus = sum(1 for x in target.venues if x.name != venue.name)
+    others = sum(1 for x in target.venues if x.name != venue.name)
     root: str | None = None
     if big:
         if venue.page_depth_floor_usd is not None:
@@ -341,7 +341,7 @@ def _plan_depeg(target: DrillTarget, opts: DrillOptions) -> DrillPlan:
                     v,
                     "5m",
                     note="one venue, no page_depth_floor_usd: a ticket; it pages only if "
-                    + ("another venue moves too" if consensus else "a second venue agrees"),
+                    + ("another venue moves too" if others else "a second venue agrees"),
                 )
             )
     if abs(opts.bps) > 50:

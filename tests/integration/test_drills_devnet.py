@@ -23,6 +23,7 @@ from indexer.devnet.solana_traffic import SolanaTraffic
 from indexer.devnet.token import DETERMINISTIC_TOKEN_ADDRESS
 from indexer.devnet.usd1 import DEVNET_USD1_ADDRESS, USD1_TOPICS
 from indexer.drills import ChainTarget, DrillOptions, DrillTarget, plan_drill, target_from_config
+from tests.support.daemon_run import Running, running
 from tests.support.prometheus import wait_for
 
 pytestmark = pytest.mark.integration
@@ -219,3 +220,43 @@ async def test_cli_depeg_with_hold_on_a_running_devnet(devnet: EvmDevnet, tmp_pa
     assert "USD1PegDeviationUnconfirmed" in text and "pages expected: none" in text
     pool = devnet.chain("devnet-a").pool
     assert pool is not None and abs(float(await pool.price()) - 1.0) < 0.001
+
+
+async def test_deep_reorg_drill_halts_the_daemon(devnet: EvmDevnet, dsn: str, tmp_path: Path) -> None:
+    """What the deep-reorg drill promises: the daemon's follower halts the chain on a finality
+    violation (usd1_finality_violation 1, state halted), finalized rows untouched."""
+    cfg = Config.model_validate(
+        {
+            "token": {"symbol": "USD1", "peg_usd": 1.0},
+            "database": {"dsn": dsn},
+            "data_dir": str(tmp_path),
+            "chains": [
+                {
+                    "name": "devnet-a",
+                    "kind": "evm",
+                    "rpc": [devnet.chain("devnet-a").url],
+                    "token": DETERMINISTIC_TOKEN_ADDRESS,
+                    "finality": {"tag": "finalized"},
+                    "poll_interval": "200ms",
+                }
+            ],
+        }
+    )
+    async with running(cfg, "devnet-a", Running) as d:
+        st = d.rt.statuses["devnet-a"]
+
+        async def caught_up() -> bool:
+            return st.indexed_finalized >= 6 and st.indexed >= st.head - 1
+
+        await wait_for(caught_up, 60, "devnet-a indexed past block 6 as final")
+        said: list[str] = []
+        await run_drill(plan_drill("deep-reorg", target_from_config(cfg)), say=said.append)
+
+        async def halted() -> bool:
+            return d.metric("usd1_finality_violation") == 1.0
+
+        await wait_for(halted, 30, "the finality violation halt")
+        status = await d.get("/api/v1/status")
+        (chain,) = status["chains"]
+        assert chain["state"] == "halted", chain
+        assert st.halted_reason, st
