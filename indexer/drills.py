@@ -71,9 +71,7 @@ class DrillTarget:
         for c in self.chains:
             if c.name == name:
                 return c
-        raise DrillError(
-            f"no chain {name!r} in the config (have: {', '.join(self.chain_names) or 'none'})"
-        )
+        raise DrillError(f"no chain {name!r} in the config (have: {', '.join(self.chain_names) or 'none'})")
 
     @property
     def chain_names(self) -> list[str]:
