@@ -207,10 +207,12 @@ def migrate(config_path: str) -> None:
 
 
 def _register_subcommands() -> None:
+    from indexer.cli_drill import drill
     from indexer.cli_query import query
     from indexer.cli_report import report
     from indexer.cli_reserves import reserves
 
+    main.add_command(drill)
     main.add_command(query)
     main.add_command(report)
     main.add_command(reserves)

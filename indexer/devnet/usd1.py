@@ -243,6 +243,18 @@ class ProxyAdmin(DevnetContract):
         return checksum(out[0])
 
 
+async def deploy_v2_implementation(rpc: Rpc, artifacts: Usd1Artifacts, deployer: str) -> str:
+    """Deploy and initialize (as the script does for V1) the DevnetStablecoinV2 implementation
+    from `deployer` (unlocked); returns its address. Nothing points at it until an upgrade."""
+    receipt = await deploy_contract(rpc, artifacts.stablecoin_v2, deployer=deployer)
+    assert receipt.contract_address is not None
+    impl = DevnetContract(rpc, receipt.contract_address, default_sender=deployer)
+    await impl.transact(
+        "initialize(string,string)", ["string", "string"], [USD1_NAME, USD1_SYMBOL], gas=_GAS_INITIALIZE
+    )
+    return impl.address
+
+
 @dataclass(frozen=True, slots=True)
 class Usd1Deployment:
     """What `deploy_usd1` made: the token (proxy), its ProxyAdmin, the implementation, and the
@@ -260,14 +272,9 @@ class Usd1Deployment:
     async def deploy_v2(self, *, deployer: str | None = None) -> str:
         """Deploy (and initialize, as the script does for V1) the DevnetStablecoinV2 implementation;
         returns its address. The proxy still runs V1 until `proxy_admin.upgrade`."""
-        sender = deployer or self.proxy_admin.owner
-        receipt = await deploy_contract(self.token.rpc, self.artifacts.stablecoin_v2, deployer=sender)
-        assert receipt.contract_address is not None
-        impl = DevnetContract(self.token.rpc, receipt.contract_address, default_sender=sender)
-        await impl.transact(
-            "initialize(string,string)", ["string", "string"], [USD1_NAME, USD1_SYMBOL], gas=_GAS_INITIALIZE
+        return await deploy_v2_implementation(
+            self.token.rpc, self.artifacts, deployer or self.proxy_admin.owner
         )
-        return impl.address
 
     async def upgrade_to_v2(self) -> TxReceipt:
         """Deploy DevnetStablecoinV2 and upgrade the proxy to it through the ProxyAdmin."""

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import shlex
 import shutil
-import signal
-import socket
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +14,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from tests.support.alertmanager import AM_BINARY, alertmanager_process, http_json
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "alerts" / "alertmanager.yml"
@@ -30,7 +27,6 @@ RUNBOOKS = ROOT / "alerts" / "runbooks"
 needs_amtool = pytest.mark.skipif(
     shutil.which("amtool") is None, reason="amtool not installed (Debian package prometheus-alertmanager)"
 )
-AM_BINARY = shutil.which("alertmanager") or shutil.which("prometheus-alertmanager")
 
 
 def _config() -> dict[str, Any]:
@@ -343,20 +339,7 @@ def _assert_no_inhibition_cycle(rules: list[dict[str, Any]], names: set[str]) ->
 # --- a real Alertmanager ---------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _http(url: str, data: Any = None) -> Any:
-    body = None if data is None else json.dumps(data).encode()
-    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=5) as resp:
-        raw = resp.read()
-    return json.loads(raw) if raw.strip() else None
-
+_http = http_json
 
 needs_alertmanager = pytest.mark.skipif(
     AM_BINARY is None, reason="alertmanager not installed (prometheus-alertmanager)"
@@ -366,45 +349,8 @@ needs_alertmanager = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Alertmanager with alerts/alertmanager.yml on a loopback port; yields its base URL."""
-    assert AM_BINARY is not None
-    tmp_path = tmp_path_factory.mktemp("alertmanager")
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = (tmp_path / "alertmanager.log").open("w")
-    proc = subprocess.Popen(
-        [
-            AM_BINARY,
-            f"--config.file={CONFIG}",
-            f"--storage.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-            "--log.level=warn",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert proc.poll() is None, (tmp_path / "alertmanager.log").read_text()
-            try:
-                urllib.request.urlopen(f"{base}/-/ready", timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+    with alertmanager_process(CONFIG, tmp_path_factory.mktemp("alertmanager")) as base:
         yield base
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
-        log.close()
 
 
 def _post_alerts(base: str, alerts: list[tuple[str, str, dict[str, str]]]) -> None:

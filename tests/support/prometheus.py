@@ -86,6 +86,7 @@ class Prometheus:
         *,
         targets: Sequence[str],
         rule_files: Sequence[Path] = (),
+        alertmanagers: Sequence[str] = (),
         job: str = "usd1-indexer",
         scrape_interval: str = "1s",
         evaluation_interval: str = "1s",
@@ -95,6 +96,7 @@ class Prometheus:
         self.workdir = workdir
         self.targets = list(targets)
         self.rule_files = list(rule_files)
+        self.alertmanagers = list(alertmanagers)  # host:port of Alertmanagers to send alerts to
         self.job = job
         self.scrape_interval = scrape_interval
         self.evaluation_interval = evaluation_interval
@@ -114,7 +116,7 @@ class Prometheus:
         return self.workdir / "prometheus.log"
 
     def config(self) -> dict[str, Any]:
-        return {
+        cfg: dict[str, Any] = {
             "global": {
                 "scrape_interval": self.scrape_interval,
                 "scrape_timeout": self.scrape_interval,
@@ -125,6 +127,9 @@ class Prometheus:
                 {"job_name": self.job, "static_configs": [{"targets": self.targets}]},
             ],
         }
+        if self.alertmanagers:
+            cfg["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": self.alertmanagers}]}]}
+        return cfg
 
     def log_tail(self, chars: int = 4000) -> str:
         try:
