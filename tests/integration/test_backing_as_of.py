@@ -33,6 +33,7 @@ from indexer.reserves import ReservesService
 from indexer.sync.supply_classes import SupplyClassesExporter
 from indexer.units import to_decimal_str, to_float
 from tests.integration.test_bridges_anvil import POOL, _anvil, running
+from tests.support import openapi_schema
 
 pytestmark = pytest.mark.integration
 NATIVE, BRIDGED = "native", "bridged"
@@ -141,7 +142,9 @@ async def test_ratio_at_as_of_uses_the_right_block_on_every_chain(
                 async def reserves() -> Any:
                     async with session.get(f"http://127.0.0.1:{port}/api/v1/reserves") as r:
                         assert r.status == 200
-                        return await r.json()
+                        body = await r.json()
+                    openapi_schema.validate("Reserves", body)  # the OpenAPI document describes it
+                    return body
 
                 assert await svc.refresh()
                 # Not final yet on the chains (nothing is mined past as_of's blocks): NaN, and why.
