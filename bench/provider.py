@@ -106,35 +106,72 @@ async def _peer(
             raise ValueError(f"unknown peer {name!r} (one of {', '.join(PEERS)})")
 
 
-async def measure(spec: Spec, limits: Limits, peers: tuple[str, ...] = PEERS) -> list[ProviderRun]:
+async def measure(
+    spec: Spec, limits: Limits, peers: tuple[str, ...] = PEERS, pg: BenchPostgres | None = None
+) -> list[ProviderRun]:
+    """Each peer behind a fresh proxy (fresh counters and rate bucket) on the same served chain."""
+    if pg is None:
+        with bench_postgres() as own:
+            return await measure(spec, limits, peers, own)
     out: list[ProviderRun] = []
-    with bench_postgres() as pg:
-        async with serve(spec) as (anvil, info):
-            assert anvil._proc is not None
-            for name in peers:
-                async with provider(anvil.url, limits) as proxy:
-                    log(f"provider: {name} behind {limits.text()}")
-                    try:
-                        r = await _peer(name, proxy.url, anvil._proc.pid, info, pg, limits)
-                    except RuntimeError as exc:  # a peer that failed: reported, the others still run
-                        r = PeerResult(name, False, error=str(exc)[-800:])
-                    eps = r.events / r.wall_s if r.ok and r.wall_s > 0 else 0.0
-                    run = ProviderRun(
-                        peer=r.peer,
-                        ok=r.ok,
-                        events=r.events,
-                        wall_s=r.wall_s,
-                        events_per_s=round(eps),
-                        share_of_ceiling=round(eps / limits.ceiling, 3),
-                        http_requests=proxy.http_requests,
-                        calls=dict(proxy.calls),
-                        rate_limited=proxy.faults["rate_limit"],
-                        result_capped=proxy.method_faults[("eth_getLogs", "max_logs_results")],
-                        settings=r.settings,
-                        error=r.error,
-                    )
-                    log(f"provider: {asdict(run)}")
-                    out.append(run)
+    async with serve(spec) as (anvil, info):
+        assert anvil._proc is not None
+        for name in peers:
+            async with provider(anvil.url, limits) as proxy:
+                log(f"provider: {name} behind {limits.text()}")
+                try:
+                    r = await _peer(name, proxy.url, anvil._proc.pid, info, pg, limits)
+                except RuntimeError as exc:  # a peer that failed: reported, the others still run
+                    r = PeerResult(name, False, error=str(exc)[-800:])
+                eps = r.events / r.wall_s if r.ok and r.wall_s > 0 else 0.0
+                run = ProviderRun(
+                    peer=r.peer,
+                    ok=r.ok,
+                    events=r.events,
+                    wall_s=r.wall_s,
+                    events_per_s=round(eps),
+                    share_of_ceiling=round(eps / limits.ceiling, 3),
+                    http_requests=proxy.http_requests,
+                    calls=dict(proxy.calls),
+                    rate_limited=proxy.faults["rate_limit"],
+                    result_capped=proxy.method_faults[("eth_getLogs", "max_logs_results")],
+                    settings=r.settings,
+                    error=r.error,
+                )
+                log(f"provider: {asdict(run)}")
+                out.append(run)
+    return out
+
+
+def render(runs: list[ProviderRun], limits: Limits, events: int) -> list[str]:
+    """The RESULTS.md section: each peer's time and share of the proxy's ceiling."""
+    ours = next((r for r in runs if r.peer == "usd1-indexer" and r.ok), None)
+    ponder = next((r for r in runs if r.peer.startswith("Ponder") and r.ok), None)
+    verdict = "n/a"
+    if ours is not None:
+        ahead = ponder is None or ours.wall_s < ponder.wall_s
+        verdict = "met" if ours.share_of_ceiling >= 0.85 and ahead else "**missed**"
+    out = [
+        "",
+        f"## Behind a provider-like proxy ({events:,} events, `bench/provider.py`)",
+        "",
+        f"Proxy: {limits.text()}. Target for usd1-indexer: >= 85% of the ceiling and ahead of Ponder: "
+        f"{verdict}.",
+        "",
+        "| peer | wall | events/s | share of ceiling | HTTP requests | 429s | result-cap refusals | settings |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for r in runs:
+        if not r.ok:
+            out.append(
+                f"| {r.peer} | failed | — | — | {r.http_requests} | {r.rate_limited} | {r.result_capped} "
+                f"| {r.settings}; {r.error[:160].replace('|', '/').replace(chr(10), ' ')} |"
+            )
+            continue
+        out.append(
+            f"| {r.peer} | {r.wall_s:.1f} s | {r.events_per_s:,.0f} | {r.share_of_ceiling:.0%} | "
+            f"{r.http_requests} | {r.rate_limited} | {r.result_capped} | {r.settings} |"
+        )
     return out
 
 

@@ -37,6 +37,9 @@ from bench.backfill import (
 from bench.common import BENCH_DIR, CACHE, VENV_BIN, bench_postgres, indexer_version, log, use_snapshot
 from bench.live import LiveResult, measure
 from bench.peers import PeerResult, run_etl, run_ponder
+from bench.provider import Limits, ProviderRun
+from bench.provider import measure as measure_provider
+from bench.provider import render as render_provider
 from bench.workload import Spec, serve
 
 RESULTS_MD = BENCH_DIR / "RESULTS.md"
@@ -65,6 +68,7 @@ def render(
     insert_profile: str,
     elapsed: float,
     full_size: dict[str, Any] | None = None,
+    provider: tuple[list[ProviderRun], Limits, int] | None = None,
 ) -> str:
     rows: list[tuple[str, str, str, str, str]] = []
     if insert is not None:
@@ -211,6 +215,8 @@ def render(
         "| --- | --- | --- | --- | --- |",
     ]
     out += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows]
+    if provider is not None:
+        out += render_provider(*provider)
     if profile:
         out += [
             "",
@@ -286,6 +292,11 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
             log("live: with ws newHeads")
             live_ws = await measure(pg, args.live_blocks, ws=True)
             log(f"live ws: {asdict(live_ws)}")
+        provider: tuple[list[ProviderRun], Limits, int] | None = None
+        if not args.skip_provider:
+            limits = Limits()
+            runs = await measure_provider(Spec(events=args.provider_events), limits, pg=pg)
+            provider = (runs, limits, args.provider_events)
     elapsed = time.perf_counter() - started
     md = render(
         events=args.events,
@@ -299,6 +310,7 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
         insert_profile=insert_profile,
         elapsed=elapsed,
         full_size=_load_json(CACHE / "results-1000000.json"),
+        provider=provider,
     )
     raw_out = CACHE / f"results-{args.events}.json"
     data = {
@@ -308,6 +320,7 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
         "peers": [asdict(p) for p in peers],
         "live": asdict(live) if live else None,
         "profile": profile,
+        "provider": [asdict(r) for r in provider[0]] if provider else None,
     }
     raw_out.write_text(json.dumps(data, indent=2))
     out = Path(args.out)
@@ -332,6 +345,13 @@ def main() -> None:
     ap.add_argument("--live-blocks", type=int, default=200)
     ap.add_argument("--skip-peers", action="store_true")
     ap.add_argument("--skip-live", action="store_true")
+    ap.add_argument("--skip-provider", action="store_true", help="Skip the provider-like proxy runs.")
+    ap.add_argument(
+        "--provider-events",
+        type=int,
+        default=200_000,
+        help="Chain size of the provider-like proxy runs (Ponder behind 5 requests/s takes ~3 min at 200k).",
+    )
     ap.add_argument(
         "--profile", action="store_true", help="Add py-spy and cProfile tables (one more backfill)."
     )

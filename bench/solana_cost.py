@@ -44,7 +44,11 @@ IN_FLIGHT = 4
 def same(records: Sequence[Any]) -> list[str]:
     """Records with the chain name left out (the two reads use two chain names), in order."""
     return sorted(
-        repr(dataclasses.replace(r, chain="") if dataclasses.is_dataclass(r) else r._replace(chain=""))
+        repr(
+            dataclasses.replace(r, chain="")
+            if dataclasses.is_dataclass(r) and not isinstance(r, type)
+            else r._replace(chain="")
+        )
         for r in records
     )
 

@@ -258,30 +258,88 @@ def _run_async(fn: Any) -> Any:
         return None
 
 
+SOLANA_SLOT_SECONDS = 0.4
+
+
 @main.command()
 @click.option(
     "--reorg-every",
     type=float,
     default=30.0,
     show_default=True,
-    help="Seconds between shallow reorgs (0: none).",
+    help="Seconds between shallow reorgs, and between Solana forks above finalized (0: none).",
 )
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=".usd1/cache", show_default=True)
-def devnet(reorg_every: float, cache_dir: str) -> None:
-    """Run the local devnet (anvil chains with the TestToken or the real USD1, random traffic) until Ctrl-C."""
+@click.option(
+    "--solana/--no-solana", "solana", default=True, show_default=True, help="Run the Solana devnet."
+)
+@click.option("--solana-only", is_flag=True, help="Run only the Solana devnet (no anvil chains).")
+@click.option(
+    "--solana-port", type=click.IntRange(0, 65535), default=8899, show_default=True, help="0: any free port."
+)
+@click.option(
+    "--solana-admin/--no-solana-admin",
+    default=True,
+    show_default=True,
+    help="Serve the devnet_* admin methods on the Solana RPC (it listens on 127.0.0.1 only).",
+)
+def devnet(
+    reorg_every: float, cache_dir: str, solana: bool, solana_only: bool, solana_port: int, solana_admin: bool
+) -> None:
+    """Run the local devnet until Ctrl-C / SIGTERM: anvil chains (the TestToken or the real USD1, random
+    traffic) and the Solana devnet (LiteSVM, its mint's traffic, admin methods)."""
     from indexer.daemon import install_signal_handlers
     from indexer.devnet.evm_devnet import DEFAULT_DEVNET_CHAINS, run_evm_devnet
+    from indexer.devnet.solana_devnet import SolanaDevnet, run_solana_devnet
 
+    if solana_only and not solana:
+        raise click.UsageError("--solana-only and --no-solana exclude each other")
     configure_logging("info")
+
+    def solana_ready(dn: SolanaDevnet) -> None:
+        mint = dn.admin.token.mint_address if dn.admin is not None and dn.admin.token is not None else ""
+        admin = "admin methods on" if dn.admin is not None else "admin methods off"
+        click.echo(f"solana devnet  {dn.url}  {admin}  {mint}".rstrip(), err=True)
 
     async def main_() -> None:
         stop = asyncio.Event()
         install_signal_handlers(stop)
-        await run_evm_devnet(
-            list(DEFAULT_DEVNET_CHAINS), stop, Path(cache_dir), reorg_every or None, own_process_group=True
-        )
+        parts: list[asyncio.Task[None]] = []
+        if not solana_only:
+            evm = run_evm_devnet(
+                list(DEFAULT_DEVNET_CHAINS),
+                stop,
+                Path(cache_dir),
+                reorg_every or None,
+                own_process_group=True,
+            )
+            parts.append(asyncio.create_task(evm, name="evm-devnet"))
+        if solana:
+            sol = run_solana_devnet(
+                stop,
+                port=solana_port,
+                slot_seconds=SOLANA_SLOT_SECONDS,
+                fork_every=round(reorg_every / SOLANA_SLOT_SECONDS) if reorg_every > 0 else 0,
+                admin=solana_admin,
+                ready=solana_ready,
+            )
+            parts.append(asyncio.create_task(sol, name="solana-devnet"))
+        await _run_until_stop_or_failure(parts, stop)
 
-    _run_async(main_)
+    try:
+        _run_async(main_)
+    except OSError as exc:  # a port in use, most often
+        raise click.ClickException(f"the devnet could not start: {exc}") from None
+
+
+async def _run_until_stop_or_failure(parts: list[asyncio.Task[None]], stop: asyncio.Event) -> None:
+    """Wait for `parts` (each runs until `stop`); when one fails, stop the others and raise its error."""
+    await asyncio.wait(parts, return_when=asyncio.FIRST_EXCEPTION)
+    stop.set()
+    results = await asyncio.gather(*parts, return_exceptions=True)
+    for r in results:
+        if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError):
+            raise r
 
 
 @main.command()
@@ -338,7 +396,11 @@ def demo(config_path: str, reorg_every: float) -> None:
         sol_ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         solana = asyncio.create_task(
             run_solana_devnet(
-                sol_stop, port=8899, fork_every=50, ready=lambda _devnet: sol_ready.set_result(None)
+                sol_stop,
+                port=8899,
+                fork_every=50,
+                admin=True,
+                ready=lambda _devnet: sol_ready.set_result(None),
             ),
             name="solana-devnet",
         )

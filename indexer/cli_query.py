@@ -318,9 +318,9 @@ def transfers_cmd(config_path: str, walk_all: bool, fmt: str, **filters: str | N
         return await _walk(pool, walk_all, lambda conn, a: q.transfers(conn, f, limit=size, after=a), after)
 
     pages = _run(cfg, go)
-    decimals = cfg.chain(pages[0].filter.chain).decimals
+    c = cfg.chain(pages[0].filter.chain)
     lists_of = lists[0].match if cfg.watchlists else None
-    bodies = [p.to_json(decimals, cursors, lists_of) for p in pages]
+    bodies = [p.to_json(c.decimals, cursors, lists_of, show=c.show_address) for p in pages]
     columns = [*EVENT_COLUMNS, "flagged", "lists"] if cfg.watchlists else EVENT_COLUMNS
     if fmt != "json":
         for body in bodies:
@@ -356,17 +356,18 @@ def tx_cmd(config_path: str, chain: str, tx_hash: str, fmt: str) -> None:
     """Every token event of one transaction."""
     cfg = _load(config_path)
 
-    async def go(pool: asyncpg.Pool) -> tuple[int, q.TxView]:
+    async def go(pool: asyncpg.Pool) -> q.TxView:
         c = v.chain_of(cfg, chain)
         h = v.tx_hash_for(c, tx_hash)
         async with q.snapshot(pool) as conn:
-            return c.decimals, await q.tx(conn, c.name, h)
+            return await q.tx(conn, c.name, h)
 
-    decimals, view = _run(cfg, go)
+    view = _run(cfg, go)
+    c = cfg.chain(view.chain)
     if not view.events:
         click.echo(f"no token events for transaction {view.tx_hash} on {view.chain}", err=True)
         sys.exit(1)
-    body = view.to_json(decimals)
+    body = view.to_json(c.decimals, show=c.show_address)
     _emit(fmt, body, EVENT_COLUMNS, body["events"], f"{view.chain} tx {view.tx_hash}")
 
 
@@ -391,14 +392,14 @@ def account_cmd(config_path: str, chain: str, address: str, block: str | None, f
             raise v.BadRequest(str(exc)) from None
 
     view = _run(cfg, go)
-    body = view.to_json()
+    body = view.to_json(show=cfg.chain(view.chain).show_address)
     rows = [
         {"at": "finalized", "block": body["finalized"]["block"], "amount": body["finalized"]["amount"]},
         {"at": "head", "block": body["head"]["block"], "amount": body["head"]["amount"]},
     ]
     if "at" in body:
         rows.append({"at": "block", "block": body["at"]["block"], "amount": body["at"]["amount"]})
-    _emit(fmt, body, ["at", "block", "amount"], rows, f"{view.chain} {view.address}")
+    _emit(fmt, body, ["at", "block", "amount"], rows, f"{view.chain} {body['address']}")
 
 
 @query.command("reorgs")
@@ -466,7 +467,7 @@ def controls_cmd(config_path: str, chain: str | None, fmt: str) -> None:
             return [
                 (
                     await cq.chain_controls(conn, c.name, c.decimals, c.first_height, c.control_contracts())
-                ).to_json()
+                ).to_json(show=c.show_address)
                 for c in chains
             ]
 
@@ -527,7 +528,7 @@ def control_events_cmd(config_path: str, walk_all: bool, fmt: str, **filters: st
     pages = _run(cfg, go)
     chain_cfg = cfg.chain(pages[0].filter.chain)
     labels = {a: label for a, label, _ in chain_cfg.control_contracts()}
-    bodies = [p.to_json(labels, chain_cfg.decimals, cursors) for p in pages]
+    bodies = [p.to_json(labels, chain_cfg.decimals, cursors, show=chain_cfg.show_address) for p in pages]
     _emit_pages(fmt, bodies, "events", CONTROL_COLUMNS, f"{chain_cfg.name} control events")
 
 

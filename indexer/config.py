@@ -359,15 +359,15 @@ class EvmChainConfig(_ChainBase):
         dialect = DIALECTS.get(info.data.get("dialect", ""))
         return dialect.config_address(value) if dialect is not None else value
 
-    @field_validator("watch", mode="before")
+    @field_validator("watch", "non_circulating", mode="before")
     @classmethod
-    def _watch_in_the_dialect_spelling(cls, value: Any, info: ValidationInfo) -> Any:
+    def _entries_in_the_dialect_spelling(cls, value: Any, info: ValidationInfo) -> Any:
         dialect = DIALECTS.get(info.data.get("dialect", ""))
         if dialect is None or not isinstance(value, list):
             return value
         out = []
         for i, w in enumerate(value):
-            if isinstance(w, dict) and "address" in w:
+            if isinstance(w, dict) and "address" in w and w["address"] != OWNER:
                 try:
                     w = {**w, "address": dialect.config_address(w["address"])}
                 except ValueError as exc:
@@ -413,6 +413,15 @@ class EvmChainConfig(_ChainBase):
     @property
     def evm_dialect(self) -> Dialect:
         return DIALECTS[self.dialect]
+
+    def parse_address(self, value: str) -> str:
+        """A user-typed address -> the stored form, in any spelling the dialect accepts
+        (ValueError naming what is wrong)."""
+        return self.evm_dialect.parse_address(value)
+
+    def show_address(self, value: str) -> str:
+        """The one place that decides how this chain's addresses are shown (API, CLI, page)."""
+        return self.evm_dialect.show_address(value)
 
     @property
     def control_families(self) -> tuple[ControlFamily, ...]:
@@ -484,6 +493,15 @@ class SolanaChainConfig(_ChainBase):
     # and reads only those (getTransaction): far fewer requests when the mint is in few slots.
     # Live following near the head always reads blocks.
     backfill_source: Literal["blocks", "signatures"] = "blocks"
+
+    def parse_address(self, value: str) -> str:
+        got = self.ADDRESS.parse(value)
+        if got is None:
+            raise ValueError("expected base58")
+        return got
+
+    def show_address(self, value: str) -> str:
+        return value
 
     @property
     def first_height(self) -> int:

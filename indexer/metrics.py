@@ -114,6 +114,13 @@ class Metrics:
             ["chain"],
             registry=r,
         )
+        self.supply_check_skipped = Counter(
+            "usd1_supply_check_skipped_total",
+            "Supply checks at `latest` (Tron) skipped, not compared (reason: head_moved|not_indexed|"
+            "other_fork)",
+            ["chain", "reason"],
+            registry=r,
+        )
         # Progress
         self.block_number = Gauge(
             "usd1_block_number", "Block (or slot) height by stage", ["chain", "stage"], registry=r
@@ -229,7 +236,7 @@ class Metrics:
         self.control_check_skipped = Counter(
             "usd1_control_check_skipped_total",
             "State reads of the control check that could not be made (reason: reverted|no_code|"
-            "no_past_state|rpc_error|partial_coverage)",
+            "no_past_state|rpc_error|partial_coverage|head_moved|not_indexed|other_fork)",
             ["chain", "field", "reason"],
             registry=r,
         )

@@ -265,7 +265,8 @@ async def transfers(request: web.Request) -> web.Response:
     f, limit, after = transfer_filter(cfg, query, cursors, lists)
     async with q.snapshot(_pool(request), timeout_ms=QUERY_TIMEOUT_MS) as conn:
         page_ = await q.transfers(conn, f, limit=limit, after=after)
-    return json_response(page_.to_json(cfg.chain(f.chain).decimals, cursors, lists.match))
+    chain = cfg.chain(f.chain)
+    return json_response(page_.to_json(chain.decimals, cursors, lists.match, show=chain.show_address))
 
 
 async def controls(request: web.Request) -> web.Response:
@@ -279,7 +280,7 @@ async def controls(request: web.Request) -> web.Response:
         for c in chains:
             view = await cq.chain_controls(conn, c.name, c.decimals, c.first_height, c.control_contracts())
             st = statuses.get(c.name)
-            out.append(view.to_json(st.control_check if st is not None else None))
+            out.append(view.to_json(st.control_check if st is not None else None, show=c.show_address))
     return json_response({"chains": out})
 
 
@@ -298,7 +299,7 @@ async def control_events(request: web.Request) -> web.Response:
     async with q.snapshot(_pool(request), timeout_ms=QUERY_TIMEOUT_MS) as conn:
         page_ = await cq.control_events(conn, f, limit=limit, after=after)
     labels = {a: label for a, label, _ in chain.control_contracts()}
-    return json_response(page_.to_json(labels, chain.decimals, cursors))
+    return json_response(page_.to_json(labels, chain.decimals, cursors, show=chain.show_address))
 
 
 async def tx(request: web.Request) -> web.Response:
@@ -315,7 +316,7 @@ async def tx(request: web.Request) -> web.Response:
             },
             status=404,
         )
-    return json_response(view.to_json(chain.decimals))
+    return json_response(view.to_json(chain.decimals, show=chain.show_address))
 
 
 async def status(request: web.Request) -> web.Response:
@@ -365,7 +366,7 @@ async def account(request: web.Request) -> web.Response:
             view = await q.account(conn, chain, address, block)
     except q.NotIndexed as exc:
         raise v.BadRequest(str(exc)) from None
-    return json_response(view.to_json())
+    return json_response(view.to_json(show=chain.show_address))
 
 
 async def reorgs(request: web.Request) -> web.Response:

@@ -98,7 +98,11 @@ QUERY_PARAMS: dict[str, list[Schema]] = {
     ],
     "/api/v1/transfers": [
         CHAIN_ONE,
-        _q("address", {"type": "string"}, "Only events where this address is the sender or the receiver."),
+        _q(
+            "address",
+            {"type": "string"},
+            "Only events where this address is the sender or the receiver (Tron: any spelling).",
+        ),
         _q(
             "kind",
             {"type": "string"},
@@ -183,7 +187,11 @@ PATH_PARAMS: dict[str, list[Schema]] = {
     ],
     "/api/v1/accounts/{chain}/{address}": [
         _path("chain", "A configured chain name."),
-        _path("address", "Account address (EVM: 0x + 40 hex, case-insensitive; Solana: base58)."),
+        _path(
+            "address",
+            "Account address (EVM: 0x + 40 hex, case-insensitive; Tron: base58check T..., 41... or 0x hex,"
+            " answered in base58; Solana: base58).",
+        ),
     ],
 }
 

@@ -244,6 +244,7 @@ async def gather(
                 "chain": c.name,
                 "kind": c.kind,
                 "state": None if head is None else head.state.token,
+                "show": c.show_address,
                 "frozen": None if head is None else Figure(head.frozen_raw, c.decimals),
                 "last": last,
                 "last_time": None if last is None else fmt_time(cq.block_time(last.timestamp)),

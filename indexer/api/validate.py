@@ -38,12 +38,13 @@ def chain_of(cfg: Config, name: str) -> ChainConfig:
     raise BadRequest(f"unknown chain {name[:64]!r}; known: {', '.join(c.name for c in cfg.chains)}")
 
 
-def address_for(chain: ChainConfig, value: str) -> str:
-    fmt = chain.ADDRESS
-    got = fmt.parse(value)
-    if got is None:
-        raise BadRequest(f"invalid address {value[: fmt.shown]!r} for {fmt.doc.format(chain=chain.name)}")
-    return got
+def address_for(chain: ChainConfig, value: str, what: str = "address") -> str:
+    """A user-typed address (parameter `what`) -> the stored form, in any spelling the chain's
+    dialect accepts (Tron: `T...`, `41...` or 20-byte hex); a 400 naming `what` otherwise."""
+    try:
+        return chain.parse_address(value)
+    except ValueError as exc:
+        raise BadRequest(f"invalid {what} {value[:80]!r} for chain {chain.name}: {exc}") from None
 
 
 def tx_hash_for(chain: ChainConfig, value: str) -> str:

@@ -5,6 +5,9 @@ name. A new eth-compatible chain with its own quirks is a new entry in `DIALECTS
 
 - `trust_blooms`: whether `logsBloom` holds every log (the positive and negative bloom checks of
   `indexer.chains.evm` run only then; a chain with zero blooms must say False).
+- `receipts_check`: when following the head, each block's `eth_getBlockReceipts` must hold as
+  many logs of the filter as eth_getLogs returned for it (indexer/chains/receipts.py): what
+  replaces the bloom checks where blooms are empty. One receipts call per block.
 - `final_tags`: the block tags the node serves for finality (`finalized`, `safe`); a config whose
   `finality.tag` the dialect lacks is refused at load time (use `confirmations`).
 - `state_at`: how `eth_call` / `eth_getStorageAt` select a past block: `hash` (EIP-1898
@@ -19,6 +22,7 @@ name. A new eth-compatible chain with its own quirks is a new entry in `DIALECTS
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -33,6 +37,7 @@ AddressSpelling = Literal["hex", "tron"]
 class Dialect:
     name: str
     trust_blooms: bool = True
+    receipts_check: bool = False
     final_tags: frozenset[str] = frozenset({"finalized", "safe"})
     state_at: StateAt = "hash"
     timestamp_ms: bool = False
@@ -63,6 +68,34 @@ class Dialect:
             case "tron":
                 return tron.to_hex(value) if isinstance(value, str) else value
 
+    def parse_address(self, value: str) -> str:
+        """An address a user typed (API parameter, CLI argument) -> the stored form (`0x` + 40
+        lowercase hex). `hex`: `0x` + 40 hex digits; `tron`: base58check `T...`, 21-byte `41...`
+        or 20-byte hex. ValueError naming what is wrong otherwise."""
+        match self.addresses:
+            case "hex":
+                if not _HEX_ADDRESS.fullmatch(value):
+                    raise ValueError("expected 0x + 40 hex digits")
+                return value.lower()
+            case "tron":
+                try:
+                    return tron.to_hex(value)
+                except tron.TronAddressError as exc:
+                    raise ValueError(
+                        f"expected a Tron address (T... base58check, 41... or 0x hex): {exc.why}"
+                    ) from None
+
+    def show_address(self, value: str) -> str:
+        """A stored address in the form people read: `hex` unchanged, `tron` base58check `T...`.
+        A value that is not a stored 20-byte address (a role id, a Solana key) is returned as is."""
+        match self.addresses:
+            case "hex":
+                return value
+            case "tron":
+                return tron.to_base58(value) if _HEX_ADDRESS.fullmatch(value) else value
+
+
+_HEX_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
 DIALECTS: dict[str, Dialect] = {
     # Ethereum and the geth family: EIP-1898 state reads, finalized/safe tags, honest blooms.
@@ -77,6 +110,11 @@ DIALECTS: dict[str, Dialect] = {
     # eth_getStorageAt run at `latest` only; timestamps already in seconds; addresses in logs are
     # 20-byte hex without the 41 prefix, users write base58check T....
     "tron": Dialect(
-        "tron", trust_blooms=False, final_tags=frozenset({"finalized"}), state_at="latest", addresses="tron"
+        "tron",
+        trust_blooms=False,
+        receipts_check=True,
+        final_tags=frozenset({"finalized"}),
+        state_at="latest",
+        addresses="tron",
     ),
 }

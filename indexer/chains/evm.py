@@ -60,11 +60,13 @@ from indexer.chains.bloom import (
 from indexer.chains.decode_pool import DecodedLogs, DecodePool, decode_reply
 from indexer.chains.evm_families import Decoded, LogDispatch, SupplyClaim, UnaskedLog, decode_logs
 from indexer.chains.ranges import AdaptiveRange
+from indexer.chains.receipts import OtherBlock, asked_logs
 from indexer.chains.rpc import RpcPool
 from indexer.chains.witness import collect_votes
 from indexer.config import EvmChainConfig
 from indexer.errors import DataConsistencyError, FinalityViolation, MalformedReply, RpcError
 from indexer.finality import evm_finalized_height
+from indexer.latest import LatestReads
 from indexer.model import BlockRef, ControlEvent, Family, RangeData, TokenEvent
 from indexer.quorum import Overturned, Undecided, Upheld, describe, judge, quorum
 
@@ -526,6 +528,8 @@ class EvmSource:
                 self._not_in_bloom(m.block_number, f"{m.tx_hash}#{m.log_index}", h, log_endpoint)
         if with_headers and blooms:
             await self._check_missing_logs(by_number, log_blocks, log_endpoint, d)
+        if with_headers and self.dialect.receipts_check:
+            await self._check_receipts(by_number, decoded, log_endpoint, d)
         events: list[TokenEvent] = decoded.events
         if decoded.supply or decoded.claims:
             events = events + decoded.supply + await self._resolve_claims(decoded.claims, by_number)
@@ -603,6 +607,45 @@ class EvmSource:
                         f"block {h.ref.number}: no logs returned, {reply.endpoint} has "
                         f"{len(found.events) + len(found.marks)} (bloom says they may exist)",
                     )
+
+    async def _check_receipts(
+        self,
+        by_number: dict[int, _Header],
+        decoded: Decoded,
+        log_endpoint: Callable[[int], str],
+        d: LogDispatch,
+    ) -> None:
+        """Chains without blooms (Tron): each block's receipts hold as many logs of the filter as
+        eth_getLogs returned for it (indexer.chains.receipts), read from another endpoint when
+        there is one. More in the receipts: the log endpoint omitted some (blamed); fewer: one of
+        the two is wrong (both blamed); on one endpoint, a DataConsistencyError (retried)."""
+        counts = Counter(e.block_number for e in decoded.events)
+        counts.update(m.block_number for m in decoded.marks)
+        headers = [by_number[n] for n in sorted(by_number)]
+        for i in range(0, len(headers), HEADER_BATCH):
+            chunk = headers[i : i + HEADER_BATCH]
+            first = log_endpoint(chunk[0].ref.number)
+            calls = [("eth_getBlockReceipts", [hex(h.ref.number)]) for h in chunk]
+            reply = await self.rpc.batch_ex(calls, avoid={first})
+            for h, part in zip(chunk, reply.result, strict=True):
+                n = h.ref.number
+                if part is None:
+                    raise DataConsistencyError(f"{self.name}: block {n} vanished while checking its receipts")
+                try:
+                    logs = asked_logs(part, h.ref.hash, d.addresses, d.topics)
+                except OtherBlock as exc:
+                    raise DataConsistencyError(
+                        f"{self.name}: block {n}: {exc} (reorg while reading)"
+                    ) from None
+                found = decode_logs(self.name, logs, d)
+                have, want = counts.get(n, 0), len(found.events) + len(found.marks)
+                if have == want:
+                    continue
+                lep = log_endpoint(n)
+                what = f"block {n}: eth_getLogs ({lep}) returned {have} logs, the receipts ({reply.endpoint}) hold {want}"
+                if lep == reply.endpoint:
+                    raise DataConsistencyError(f"{self.name}: {what}")
+                self._blame({lep} if want > have else {lep, reply.endpoint}, what)
 
     def _with_timestamps(self, events: list[TokenEvent], by_number: dict[int, _Header]) -> list[TokenEvent]:
         if all(map(_EVENT_TIMESTAMP, events)) and not self.dialect.timestamp_ms:
@@ -717,6 +760,31 @@ class EvmSource:
 
     async def total_supply(self, block: BlockRef) -> int:
         return await self._call_word(TOTAL_SUPPLY_SELECTOR, block)
+
+    @property
+    def latest_only(self) -> bool:
+        """Whether the node reads state at `latest` only (Tron): the checks use `latest_reads`."""
+        return self.dialect.state_at == "latest"
+
+    async def latest_reads(self, reads: Sequence[tuple[str, list[Any]]]) -> LatestReads:
+        """State reads at `latest` (each `(method, params)` gets the `latest` tag appended) in one
+        batch to one endpoint, bracketed by the latest header before and after (indexer.latest).
+        Raises RpcError when the batch fails (a revert fails it whole)."""
+        latest = ("eth_getBlockByNumber", ["latest", False])
+        calls = [latest, *((m, [*params, "latest"]) for m, params in reads), latest]
+        reply = await self.rpc.batch_ex(calls)
+        results: list[Any] = reply.result
+        if len(results) != len(calls):
+            raise MalformedReply(f"a batch of {len(calls)} calls returned {len(results)} results")
+        return LatestReads(parse_header(results[0]), parse_header(results[-1]), results[1:-1], reply.endpoint)
+
+    async def latest_supply(self) -> tuple[LatestReads, int]:
+        """`totalSupply()` at `latest`, bracketed by headers (the Tron supply check)."""
+        r = await self.latest_reads([("eth_call", [{"to": self.cfg.token, "data": TOTAL_SUPPLY_SELECTOR}])])
+        result = r.results[0]
+        if not isinstance(result, str) or not result.startswith("0x"):
+            raise MalformedReply(f"eth_call totalSupply returned {result!r:.80}")
+        return r, 0 if result == "0x" else _hex_word(result, "eth_call totalSupply")
 
     async def balance_of(self, address: str, block: BlockRef) -> int:
         return await self._call_word(

@@ -55,8 +55,16 @@ def b58decode(text: str) -> bytes:
     return b"\0" * zeros + body
 
 
-def _invalid(value: str, why: str) -> ValueError:
-    return ValueError(f"invalid Tron address {value[:80]!r}: {why}")
+class TronAddressError(ValueError):
+    """A string that is no Tron address; `why` says what is wrong without quoting the value."""
+
+    def __init__(self, value: str, why: str) -> None:
+        super().__init__(f"invalid Tron address {value[:80]!r}: {why}")
+        self.why = why
+
+
+def _invalid(value: str, why: str) -> TronAddressError:
+    return TronAddressError(value, why)
 
 
 def _from_base58(value: str) -> bytes:

@@ -27,12 +27,13 @@ import base64
 import bisect
 import contextlib
 import hashlib
+import ipaddress
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 import structlog
@@ -50,6 +51,9 @@ from indexer.devnet.solana_wire import (
     render_instruction,
     ui_token_amount,
 )
+
+if TYPE_CHECKING:
+    from indexer.devnet.solana_admin_rpc import SolanaAdmin
 
 log = structlog.get_logger(__name__)
 
@@ -111,6 +115,15 @@ class Block:
     block_height: int
     ops: list[Op] = field(default_factory=list)
     txs: list[TxRecord] = field(default_factory=list)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _new_svm() -> LiteSVM:
@@ -565,6 +578,16 @@ def _slot_param(value: Any) -> int:
     return value
 
 
+def _reply(rid: Any, call: Callable[[], Any]) -> dict[str, Any]:
+    try:
+        return {"jsonrpc": "2.0", "id": rid, "result": call()}
+    except RpcFault as f:
+        err: dict[str, Any] = {"code": f.code, "message": f.message}
+        if f.data is not None:
+            err["data"] = f.data
+        return {"jsonrpc": "2.0", "id": rid, "error": err}
+
+
 class SolanaRpcServer:
     """JSON-RPC over HTTP for a `SolanaLedger` (single and batch requests)."""
 
@@ -597,6 +620,15 @@ class SolanaRpcServer:
             "getFirstAvailableBlock": lambda p: 0,
             "minimumLedgerSlot": lambda p: 0,
         }
+        self._named: dict[str, Callable[[dict[str, Any]], Any]] = {}
+
+    def register(self, methods: Mapping[str, Callable[[dict[str, Any]], Any]]) -> None:
+        """Serve more methods that take named params: an object, or a list holding one object
+        (the devnet's admin methods, `solana_admin_rpc`)."""
+        clash = set(methods) & (set(self._methods) | set(self._named))
+        if clash:
+            raise ValueError(f"methods already served: {sorted(clash)}")
+        self._named.update(methods)
 
     @property
     def url(self) -> str:
@@ -653,6 +685,9 @@ class SolanaRpcServer:
         method = req["method"]
         params = req.get("params") or []
         self.calls[method] += 1
+        named = self._named.get(method)
+        if named is not None:
+            return self._dispatch_named(rid, named, req.get("params"))
         fn = self._methods.get(method)
         if fn is None:
             return {"jsonrpc": "2.0", "id": rid, "error": {"code": -32601, "message": "Method not found"}}
@@ -662,13 +697,20 @@ class SolanaRpcServer:
                 "id": rid,
                 "error": {"code": INVALID_PARAMS, "message": "Invalid params"},
             }
-        try:
-            return {"jsonrpc": "2.0", "id": rid, "result": fn(params)}
-        except RpcFault as f:
-            err: dict[str, Any] = {"code": f.code, "message": f.message}
-            if f.data is not None:
-                err["data"] = f.data
-            return {"jsonrpc": "2.0", "id": rid, "error": err}
+        return _reply(rid, lambda: fn(params))
+
+    @staticmethod
+    def _dispatch_named(rid: Any, fn: Callable[[dict[str, Any]], Any], params: Any) -> dict[str, Any]:
+        if params is None or params == []:
+            obj: Any = {}
+        elif isinstance(params, list) and len(params) == 1:
+            obj = params[0]
+        else:
+            obj = params
+        if not isinstance(obj, dict):
+            message = "Invalid params: expected an object of named params (or a list holding one)"
+            return {"jsonrpc": "2.0", "id": rid, "error": {"code": INVALID_PARAMS, "message": message}}
+        return _reply(rid, lambda: fn(obj))
 
     def _context(self, slot: int) -> dict[str, Any]:
         return {"slot": slot, "apiVersion": API_VERSION}
@@ -942,7 +984,10 @@ class SolanaRpcServer:
 
 
 class SolanaDevnet:
-    """Ledger + RPC server (+ optional background slot producer). Use `async with`."""
+    """Ledger + RPC server (+ optional background slot producer). Use `async with`.
+
+    `admin=True` also serves the `devnet_*` admin methods (`solana_admin_rpc`: fork, produce or
+    skip slots, fund, mint, freeze, pause production); only on a loopback host."""
 
     def __init__(
         self,
@@ -955,7 +1000,10 @@ class SolanaDevnet:
         slot_seconds: float = 0.4,
         skip_rate: float = 0.0,
         produce: bool = False,
+        admin: bool = False,
     ) -> None:
+        if admin and not _is_loopback(host):
+            raise ValueError(f"the devnet's admin methods are served on a loopback host only, not {host!r}")
         self.ledger = SolanaLedger(
             seed=seed,
             confirmed_depth=confirmed_depth,
@@ -969,6 +1017,18 @@ class SolanaDevnet:
         self._produce = produce
         self._task: asyncio.Task[None] | None = None
         self.on_slot: list[Callable[[], None]] = []
+        self.producing = True  # the producer makes slots (and runs `on_slot`) while this is set
+        self.admin: SolanaAdmin | None = None
+        if admin:
+            from indexer.devnet.solana_admin_rpc import SolanaAdmin
+
+            self.admin = SolanaAdmin(self)
+            self.server.register(self.admin.methods())
+
+    @property
+    def produces(self) -> bool:
+        """Whether a background producer makes slots (`produce=True`)."""
+        return self._produce
 
     @property
     def url(self) -> str:
@@ -988,6 +1048,7 @@ class SolanaDevnet:
                 await self._task
             self._task = None
         await self.server.stop()
+        log.info("solana_devnet_stopped", url=self.url, tip=self.ledger.tip)
 
     async def __aenter__(self) -> SolanaDevnet:
         return await self.start()
@@ -1013,6 +1074,8 @@ class SolanaDevnet:
     async def _producer(self) -> None:
         while True:
             await asyncio.sleep(self.slot_seconds)
+            if not self.producing:
+                continue
             for hook in self.on_slot:
                 hook()
             self.ledger.advance(1, skip=self._rng.random() < self.skip_rate)
@@ -1030,11 +1093,12 @@ async def run_solana_devnet(
     owners: int = 12,
     tx_per_slot: float = 1.5,
     fork_every: int = 0,
+    admin: bool = False,
     ready: Callable[[SolanaDevnet], None] | None = None,
 ) -> None:
     """The demo devnet: slots every `slot_seconds`, random USD1 traffic (mint address
     `solana_traffic.devnet_mint(seed)`), a fork above finalized every `fork_every` slots (0: never),
-    until `stop` is set."""
+    until `stop` is set. `admin`: serve the `devnet_*` methods, with the traffic's mint."""
     from indexer.devnet.solana_traffic import SolanaTraffic
 
     devnet = SolanaDevnet(
@@ -1045,9 +1109,12 @@ async def run_solana_devnet(
         finality_depth=finality_depth,
         skip_rate=skip_rate,
         produce=True,
+        admin=admin,
     )
     traffic = SolanaTraffic(devnet.ledger, seed=seed, owners=owners)
     traffic.setup()
+    if devnet.admin is not None:
+        devnet.admin.token = traffic
     rng = random.Random(seed)
     produced = 0
 
@@ -1062,7 +1129,7 @@ async def run_solana_devnet(
 
     devnet.on_slot.append(on_slot)
     async with devnet:
-        log.info("solana_devnet_ready", url=devnet.url, mint=traffic.mint_address)
+        log.info("solana_devnet_ready", url=devnet.url, mint=traffic.mint_address, admin=admin)
         if ready is not None:
             ready(devnet)
         await stop.wait()

@@ -52,7 +52,7 @@ def _control(chain: str, r: Any) -> ControlEvent:
 
 
 def event_json(
-    e: ControlEvent, at: q.AsOf, label: str | None = None, decimals: int | None = None
+    e: ControlEvent, at: q.AsOf, show: q.Show, label: str | None = None, decimals: int | None = None
 ) -> dict[str, Any]:
     """A control event as the API gives it; `amount` as base units (and tokens when the event's
     amount is in the token's units: destroyed frozen funds)."""
@@ -71,15 +71,19 @@ def event_json(
         "log_index": e.log_index,
         "kind": e.kind.value,
         "event": e.event,
-        "address": e.address,
+        "address": show(e.address),
         "contract": label,
-        "subject": e.subject,
-        "previous": e.previous,
-        "actor": e.actor,
+        "subject": _opt(show, e.subject),
+        "previous": _opt(show, e.previous),
+        "actor": _opt(show, e.actor),
         "role": e.role,
         "amount": amount,
         "finalized": at.is_final(e.block_number),
     }
+
+
+def _opt(show: q.Show, value: str | None) -> str | None:
+    return None if value is None else show(value)
 
 
 def block_time(unix: int) -> datetime | None:
@@ -121,22 +125,22 @@ class StateAt:
     def frozen_raw(self) -> int:
         return sum(self.frozen_balances.values())
 
-    def to_json(self, decimals: int) -> dict[str, Any]:
+    def to_json(self, decimals: int, show: q.Show) -> dict[str, Any]:
         t = self.state.token
         listed = sorted(self.frozen_balances.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_FROZEN_LISTED]
         last = self.state.last
         return {
             "block": self.block,
-            **_contract_json(t),
+            **_contract_json(t, show),
             "frozen": {
                 "count": len(t.frozen),
                 **amount_json(self.frozen_raw, decimals),
-                "accounts": [{"address": a, **amount_json(v, decimals)} for a, v in listed],
+                "accounts": [{"address": show(a), **amount_json(v, decimals)} for a, v in listed],
             },
-            "minters": [{"minter": m, "allowance": str(a)} for m, a in sorted(t.minters.items())],
-            "roles": [{"role": r, "account": a} for r, a in sorted(t.roles)],
+            "minters": [{"minter": show(m), "allowance": str(a)} for m, a in sorted(t.minters.items())],
+            "roles": [{"role": r, "account": show(a)} for r, a in sorted(t.roles)],
             "watched": [
-                {"address": c.address, "label": c.label, **_contract_json(c)}
+                {"address": show(c.address), "label": c.label, **_contract_json(c, show)}
                 for c in self.state.contracts[1:]
             ],
             "last_change": None
@@ -147,7 +151,7 @@ class StateAt:
                 "tx_hash": last.tx_hash,
                 "kind": last.kind.value,
                 "event": last.event,
-                "address": last.address,
+                "address": show(last.address),
             },
             "events": sum(c.events for c in self.state.contracts),
         }
@@ -168,8 +172,8 @@ HOLDER_FIELDS = (
 )
 
 
-def _contract_json(c: ContractState) -> dict[str, Any]:
-    return {**{f: getattr(c, f) for f in HOLDER_FIELDS}, "paused": c.paused}
+def _contract_json(c: ContractState, show: q.Show) -> dict[str, Any]:
+    return {**{f: _opt(show, getattr(c, f)) for f in HOLDER_FIELDS}, "paused": c.paused}
 
 
 async def state_at(
@@ -250,17 +254,19 @@ class ChainControls:
     def complete(self) -> bool:
         return self.coverage is not None and self.coverage.from_block <= self.start
 
-    def to_json(self, check: dict[str, Any] | None = None) -> dict[str, Any]:
+    def to_json(self, check: dict[str, Any] | None = None, *, show: q.Show) -> dict[str, Any]:
         return {
             "chain": self.chain,
             "enabled": self.enabled,
-            "contracts": [{"address": a, "label": lb, "families": list(f)} for a, lb, f in self.contracts],
+            "contracts": [
+                {"address": show(a), "label": lb, "families": list(f)} for a, lb, f in self.contracts
+            ],
             "coverage": None
             if self.coverage is None
             else {"from_block": self.coverage.from_block, "complete": self.complete},
             "as_of": self.as_of.to_json(),
-            "head": None if self.head is None else self.head.to_json(self.decimals),
-            "finalized": None if self.finalized is None else self.finalized.to_json(self.decimals),
+            "head": None if self.head is None else self.head.to_json(self.decimals, show),
+            "finalized": None if self.finalized is None else self.finalized.to_json(self.decimals, show),
             "check": check,
         }
 
@@ -325,7 +331,9 @@ class ControlPage:
     next: q.Position | None  # the last row's position when there are more rows
     coverage: q.Coverage | None
 
-    def to_json(self, labels: dict[str, str], decimals: int, cursors: CursorCodec) -> dict[str, Any]:
+    def to_json(
+        self, labels: dict[str, str], decimals: int, cursors: CursorCodec, *, show: q.Show
+    ) -> dict[str, Any]:
         next_cursor = (
             None if self.next is None else cursors.encode(POSITION, self.filter.fingerprint(), self.next)
         )
@@ -335,7 +343,7 @@ class ControlPage:
             "limit": self.limit,
             "as_of": self.as_of.to_json(),
             "coverage": None if self.coverage is None else {"from_block": self.coverage.from_block},
-            "events": [event_json(e, self.as_of, labels.get(e.address), decimals) for e in self.events],
+            "events": [event_json(e, self.as_of, show, labels.get(e.address), decimals) for e in self.events],
             "next_cursor": next_cursor,
         }
 

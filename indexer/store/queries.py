@@ -58,6 +58,11 @@ class ChainInfo(Protocol):
     def decimals(self) -> int: ...
 
 
+# How a chain shows a stored address to people (`ChainConfig.show_address`: base58 on Tron). Every
+# view that gives addresses out takes one, so no route or command can forget it.
+Show = Callable[[str], str]
+
+
 def iso(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
@@ -187,7 +192,7 @@ class Event:
     amount: int
     block_time: datetime | None
 
-    def to_json(self, decimals: int, at: AsOf) -> dict[str, Any]:
+    def to_json(self, decimals: int, at: AsOf, show: Show) -> dict[str, Any]:
         return {
             "chain": self.chain,
             "block_number": self.block_number,
@@ -196,8 +201,8 @@ class Event:
             "tx_hash": self.tx_hash,
             "log_index": self.log_index,
             "kind": self.kind,
-            "from": self.from_addr,
-            "to": self.to_addr,
+            "from": None if self.from_addr is None else show(self.from_addr),
+            "to": None if self.to_addr is None else show(self.to_addr),
             **amount_json(self.amount, decimals),
             "finalized": at.is_final(self.block_number),
         }
@@ -277,14 +282,19 @@ class TransferPage:
     next: Position | None  # the last row's position when there are more rows
 
     def to_json(
-        self, decimals: int, cursors: CursorCodec, lists_of: Callable[[Event], list[str]] | None = None
+        self,
+        decimals: int,
+        cursors: CursorCodec,
+        lists_of: Callable[[Event], list[str]] | None = None,
+        *,
+        show: Show,
     ) -> dict[str, Any]:
         """`lists_of`: the watchlists a row's sender or receiver is on; given, every row says
-        `flagged` (and `lists` when flagged)."""
+        `flagged` (and `lists` when flagged). `show`: the chain's shown address form."""
         next_cursor = (
             None if self.next is None else cursors.encode(POSITION, self.filter.fingerprint(), self.next)
         )
-        rows = [e.to_json(decimals, self.as_of) for e in self.events]
+        rows = [e.to_json(decimals, self.as_of, show) for e in self.events]
         if lists_of is not None:
             for e, row in zip(self.events, rows, strict=True):
                 names = lists_of(e)
@@ -414,12 +424,12 @@ class TxView:
     as_of: AsOf
     events: list[Event]
 
-    def to_json(self, decimals: int) -> dict[str, Any]:
+    def to_json(self, decimals: int, *, show: Show) -> dict[str, Any]:
         return {
             "chain": self.chain,
             "tx_hash": self.tx_hash,
             "as_of": self.as_of.to_json(),
-            "events": [e.to_json(decimals, self.as_of) for e in self.events],
+            "events": [e.to_json(decimals, self.as_of, show) for e in self.events],
         }
 
 
@@ -825,11 +835,11 @@ class AccountView:
     at_block: int | None = None
     at: int | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, show: Show) -> dict[str, Any]:
         a = self.as_of
         body: dict[str, Any] = {
             "chain": self.chain,
-            "address": self.address,
+            "address": show(self.address),
             "finalized": {"block": a.finalized_block, **amount_json(self.finalized, self.decimals)},
             "head": {"block": a.block, **amount_json(self.head, self.decimals)},
             "as_of": a.to_json(),

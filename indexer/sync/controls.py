@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any, assert_never
 
 import sha3
 import structlog
 
+from indexer import latest
 from indexer.chains.evm import EvmSource
 from indexer.chains.evm_families import ControlFamily
 from indexer.chains.solana import SolanaSource
@@ -56,6 +58,10 @@ from indexer.sync.status import ChainStatus
 from indexer.units import to_float
 
 log = structlog.get_logger(__name__)
+
+
+# The index's block hash at a height, None when its window does not hold it.
+Held = Callable[[int], str | None]
 
 
 class Skip(Exception):
@@ -123,7 +129,9 @@ class ControlsMonitor:
         self._log = log.bind(chain=self.chain)
         metrics.init_controls(self.chain, [k.value for k in self.kinds], [f.value for f in self.fields])
 
-    async def check(self, anchor: BlockRef | None, finalized: int) -> None:
+    async def check(self, anchor: BlockRef | None, finalized: int, held: Held | None = None) -> None:
+        """One round, when due. `held(n)`: the index's block hash at height n while its
+        unfinalized window holds it (for checks read at `latest`, indexer.latest)."""
         raise NotImplementedError
 
     def info(self, token: ContractState) -> tuple[str, str, str]:
@@ -250,11 +258,21 @@ class EvmControls(ControlsMonitor):
             fields=fields_of(self.families, d.token),
         )
 
+    def info(self, token: ContractState) -> tuple[str, str, str]:
+        """The usd1_control_info labels, in the chain's shown address form (Tron: base58)."""
+        owner, admin, implementation = super().info(token)
+        show = self.cfg.show_address
+        return (show(owner), show(admin), show(implementation))
+
     # ---- the check against the chain ---------------------------------------------------------
-    async def check(self, anchor: BlockRef | None, finalized: int) -> None:
+    async def check(self, anchor: BlockRef | None, finalized: int, held: Held | None = None) -> None:
         if not self._due():
             return
         await self.refresh_head()
+        if self.src.latest_only:
+            if held is not None:
+                await self._check_latest(held)
+            return
         if anchor is None or anchor.number > finalized:
             return
         if not await self._complete():
@@ -269,6 +287,54 @@ class EvmControls(ControlsMonitor):
         read = [(p, v) for p, v in zip(probes, results, strict=True) if v is not None]
         diffs = compare(state, read)
         self._report(anchor.number, read, len(probes), diffs)
+
+    async def _check_latest(self, held: Held) -> None:
+        """Tron: every read at `latest` in one batch between two latest headers; compared with the
+        state folded at that block when the index holds it, else the round is skipped
+        (indexer.latest). A batch fails whole, so one reverting getter skips the round."""
+        if not await self._complete():
+            return
+        async with self.store.snapshot() as conn:
+            head_state = fold(await cq.events_upto(conn, self.chain, LATEST), self.contracts)
+        probes = plan(head_state, self.families, sample=self.sample, offset=self._offset)
+        self._offset += max(1, self.sample)
+        watched = [a for a, _ in self.contracts[1:]]
+        reads = [("eth_getCode", [a]) for a in watched] + [_request(p) for p in probes]
+        try:
+            got = await self.src.latest_reads(reads)
+        except RpcError as exc:
+            self._skip("all", self.chain, "reverted" if exc.code == 3 else "rpc_error", str(exc))
+            return
+        self._skipping.discard(("all", self.chain, "rpc_error"))
+        self._skipping.discard(("all", self.chain, "reverted"))
+        decision = latest.decide(
+            got.before, got.after, None if got.before is None else held(got.before.number)
+        )
+        match decision:
+            case latest.Skip(reason, detail):
+                self._skip("all", self.chain, reason, detail)
+                return
+            case latest.Compare(block):
+                pass
+            case _:
+                assert_never(decision)
+        for reason in latest.SKIP_REASONS:
+            self._skipping.discard(("all", self.chain, reason))
+        codes, values = got.results[: len(watched)], got.results[len(watched) :]
+        no_code = {a for a, code in zip(watched, codes, strict=True) if code in ("0x", None)}
+        for a in no_code:
+            self._skip("all", a, "no_code", f"watched address {a} has no code")
+        read: list[tuple[Probe, str | bool]] = []
+        for p, raw in zip(probes, values, strict=True):
+            if p.address in no_code:
+                continue
+            try:
+                read.append((p, _interpret(p, raw)))
+            except Skip as exc:
+                self._skip(p.field.value, p.address, exc.reason, str(exc))
+        async with self.store.snapshot() as conn:
+            state = fold(await cq.events_upto(conn, self.chain, block.number), self.contracts)
+        self._report(block.number, read, len(probes), compare(state, read))
 
     async def _without_code(self, anchor: BlockRef) -> set[str]:
         """Watched addresses that hold no contract at the anchor (their reads are skipped)."""
@@ -320,6 +386,30 @@ class EvmControls(ControlsMonitor):
         return "0x" + format(word & (2**160 - 1), "040x")
 
 
+def _request(p: Probe) -> tuple[str, list[Any]]:
+    """The JSON-RPC read of a probe, without its block parameter."""
+    if p.slot is not None:
+        return "eth_getStorageAt", [p.address, p.slot]
+    assert p.call is not None
+    data = _selector(p.call) + ("" if p.account is None else p.account[2:].rjust(64, "0"))
+    return "eth_call", [{"to": p.address, "data": data}]
+
+
+def _interpret(p: Probe, raw: Any) -> str | bool:
+    """A probe's raw read (a 32-byte word as hex) -> the value `compare` takes; Skip otherwise."""
+    if not isinstance(raw, str) or not raw.startswith("0x"):
+        raise Skip("malformed", f"{p.call or p.slot} returned {raw!r:.80}")
+    if p.slot is None and len(raw) != 66:
+        raise Skip("no_code" if raw == "0x" else "reverted", f"{p.call} returned {raw[:80]}")
+    try:
+        word = int(raw, 16) if len(raw) > 2 else 0
+    except ValueError:
+        raise Skip("malformed", f"{p.call or p.slot} returned {raw[:80]}") from None
+    if p.kind == "bool":
+        return word != 0
+    return "0x" + format(word & (2**160 - 1), "040x")
+
+
 SOLANA_KINDS = (
     ControlKind.MINT_AUTHORITY_CHANGED,
     ControlKind.FREEZE_AUTHORITY_CHANGED,
@@ -368,7 +458,7 @@ class SolanaControls(ControlsMonitor):
         no implementation to upgrade (its program is fixed), so that label is "none"."""
         return (token.mint_authority or NO_AUTHORITY, token.freeze_authority or NO_AUTHORITY, NO_AUTHORITY)
 
-    async def check(self, anchor: BlockRef | None, finalized: int) -> None:
+    async def check(self, anchor: BlockRef | None, finalized: int, held: Held | None = None) -> None:
         if not self._due():
             return
         await self.refresh_head()

@@ -12,12 +12,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, assert_never
 
 import asyncpg
 import structlog
 
-from indexer import reorg
+from indexer import latest, reorg
 from indexer.chains.base import ChainSource
 from indexer.chains.heads import HeadWatcher
 from indexer.chains.ranges import ChunkSizer
@@ -95,6 +95,7 @@ class Follower:
         self._final_point: Totals | None = None
         self._last_supply_check = 0.0
         self._supply_check_failing = False
+        self._supply_skipping: str | None = None  # the reason latest-only supply checks are being skipped
         self._on_update = on_update or (lambda: None)
         self._log = log.bind(chain=self.chain)
         self._sizer = (
@@ -210,7 +211,7 @@ class Follower:
         self._mark_success(head)
         await self._check_supply()
         if self.controls is not None:
-            await self.controls.check(self.window.bottom, self.window.finalized)
+            await self.controls.check(self.window.bottom, self.window.finalized, held=self._held)
         if not moved:
             await self._idle(stop)
         return False
@@ -554,8 +555,25 @@ class Follower:
         if now - self._last_supply_check < self.s.supply_check_interval:
             return
         snapshot = getattr(self.src, "supply_snapshot", None)
+        at_latest = (
+            getattr(self.src, "latest_supply", None) if getattr(self.src, "latest_only", False) else None
+        )
         try:
-            if snapshot is not None:
+            if at_latest is not None:
+                # Tron: no past state. totalSupply() at `latest` between two headers, compared
+                # with the indexed supply at that block when the index holds it (indexer.latest).
+                self._last_supply_check = now
+                reads, onchain = await at_latest()
+                decision = latest.decide(reads.before, reads.after, self._stored_hash(reads.before))
+                match decision:
+                    case latest.Skip(reason, detail):
+                        self._skip_supply_check(reason, detail)
+                        return
+                    case latest.Compare(ref):
+                        block = ref.number
+                    case _:
+                        assert_never(decision)
+            elif snapshot is not None:
                 self._last_supply_check = now
                 block, onchain = await snapshot()
                 if block > self._indexed() or block == self.status.mismatch_block:
@@ -581,6 +599,9 @@ class Follower:
         if self._supply_check_failing:
             self._log.info("supply_check_recovered", block=block)
             self._supply_check_failing = False
+        if self._supply_skipping is not None:
+            self._log.info("supply_check_resumed", block=block, after=self._supply_skipping)
+            self._supply_skipping = None
         indexed = (await self.store.supply_at(self.chain, block)).supply
         self.status.mismatch = indexed - onchain
         self.status.mismatch_block = block
@@ -588,6 +609,22 @@ class Follower:
         self.metrics.supply_check_block.labels(self.chain).set(block)
         if indexed != onchain:
             self._log.error("supply_mismatch", block=block, indexed=str(indexed), onchain=str(onchain))
+
+    def _held(self, number: int) -> str | None:
+        """The index's block hash at `number`, when its unfinalized window holds that height."""
+        ref = self.window.at(number)
+        return None if ref is None else ref.hash
+
+    def _stored_hash(self, ref: BlockRef | None) -> str | None:
+        return None if ref is None else self._held(ref.number)
+
+    def _skip_supply_check(self, reason: str, detail: str) -> None:
+        """A round of the latest-only supply check that compared nothing: counted; logged when
+        skipping starts (and `supply_check_resumed` when a round compares again)."""
+        self.metrics.supply_check_skipped.labels(self.chain, reason).inc()
+        if self._supply_skipping is None:
+            self._log.info("supply_check_skipped", reason=reason, detail=detail[:300])
+            self._supply_skipping = reason
 
     def _indexed(self) -> int:
         return self.cursor.number if self.cursor else self.s.start - 1

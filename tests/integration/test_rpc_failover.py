@@ -169,6 +169,32 @@ async def test_dropped_logs_are_a_contradiction_in_live_mode(
         assert src.contradictions >= 1
 
 
+@pytest.mark.parametrize("drop", ["all", "some"])
+async def test_dropped_logs_are_caught_by_receipts_on_a_tron_dialect_chain(
+    anvil: Anvil, token: TestToken, traffic: Traffic, drop: str
+) -> None:
+    """Tron's blooms are zeros (the dialect ignores them): the live-mode check counts each block's
+    receipt logs instead (indexer/chains/receipts.py). An endpoint that drops logs is caught."""
+    await traffic.run(10)
+    head = await anvil.block_number()
+    truth = keys(await chain_transfer_events(anvil, token.address, head))
+    liar = LyingProxy(anvil.url)
+    async with liar, FaultProxy(anvil.url) as good, aiohttp.ClientSession() as s:
+        m = Metrics()
+        pool = RpcPool("devnet", [liar.url, good.url], s, m, timeout=2)
+        src = EvmSource(chain_cfg([liar.url, good.url], token.address, dialect="tron"), pool)
+        assert not src.dialect.trust_blooms and src.dialect.receipts_check
+        if drop == "all":
+            liar.drop_logs = True
+        else:  # every other log of a range, so blocks with logs left also lose some
+            liar.logs_hook = lambda logs: logs[::2]
+        assert await read_all(src, head, with_headers=True) == truth
+        assert liar.faults["drop_logs" if drop == "all" else "logs_hook"] >= 1
+        assert outcomes(m, pool.labels()[0]).get("contradiction", 0) >= 1
+        assert src.contradictions >= 1
+        assert good.forwarded["eth_getBlockReceipts"] >= 1
+
+
 @pytest.mark.parametrize("with_headers", [True, False], ids=["live", "backfill"])
 async def test_forged_logs_fail_the_bloom(
     anvil: Anvil, token: TestToken, traffic: Traffic, with_headers: bool

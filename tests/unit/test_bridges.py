@@ -254,11 +254,20 @@ def test_mainnet_config_lists_the_real_ccip_lock_pool() -> None:
 
     from indexer.config import load_config
 
-    env = {"USD1_ETH_RPC_URL": "http://127.0.0.1:1", "USD1_BSC_RPC_URL": "http://127.0.0.1:2"}
+    env = {
+        "USD1_ETH_RPC_URL": "http://127.0.0.1:1",
+        "USD1_BSC_RPC_URL": "http://127.0.0.1:2",
+        "USD1_TRON_RPC_URL": "http://127.0.0.1:3",
+    }
     cfg = load_config(Path(__file__).parents[2] / "config" / "mainnet.yaml", env)
     assert cfg.chain("ethereum").classified() == [(ETH_POOL, BRIDGE_LOCK)]
     assert cfg.topology() == Topology(
-        (Bridge("ccip", "0"),), {"ethereum": ChainRole("native", "ccip"), "bsc": ChainRole("native", None)}
+        (Bridge("ccip", "0"),),
+        {
+            "ethereum": ChainRole("native", "ccip"),
+            "bsc": ChainRole("native", None),
+            "tron": ChainRole("native", None),
+        },
     )
 
 

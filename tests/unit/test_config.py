@@ -764,6 +764,42 @@ def test_non_circulating_label_must_not_be_a_class_name() -> None:
     assert found.startswith("chains.0.non_circulating: entry 0: label 'frozen' is reserved")
 
 
+def test_mainnet_config_has_the_tron_deployment() -> None:
+    path = Path(__file__).parents[2] / "config" / "mainnet.yaml"
+    env = {
+        "USD1_ETH_RPC_URL": "https://eth.example",
+        "USD1_BSC_RPC_URL": "https://bsc.example",
+        "USD1_TRON_RPC_URL": "https://tron.example:8545/jsonrpc",
+    }
+    cfg = load_config(path, env=env)
+    c = cfg.chain("tron")
+    assert isinstance(c, EvmChainConfig) and c.dialect == "tron"
+    assert c.rpc == ["https://tron.example:8545/jsonrpc"]
+    assert c.token == "0x91bed8e784249c91611e61c4585c40e21fd0ace2"  # TPFqcBAaaUMCSVRCqPaQ9QnzKhmuoLR6Rc
+    assert c.show_address(c.token) == "TPFqcBAaaUMCSVRCqPaQ9QnzKhmuoLR6Rc"
+    assert c.decimals == 18 and c.finality.tag == "finalized" and c.max_block_range <= 5000
+    with pytest.raises(ConfigError, match="USD1_TRON_RPC_URL"):
+        load_config(path, env={k: v for k, v in env.items() if k != "USD1_TRON_RPC_URL"})
+
+
+def test_tron_non_circulating_accounts_take_every_spelling() -> None:
+    extra = (
+        f"    non_circulating: [{{address: '{TRON_ADMIN}', label: treasury}},"
+        " {address: owner, label: issuer},"
+        f" {{address: '41{'ab' * 20}', label: bridge_lock}}]\n"
+    )
+    chain = load_config_text(tron_chain(USD1_TRON, extra), {}).chains[0]
+    assert [(e.address, e.label) for e in chain.non_circulating] == [
+        (TRON_ADMIN_HEX, "treasury"),
+        ("owner", "issuer"),
+        ("0x" + "ab" * 20, "bridge_lock"),
+    ]
+    bad = f"    non_circulating: [{{address: '{TRON_ADMIN[:-1]}x', label: treasury}}]\n"
+    assert one_problem(tron_chain(USD1_TRON, bad)).startswith(
+        "chains.0.non_circulating: entry 0: invalid Tron address"
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # Watchlists (issue #17 item 5)
 

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from indexer.chains.dialects import DIALECTS
 from indexer.chains.tron import b58decode, b58encode, is_tron_address, to_base58, to_hex
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "tron"
@@ -122,3 +123,23 @@ def test_a_valid_checksum_with_another_prefix_is_refused() -> None:
 def test_to_base58_refuses_non_hex() -> None:
     with pytest.raises(ValueError, match="invalid Tron address"):
         to_base58("TPFqcBAaaUMCSVRCqPaQ9QnzKhmuoLR6Rc")
+
+
+def test_the_tron_dialect_parses_every_spelling_and_shows_base58() -> None:
+    d, eth = DIALECTS["tron"], DIALECTS["ethereum"]
+    hex20 = "0x91bed8e784249c91611e61c4585c40e21fd0ace2"
+    for spelling in (
+        "TPFqcBAaaUMCSVRCqPaQ9QnzKhmuoLR6Rc",
+        hex20,
+        hex20.upper().replace("0X", "0x"),
+        "41" + hex20[2:],
+    ):
+        assert d.parse_address(spelling) == hex20
+    assert d.show_address(hex20) == "TPFqcBAaaUMCSVRCqPaQ9QnzKhmuoLR6Rc"
+    assert d.show_address("0x" + "ab" * 32) == "0x" + "ab" * 32  # a role id is no address: unchanged
+    assert eth.show_address(hex20) == hex20
+    assert eth.parse_address(hex20.upper().replace("0X", "0x")) == hex20
+    with pytest.raises(ValueError, match="base58check checksum"):
+        d.parse_address("TPFqcBAaaUMCSVRCqPaQ9QnzKhmuoLR6Rd")
+    with pytest.raises(ValueError, match="40 hex digits"):
+        eth.parse_address("TPFqcBAaaUMCSVRCqPaQ9QnzKhmuoLR6Rc")
