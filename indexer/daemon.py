@@ -80,6 +80,13 @@ async def run_daemon(
                 public_key=load_reserves_key(cfg.reserves, config_dir),
                 supply_at=lambda when: circulating_at(rt, when),
             )
+        market, depegs = None, None
+        if cfg.venues:
+            from indexer.market.service import MarketService  # web3: only when venues exist
+
+            evm_rpc = {c.name: list(c.rpc) for c in cfg.chains if isinstance(c, EvmChainConfig)}
+            depegs = DepegRecorder(rt.pool, thresholds(cfg.market))
+            market = MarketService(cfg, rt.metrics, rt.session, evm_rpc, on_reading=depegs.on_reading)
         app = create_app(
             cfg,
             rt.store,
@@ -88,6 +95,7 @@ async def run_daemon(
             reserves=reserves.snapshot if reserves is not None else None,
             db=rt.db,
             watchlists=rt.watchlists.current if rt.watchlists is not None else None,
+            market=market.snapshot if market is not None else None,
         )
         async with serve_http(app, cfg.http.host, cfg.http.port) as port:
             log.info("daemon_started", chains=[c.name for c in rt.chains], http=f"{cfg.http.host}:{port}")
@@ -100,12 +108,7 @@ async def run_daemon(
                 if auditor.cfg.enabled:
                     services.append(asyncio.create_task(auditor.run(stop), name=f"audit:{name}"))
             # Market and reserves pollers run in their own tasks: a dead venue never blocks indexing.
-            if cfg.venues:
-                from indexer.market.service import MarketService  # web3: only when venues exist
-
-                evm_rpc = {c.name: list(c.rpc) for c in cfg.chains if isinstance(c, EvmChainConfig)}
-                depegs = DepegRecorder(rt.pool, thresholds(cfg.market))
-                market = MarketService(cfg, rt.metrics, rt.session, evm_rpc, on_reading=depegs.on_reading)
+            if market is not None and depegs is not None:
                 services.append(asyncio.create_task(depegs.run(stop), name="depegs"))
                 services.append(asyncio.create_task(market.run(stop), name="market"))
             if reserves is not None:

@@ -27,7 +27,7 @@ from indexer import __version__
 from indexer import supply_at as sa
 from indexer.api import openapi
 from indexer.api import validate as v
-from indexer.api.page import ReservesProvider, transparency_page
+from indexer.api.page import MarketProvider, ReservesProvider, transparency_page
 from indexer.api.params import control_filter, cursor_codec, depeg_filter, history_params, transfer_filter
 from indexer.config import Config
 from indexer.errors import DatabaseUnavailable
@@ -51,6 +51,7 @@ STORE = web.AppKey("store", Store)
 METRICS = web.AppKey("metrics", Metrics)
 STATUSES = web.AppKey("statuses", dict)
 RESERVES: web.AppKey[ReservesProvider | None] = web.AppKey("reserves")
+MARKET: web.AppKey[MarketProvider | None] = web.AppKey("market")
 OPENAPI = web.AppKey("openapi", bytes)
 PAGE_CACHE = web.AppKey("page_cache", dict)
 CURSORS = web.AppKey("cursors", CursorCodec)
@@ -125,19 +126,22 @@ def create_app(
     cursors: CursorCodec | None = None,
     db: DatabaseKeeper | None = None,
     watchlists: Callable[[], Matcher] | None = None,
+    market: MarketProvider | None = None,
 ) -> web.Application:
     """`reserves`: optional callable returning the latest `ReservesSnapshot` (e.g.
     `ReservesService.snapshot`) for the transparency page; None shows "no attestation configured".
     `cursors`: the pagination cursor codec (default: the key of `http.cursor_key` or data_dir).
     `db`: the process's database keeper (default: a passive one over `store.pool`).
     `watchlists`: the lists in force (e.g. `WatchlistService.current`) that flag transfers; None:
-    no list, nothing is flagged."""
+    no list, nothing is flagged. `market`: the venues' latest readings (e.g. `MarketService.snapshot`)
+    for the page's peg and depth; None: no venue section."""
     app = web.Application(middlewares=[errors_middleware, cors_middleware])
     app[CFG] = cfg
     app[STORE] = store
     app[METRICS] = metrics
     app[STATUSES] = dict(statuses or {})
     app[RESERVES] = reserves
+    app[MARKET] = market
     app[OPENAPI] = orjson.dumps(openapi.document(f"{cfg.token.symbol} indexer API"))
     app[PAGE_CACHE] = {}
     app[CURSORS] = cursors if cursors is not None else cursor_codec(cfg)
@@ -415,7 +419,7 @@ async def page(request: web.Request) -> web.StreamResponse:
     """The public transparency page: server-rendered, no JavaScript, cacheable (ETag)."""
     v.only_params(request, set())
     body, etag = await transparency_page(
-        request.app[CFG], _pool(request), request.app[RESERVES], request.app[PAGE_CACHE]
+        request.app[CFG], _pool(request), request.app[RESERVES], request.app[PAGE_CACHE], request.app[MARKET]
     )
     headers = {"ETag": etag, "Cache-Control": "public, max-age=15", "Vary": "Accept-Encoding"}
     inm = request.headers.get("If-None-Match", "")

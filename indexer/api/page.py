@@ -10,27 +10,34 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import jinja2
-from markupsafe import Markup
 
+from indexer import bridges
+from indexer.api.chart import PALETTE, stacked_svg
 from indexer.attest_sig import SignatureCheck
 from indexer.attestation import Attestation
 from indexer.config import Config
+from indexer.depegs import exact_median
+from indexer.market.depth import band_label
 from indexer.reserves import ReservesSnapshot
 from indexer.store import control_queries as cq
 from indexer.store import depeg_queries as dq
 from indexer.store import queries as q
 from indexer.units import to_decimal_str
 
+if TYPE_CHECKING:  # web3 is imported only when venues are configured
+    from indexer.market.service import VenueSnapshot
+
 ReservesProvider = Callable[[], ReservesSnapshot | None]
+MarketProvider = Callable[[], Mapping[str, "VenueSnapshot"]]
 
 TEMPLATES = Path(__file__).parent / "templates"
 WINDOWS = (7, 30, 365)
@@ -56,6 +63,7 @@ def _env() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["tokens"] = fmt_tokens
+    env.filters["usd"] = fmt_usd
     return env
 
 
@@ -77,8 +85,8 @@ def fmt_duration(seconds: Decimal) -> str:
     if s < 3600:
         return f"{s // 60} min {s % 60} s" if s % 60 else f"{s // 60} min"
     if s < 86400:
-        return f"{s // 3600} h {s % 3600 // 60} min"
-    return f"{s // 86400} d {s % 86400 // 3600} h"
+        return f"{s // 3600} h {s % 3600 // 60} min" if s % 3600 // 60 else f"{s // 3600} h"
+    return f"{s // 86400} d {s % 86400 // 3600} h" if s % 86400 // 3600 else f"{s // 86400} d"
 
 
 def peg_history(page: dq.DepegPage) -> list[dict[str, Any]]:
@@ -126,52 +134,24 @@ def chart_interval(span: timedelta) -> timedelta:
     return _LADDER[-1]
 
 
-def svg_chart(
-    points: Sequence[tuple[datetime, int]], decimals: int, width: int = 720, height: int = 220
-) -> Markup:
-    """A step chart of cumulative supply (carried forward between blocks), drawn server-side."""
-    if not points:
-        return Markup('<p class="muted">No supply history yet.</p>')
-    pad_l, pad_r, pad_t, pad_b = 8, 8, 22, 24
-    w, h = width - pad_l - pad_r, height - pad_t - pad_b
-    top = max(v for _, v in points) or 1
-    top = top + top // 20
-    n = len(points)
-
-    def x(i: int) -> float:
-        return pad_l + (w * i / (n - 1) if n > 1 else w)
-
-    def y(value: int) -> float:
-        return pad_t + h - h * value / top
-
-    d = [f"M{x(0):.1f},{y(points[0][1]):.1f}"]
-    for i in range(1, n):
-        d.append(f"H{x(i):.1f}V{y(points[i][1]):.1f}")
-    area = "".join(d) + f"V{pad_t + h:.1f}H{x(0):.1f}Z"
-    first, last = points[0][0], points[-1][0]
-    label_max = fmt_tokens(top, decimals, 0)
-    latest = fmt_tokens(points[-1][1], decimals, 0)
-    svg = (
-        f'<svg viewBox="0 0 {width} {height}" role="img" aria-labelledby="chart-title" '
-        f'preserveAspectRatio="none" class="chart" data-points="{n}">'
-        f'<title id="chart-title">Total supply from {fmt_time(first)} to {fmt_time(last)}; latest {latest}</title>'
-        f'<line x1="{pad_l}" y1="{pad_t + h}" x2="{pad_l + w}" y2="{pad_t + h}" class="axis"/>'
-        f'<line x1="{pad_l}" y1="{pad_t}" x2="{pad_l + w}" y2="{pad_t}" class="grid"/>'
-        f'<path d="{area}" class="area"/>'
-        f'<path d="{"".join(d)}" class="line"/>'
-        f'<text x="{pad_l}" y="{pad_t - 6}" class="lbl">{label_max}</text>'
-        f'<text x="{pad_l}" y="{height - 6}" class="lbl">{first:%Y-%m-%d %H:%M}</text>'
-        f'<text x="{pad_l + w}" y="{height - 6}" class="lbl" text-anchor="end">{last:%Y-%m-%d %H:%M}</text>'
-        "</svg>"
-    )
-    return Markup(svg)
-
-
 async def gather(
-    cfg: Config, conn: Any, ats: dict[str, q.AsOf], now: datetime, reserves: ReservesSnapshot | None
+    cfg: Config,
+    conn: Any,
+    ats: dict[str, q.AsOf],
+    now: datetime,
+    reserves: ReservesSnapshot | None,
+    venues: Mapping[str, VenueSnapshot] | None = None,
 ) -> dict[str, Any]:
     chains = list(cfg.chains)
-    supplies = [await q.chain_supply(conn, c, ats.get(c.name, q.AsOf(c.name))) for c in chains]
+    supplies = [
+        await cq.with_classes(
+            conn,
+            await q.chain_supply(conn, c, ats.get(c.name, q.AsOf(c.name))),
+            c.control_contracts(),
+            c.classified(),
+        )
+        for c in chains
+    ]
     dp = max((c.decimals for c in chains), default=0)
     total_fin = sum(q.scale(s.finalized.supply, s.decimals, dp) for s in supplies)
     total_head = sum(q.scale(s.head.supply, s.decimals, dp) for s in supplies)
@@ -195,39 +175,44 @@ async def gather(
             }
         )
 
-    flows = []
-    for days in WINDOWS:
-        minted = burned = mints = burns = 0
-        for s in supplies:
-            fl = await q.flow(conn, s.chain, s.as_of.block, now - timedelta(days=days))
-            minted += q.scale(fl.minted, s.decimals, dp)
-            burned += q.scale(fl.burned, s.decimals, dp)
-            mints += fl.mints
-            burns += fl.burns
-        flows.append(
-            {
-                "days": days,
-                "minted": Figure(minted, dp),
-                "burned": Figure(burned, dp),
-                "net": Figure(minted - burned, dp),
-                "mints": mints,
-                "burns": burns,
-            }
-        )
+    flows = flow_view(
+        supplies,
+        await q.flows(
+            conn,
+            {s.chain: s.as_of.block for s in supplies if s.as_of.block is not None},
+            [now - timedelta(days=d) for d in WINDOWS],
+        ),
+        now,
+        dp,
+    )
 
     first = await q.first_block_time(conn, [c.name for c in chains])
-    chart = svg_chart([], dp)
+    chart = stacked_svg([], [], "", str)
     chart_info = ""
+    legend: list[dict[str, Any]] = []
     if first is not None:
         span = min(max(now - first, timedelta(minutes=10)), timedelta(days=365))
         step = chart_interval(span)
         since = now - span
         series = [await q.supply_history(conn, c, since, now, step) for c in chains]
-        pts: list[tuple[datetime, int]] = []
-        for i, pt in enumerate(series[0].points if series else []):
-            pts.append((pt.end, sum(q.scale(s.points[i].totals.supply, s.decimals, dp) for s in series)))
-        chart = svg_chart(pts, dp)
-        chart_info = f"{len(pts)} points, one per {_human(step)}"
+        times = [pt.end for pt in series[0].points] if series else []
+        stacked = [
+            (s.chain, [max(0, q.scale(pt.totals.supply, s.decimals, dp)) for pt in s.points]) for s in series
+        ]
+        latest = sum(values[-1] for _, values in stacked) if times else 0
+        title = f"Supply by chain from {fmt_time(times[0])} to {fmt_time(times[-1])}" if times else ""
+        chart = stacked_svg(
+            times, stacked, f"{title}; latest {fmt_tokens(latest, dp, 0)}", lambda v: fmt_tokens(v, dp, 0)
+        )
+        chart_info = f"{len(times)} points, one per {_human(step)}"
+        legend = [
+            {
+                "chain": s.chain,
+                "css": f"s{i % PALETTE}",
+                "latest": Figure(s.points[-1].totals.supply, s.decimals) if s.points else None,
+            }
+            for i, s in enumerate(series)
+        ]
 
     controls = []
     for c in chains:
@@ -271,10 +256,16 @@ async def gather(
             "stale": reserves.stale,
             "up": reserves.up,
             "signature": _signature_view(reserves.signature),
+            "by_category": [(k, _usd(v), str(v)) for k, v in att.by_category().items()],
+            "by_custodian": [(k, _usd(v), str(v)) for k, v in (att.by_custodian() or {}).items()],
+            "age": None if reserves.age_seconds is None else fmt_duration(Decimal(reserves.age_seconds)),
+            "age_seconds": None if reserves.age_seconds is None else round(reserves.age_seconds),
+            "cadence": _cadence(cfg),
         }
     depegs = await dq.depegs(conn, dq.DepegFilter(), limit=PEG_HISTORY_ROWS)
     return {
         "token": cfg.token.symbol,
+        "breakdown": breakdown(supplies),
         "peg_history": peg_history(depegs),
         "depeg_threshold_bps": cfg.market.depeg_threshold_bps,
         "total_finalized": Figure(total_fin, dp),
@@ -284,11 +275,200 @@ async def gather(
         "flows": flows,
         "chart": chart,
         "chart_info": chart_info,
+        "legend": legend,
         "controls": controls,
         "reserves": reserve_view,
         "reserves_configured": reserves is not None,
+        "market": None if not venues else market_view(venues, cfg.market.bands_bps),
         "generated_minute": now.strftime("%Y-%m-%d %H:%M UTC"),
     }
+
+
+ONE_CENT_BPS = 100  # one cent of a $1 peg
+
+
+@dataclass(frozen=True, slots=True)
+class VenueRow:
+    name: str
+    kind: str
+    up: bool
+    price: str  # "0.9994" or "—"
+    deviation: str  # "-6.0" bps or "—"
+    deviation_exact: str | None
+    depth: Decimal | None  # bid + ask within the band, USD (None: not read)
+    complete: bool
+    last_success: str
+
+
+@dataclass(frozen=True, slots=True)
+class MarketView:
+    band_bps: int  # the band the depth figures are within (100, else the widest configured below)
+    venues: list[VenueRow]
+    median_deviation: str | None  # over the live venues (the depeg aggregate), bps
+    depth: Decimal  # every live venue's depth within the band, USD
+    complete: bool  # every live venue's book was read to the band's edge
+
+
+def depth_band(bands: Sequence[int]) -> int:
+    """One cent (100 bps) when configured, else the widest band below it, else the narrowest."""
+    below = [b for b in bands if b <= ONE_CENT_BPS]
+    return max(below) if below else min(bands)
+
+
+def market_view(venues: Mapping[str, VenueSnapshot], bands: Sequence[int]) -> MarketView:
+    """Per venue (config order) its last good price, deviation from the peg and depth within the
+    band; the aggregate over the venues that are up (a venue down keeps its last figures but
+    counts in no aggregate)."""
+    band = depth_band(bands)
+    label = band_label(band)
+    rows, live = [], []
+    depth, complete = Decimal(0), True
+    for v in venues.values():
+        d = None
+        if v.depth_usd:
+            d = sum((v.depth_usd.get(side, {}).get(label, Decimal(0)) for side in v.depth_usd), Decimal(0))
+        if v.up and v.deviation_bps is not None:
+            live.append(v.deviation_bps)
+            depth += d or Decimal(0)
+            complete = complete and v.depth_complete
+        rows.append(
+            VenueRow(
+                v.name,
+                v.kind,
+                v.up,
+                "—"
+                if v.price_usd is None
+                else f"{v.price_usd.quantize(Decimal('0.0001'), rounding=ROUND_HALF_EVEN)}",
+                "—" if v.deviation_bps is None else _bps(v.deviation_bps),
+                None if v.deviation_bps is None else str(v.deviation_bps),
+                d,
+                v.depth_complete,
+                "—" if v.last_success is None else fmt_time(datetime.fromtimestamp(v.last_success, UTC)),
+            )
+        )
+    median = _bps(exact_median(live)) if live else None
+    return MarketView(band, rows, median, depth, complete)
+
+
+def _bps(value: Decimal) -> str:
+    return f"{value.quantize(Decimal('0.1'), rounding=ROUND_HALF_EVEN):+}"
+
+
+def fmt_usd(value: Decimal) -> str:
+    return f"{value.quantize(Decimal(1), rounding=ROUND_HALF_EVEN):,}"
+
+
+@dataclass(frozen=True, slots=True)
+class FlowRow:
+    """Mints and burns of one scope (a chain, or `all` in the largest precision) in one window."""
+
+    scope: str
+    minted: Figure
+    burned: Figure
+    mints: int
+    burns: int
+
+    @property
+    def net(self) -> Figure:
+        return Figure(self.minted.raw - self.burned.raw, self.minted.decimals)
+
+
+@dataclass(frozen=True, slots=True)
+class FlowWindow:
+    days: int
+    total: FlowRow
+    chains: list[FlowRow]
+
+
+def flow_view(
+    supplies: Sequence[q.ChainSupply], flows: Sequence[q.Flow], now: datetime, dp: int
+) -> list[FlowWindow]:
+    """One row per window of `WINDOWS` days before `now`: every chain's mints and burns (0 while
+    a chain is not indexed) and their sum in precision `dp`. `flows`: from `q.flows`."""
+    by = {(f.chain, f.since): f for f in flows}
+    out = []
+    for days in WINDOWS:
+        since = now - timedelta(days=days)
+        chains = []
+        for s in supplies:
+            f = by.get((s.chain, since)) or q.Flow(s.chain, since, 0, 0, 0, 0)
+            chains.append(
+                FlowRow(s.chain, Figure(f.minted, s.decimals), Figure(f.burned, s.decimals), f.mints, f.burns)
+            )
+        total = FlowRow(
+            "all",
+            Figure(sum(q.scale(c.minted.raw, c.minted.decimals, dp) for c in chains), dp),
+            Figure(sum(q.scale(c.burned.raw, c.burned.decimals, dp) for c in chains), dp),
+            sum(c.mints for c in chains),
+            sum(c.burns for c in chains),
+        )
+        out.append(FlowWindow(days, total, chains))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Breakdown:
+    """Total -> circulating at the finalized block(s): `total = non_circulating (by label) + frozen +
+    circulating`. `scope`: a chain's name or `all` (every chain, in the largest precision; None
+    figures while a chain has no classes, as the API's `total.circulating`)."""
+
+    scope: str
+    total: Figure
+    labels: list[tuple[str, Figure]]
+    frozen: Figure | None
+    circulating: Figure | None
+
+
+def breakdown(supplies: Sequence[q.ChainSupply]) -> list[Breakdown]:
+    """The global breakdown first, then one per chain with classes (finalized figures)."""
+    dp = max((s.decimals for s in supplies), default=0)
+    total = sum(q.scale(s.finalized.supply, s.decimals, dp) for s in supplies)
+    complete = all(s.finalized_classes is not None for s in supplies)
+    labels: dict[str, int] = {}
+    frozen = 0
+    per_chain = []
+    for s in supplies:
+        c = s.finalized_classes
+        if c is None:
+            continue
+        for label, raw in c.non_circulating.items():
+            labels[label] = labels.get(label, 0) + q.scale(raw, s.decimals, dp)
+        frozen += q.scale(c.frozen, s.decimals, dp)
+        per_chain.append(
+            Breakdown(
+                s.chain,
+                Figure(c.total, s.decimals),
+                [(label, Figure(raw, s.decimals)) for label, raw in c.non_circulating.items()],
+                Figure(c.frozen, s.decimals),
+                Figure(c.circulating, s.decimals),
+            )
+        )
+    circulating = bridges.global_circulating(q.positions(supplies)["finalized"])
+    glob = Breakdown(
+        "all",
+        Figure(total, dp),
+        [(label, Figure(raw, dp)) for label, raw in sorted(labels.items())] if complete else [],
+        Figure(frozen, dp) if complete else None,
+        None if circulating is None else Figure(circulating, dp),
+    )
+    return [glob, *per_chain]
+
+
+def _usd(value: Decimal) -> str:
+    return f"{value.quantize(Decimal('0.01'), rounding=ROUND_HALF_EVEN):,}"
+
+
+def _cadence(cfg: Config) -> str:
+    """The configured cadence as read: `monthly`, `every 30 d`, or the max age without one."""
+    r = cfg.reserves
+    if r is None:
+        return "—"
+    if r.cadence is None:
+        return f"none (stale after {fmt_duration(Decimal(r.max_age))})"
+    grace = f" + {fmt_duration(Decimal(r.grace))} grace" if r.grace else ""
+    if isinstance(r.cadence, str):
+        return r.cadence + grace
+    return f"every {fmt_duration(Decimal(r.cadence))}{grace}"
 
 
 def _largest_custodian(att: Attestation) -> str | None:
@@ -325,11 +505,14 @@ async def transparency_page(
     pool: asyncpg.Pool,
     reserves: ReservesProvider | None,
     cache: dict[str, Any],
+    market: MarketProvider | None = None,
 ) -> tuple[bytes, str]:
     """(body, ETag) of the page; re-rendered when a chain moves, the attestation changes, or a
-    minute passes (the 7/30/365-day windows slide)."""
+    minute passes (the 7/30/365-day windows slide), or a venue goes up or down or its price moves
+    by 0.0001 (depth figures refresh with the minute)."""
     now = datetime.now(UTC)
     snap = reserves() if reserves is not None else None
+    venues = market() if market is not None else None
     att = snap.attestation if snap is not None else None
     async with q.snapshot(pool) as conn:
         ats = await q.as_of_all(conn)
@@ -341,14 +524,19 @@ async def transparency_page(
             None
             if att is None
             else (att.as_of, snap.backing_ratio if snap else None, snap.stale if snap else None),
+            None if venues is None else tuple((v.name, v.up, _price_key(v)) for v in venues.values()),
         )
         if cache.get("key") == key:
             return cache["body"], cache["etag"]
-        ctx = await gather(cfg, conn, ats, now, snap)
+        ctx = await gather(cfg, conn, ats, now, snap, venues)
     body = _env().get_template("index.html").render(**ctx).encode()
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     cache.update(key=key, body=body, etag=etag)
     return body, etag
+
+
+def _price_key(v: VenueSnapshot) -> Decimal | None:
+    return None if v.price_usd is None else v.price_usd.quantize(Decimal("0.0001"))
 
 
 def _cursor_key(at: q.AsOf | None) -> tuple[Any, ...]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -733,19 +733,40 @@ class Flow:
     burns: int
 
 
-async def flow(conn: Conn, chain: str, head_block: int | None, since: datetime) -> Flow:
-    if head_block is None:
-        return Flow(chain, since, 0, 0, 0, 0)
-    head = await totals_at(conn, chain, head_block)
-    base = await totals_before(conn, chain, since)
-    return Flow(
-        chain,
-        since,
-        head.minted - base.minted,
-        head.burned - base.burned,
-        head.mints - base.mints,
-        head.burns - base.burns,
+async def flows(conn: Conn, heads: Mapping[str, int], sinces: Sequence[datetime]) -> list[Flow]:
+    """Mints and burns from each of `sinces` to each chain's indexed head (`heads`: chain -> head
+    block), in one query: per (chain, since) the cumulative totals at the head less those after
+    the last block before `since` (two index probes each). Chains x sinces, in that order."""
+    if not heads or not sinces:
+        return []
+    rows = await conn.fetch(
+        "SELECT c.chain, w.since, h.minted - coalesce(b.minted, 0) AS minted,"
+        " h.burned - coalesce(b.burned, 0) AS burned, h.mints - coalesce(b.mints, 0) AS mints,"
+        " h.burns - coalesce(b.burns, 0) AS burns"
+        " FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS c(chain, head, i)"
+        " CROSS JOIN unnest($3::timestamptz[]) WITH ORDINALITY AS w(since, j)"
+        " LEFT JOIN LATERAL (SELECT minted, burned, mints, burns FROM supply s"
+        "   WHERE s.chain = c.chain AND s.block_number <= c.head"
+        "   ORDER BY s.block_number DESC LIMIT 1) h ON true"
+        " LEFT JOIN LATERAL (SELECT minted, burned, mints, burns FROM supply s"
+        "   WHERE s.chain = c.chain AND s.block_time < w.since"
+        "   ORDER BY s.block_time DESC, s.block_number DESC LIMIT 1) b ON true"
+        " ORDER BY c.i, w.j",
+        list(heads),
+        list(heads.values()),
+        list(sinces),
     )
+    return [
+        Flow(
+            r["chain"],
+            r["since"],
+            _int(r["minted"]),
+            _int(r["burned"]),
+            r["mints"] or 0,
+            r["burns"] or 0,
+        )
+        for r in rows
+    ]
 
 
 # ---- the blocks the store knows ---------------------------------------------------------------------

@@ -5,6 +5,7 @@ while it is still off and continues the same episode; the book recovers and the 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,14 @@ async def test_daemon_records_and_continues_an_episode(
 
         [ep] = await _until(opened, 20, "an open episode")
         assert ep["venue"] == "binance-usd1" and -61 < float(ep["peak_bps"]) < -59
+        # The page shows the market service's latest reading of the venue (the daemon wires it in).
+        async with http.get(api + "/") as r:
+            html = await r.text()
+        row = re.search(r'<tr data-venue="binance-usd1" data-kind="orderbook">(.*?)</tr>', html, re.S)
+        assert row is not None, "no venue row on the page"
+        bps = re.search(r'class="deviation" data-bps="([-0-9.]+)"', row.group(1))
+        assert bps is not None and -61 < float(bps.group(1)) < -59
+        assert '<td class="status">up</td>' in row.group(1)
 
     await life(first)
     book.mid = "0.9900"  # deeper while the daemon is down and after it restarts
