@@ -199,6 +199,33 @@ backing = [
         decimals=1,
     ),
     timeseries(
+        "Proof-of-reserve feed",
+        "Reserves reported by the on-chain feed (reserves.oracle; usd1_reserves_oracle_usd) against the "
+        "attested reserves and the global circulating supply at the finalized blocks (1 USD1 = 1 USD). "
+        "Empty or 0 without a feed configured.",
+        [
+            target("max(usd1_reserves_oracle_usd)", "feed (USD)"),
+            target("max(usd1_reserves_usd)", "attested (USD)"),
+            target('max(usd1_supply_circulating_total{finality="finalized"})', "circulating (finalized)"),
+        ],
+        unit="currencyUSD",
+    ),
+    timeseries(
+        "Feed coverage and agreement",
+        "Feed / circulating supply (usd1_reserves_oracle_coverage; below 100%: alert "
+        "USD1ReservesOracleBelowCirculating) and feed / attestation "
+        "(usd1_reserves_oracle_vs_attestation_ratio; more than 1% off for an hour: alert "
+        "USD1ReservesOracleAttestationMismatch).",
+        [
+            target("max(usd1_reserves_oracle_coverage)", "feed / circulating"),
+            target("max(usd1_reserves_oracle_vs_attestation_ratio)", "feed / attestation"),
+        ],
+        unit="percentunit",
+        thresholds=BACKING,
+        show_thresholds=True,
+        decimals=3,
+    ),
+    timeseries(
         "Bridge backing gap",
         "Per bridge: minted on its bridged chains minus locked (bridge_lock) on its native chains minus "
         "the in-flight allowance, at the finalized blocks (usd1_bridge_backing_gap_tokens). Above 0 the "

@@ -620,6 +620,31 @@ def _grace(value: Any) -> float:
     return parse_duration(value)
 
 
+def _feed_address(value: str) -> str:
+    """`0x` + 40 hex, or a Tron spelling (base58check `T...`, `41...` hex) for a tron-dialect chain."""
+    if _EVM_ADDR_RE.match(value):
+        return value.lower()
+    from indexer.chains import tron
+
+    try:
+        return tron.to_hex(value)
+    except ValueError:
+        raise ValueError(
+            f"invalid feed address {value!r}: expected 0x followed by 40 hex digits (or a Tron address)"
+        ) from None
+
+
+class OracleConfig(_Strict):
+    """An on-chain proof-of-reserve feed (Chainlink AggregatorV3: `latestRoundData`, `decimals`),
+    read by `indexer.oracle` on a configured EVM chain at its finalized block (tron: `latest`)."""
+
+    chain: Name
+    address: Annotated[str, AfterValidator(_feed_address)]
+    interval: Duration = 60.0
+    # The feed's last round older than this is stale (Chainlink PoR feeds: 24 h heartbeat + slack).
+    max_age: Duration = 93600.0
+
+
 class ReservesConfig(_Strict):
     url: str
     interval: Duration = 3600.0
@@ -636,6 +661,8 @@ class ReservesConfig(_Strict):
     public_key: str | None = Field(default=None, min_length=1)
     # Where the detached signature is; default: the attestation URL + ".sig".
     signature_url: str | None = None
+    # On-chain proof-of-reserve feed compared with the attestation and the circulating supply.
+    oracle: OracleConfig | None = None
 
     @model_validator(mode="after")
     def _scheme(self) -> ReservesConfig:
@@ -731,6 +758,7 @@ class Config(_Strict):
             [c.model_dump() for c in self.chains],
             [v.model_dump() for v in self.venues],
             [b.model_dump() for b in self.bridges],
+            self.reserves.model_dump() if self.reserves is not None else None,
         )
         if problems:
             raise ConfigError(problems)
@@ -750,7 +778,7 @@ class Config(_Strict):
         raise KeyError(name)
 
 
-def _cross_check(chains: Any, venues: Any, bridges: Any = None) -> list[str]:
+def _cross_check(chains: Any, venues: Any, bridges: Any = None, reserves: Any = None) -> list[str]:
     """Checks across sections (names unique, venues on configured chains, bridges named by the
     chains), on validated models or on raw YAML data (so they are reported together with field
     errors). Entries that are not mappings are skipped: the field validation reports them."""
@@ -787,6 +815,12 @@ def _cross_check(chains: Any, venues: Any, bridges: Any = None) -> list[str]:
         if isinstance(venue, dict) and isinstance(venue.get("quote_venue"), str):
             if venue["quote_venue"] not in venue_names:
                 problems.append(f"venues.{i}.quote_venue: no venue named {venue['quote_venue']!r}")
+    oracle = reserves.get("oracle") if isinstance(reserves, dict) else None
+    if isinstance(oracle, dict) and isinstance(oracle.get("chain"), str) and oracle["chain"] not in evm:
+        what = "is a Solana chain" if oracle["chain"] in seen else "is not a configured chain"
+        problems.append(
+            f"reserves.oracle.chain: {oracle['chain']!r} {what}; the feed is read on an EVM chain"
+        )
     return problems
 
 
@@ -935,7 +969,9 @@ def load_config_text(text: str, env: Mapping[str, str] | None = None, source: st
         # Field errors stop pydantic before the cross-section checks: run those on the raw data
         # so that every problem is reported at once.
         problems = _format_validation_error(exc)
-        cross = _cross_check(data.get("chains"), data.get("venues"), data.get("bridges"))
+        cross = _cross_check(
+            data.get("chains"), data.get("venues"), data.get("bridges"), data.get("reserves")
+        )
         problems += [p for p in cross if p not in problems]
         raise ConfigError(problems) from None
 

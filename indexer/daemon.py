@@ -7,6 +7,7 @@ import contextlib
 import signal
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
@@ -15,11 +16,14 @@ from aiohttp import web
 
 from indexer.api.app import create_app
 from indexer.backing import AtAsOf, TotalSupply
+from indexer.chains.evm import EvmSource
+from indexer.chains.rpc import RpcPool
 from indexer.config import Config, EvmChainConfig
 from indexer.depeg_recorder import DepegRecorder, thresholds
 from indexer.errors import DatabaseGaveUp
 from indexer.metrics import Metrics
 from indexer.model import Family
+from indexer.oracle import EvmFeedReader, OracleService
 from indexer.reserves import ReservesService, load_reserves_key
 from indexer.runtime import Runtime, database, kept, open_runtime
 from indexer.store import queries as q
@@ -87,12 +91,26 @@ async def run_daemon(
             evm_rpc = {c.name: list(c.rpc) for c in cfg.chains if isinstance(c, EvmChainConfig)}
             depegs = DepegRecorder(rt.pool, thresholds(cfg.market))
             market = MarketService(cfg, rt.metrics, rt.session, evm_rpc, on_reading=depegs.on_reading)
+        classes = SupplyClassesExporter(cfg, rt.pool, rt.metrics)
+        oracle = None
+        if reserves is not None and cfg.reserves is not None and cfg.reserves.oracle is not None:
+            feed = cfg.reserves.oracle
+            src = feed_source(rt, feed.chain)
+            oracle = OracleService(
+                feed,
+                rt.metrics,
+                EvmFeedReader(src),
+                _attested(reserves),
+                lambda: _circulating(classes),
+                shown_address=src.dialect.show_address(feed.address),
+            )
         app = create_app(
             cfg,
             rt.store,
             rt.metrics,
             rt.statuses,
             reserves=reserves.snapshot if reserves is not None else None,
+            oracle=oracle.snapshot if oracle is not None else None,
             db=rt.db,
             watchlists=rt.watchlists.current if rt.watchlists is not None else None,
             market=market.snapshot if market is not None else None,
@@ -113,9 +131,10 @@ async def run_daemon(
                 services.append(asyncio.create_task(market.run(stop), name="market"))
             if reserves is not None:
                 services.append(asyncio.create_task(reserves.run(stop), name="reserves"))
+            if oracle is not None:
+                services.append(asyncio.create_task(oracle.run(stop), name="reserves_oracle"))
             if rt.watchlists is not None:
                 services.append(asyncio.create_task(rt.watchlists.run(stop), name="watchlists"))
-            classes = SupplyClassesExporter(cfg, rt.pool, rt.metrics)
             services.append(asyncio.create_task(classes.run(stop), name="supply_classes"))
             try:
                 await stop.wait()
@@ -148,17 +167,8 @@ async def serve_api(
         kept(db, stop),
         aiohttp.ClientSession() as session,
     ):
-        watch = None
-        if cfg.watchlists:
-            watch = WatchlistService(
-                cfg.watchlists,
-                cfg.chains,
-                metrics,
-                session,
-                reload_seconds=cfg.watchlist_reload_seconds,
-                base_dir=config_dir,
-                counted=[],
-            )
+        watch = WatchlistService.configured(cfg, metrics, session, config_dir, counted=[])
+        if watch is not None:
             await watch.refresh()
         app = create_app(
             cfg, Store(db.pool), metrics, None, db=db, watchlists=watch.current if watch is not None else None
@@ -196,6 +206,26 @@ async def circulating_at(rt: Runtime, when: datetime) -> AtAsOf:
     block at or before it, in one snapshot (unavailable with a reason: `indexer.backing`)."""
     async with q.snapshot(rt.pool, timeout_ms=RESERVES_QUERY_TIMEOUT_MS) as conn:
         return await saq.circulating_at(conn, rt.cfg.chains, when)
+
+
+def feed_source(rt: Runtime, chain: str) -> EvmSource:
+    """The EVM source of `chain` (this process's, or one on the chain's endpoints if it follows
+    other chains only) for the proof-of-reserve feed reads."""
+    src = rt.sources.get(chain)
+    if isinstance(src, EvmSource):
+        return src
+    c = rt.cfg.chain(chain)
+    assert isinstance(c, EvmChainConfig)  # config validation: reserves.oracle.chain is EVM
+    return EvmSource(c, RpcPool(c.name, c.rpc, rt.session, rt.metrics, timeout=c.request_timeout))
+
+
+def _attested(reserves: ReservesService) -> Callable[[], Decimal | None]:
+    return lambda: reserves.snapshot().reserves_usd
+
+
+def _circulating(classes: SupplyClassesExporter) -> TotalSupply | None:
+    got = classes.circulating.get("finalized")
+    return None if got is None else TotalSupply(*got)
 
 
 async def fill_family(cfg: Config, chains: Sequence[str] | None, family: Family) -> dict[str, int | None]:

@@ -374,6 +374,37 @@ class Metrics:
             "reserves.public_key; 0 otherwise (no key, missing, invalid)",
             registry=r,
         )
+        # Proof-of-reserve feed (indexer.oracle; issue #16 item 5). NaN until a valid round is read.
+        self.oracle_usd = Gauge(
+            "usd1_reserves_oracle_usd",
+            "Reserves (USD) reported by the on-chain proof-of-reserve feed: its last valid answer / 10^decimals",
+            registry=r,
+        )
+        self.oracle_updated = Gauge(
+            "usd1_reserves_oracle_updated_timestamp_seconds",
+            "updatedAt of the feed's last valid round (Unix time)",
+            registry=r,
+        )
+        self.oracle_up = Gauge(
+            "usd1_reserves_oracle_up",
+            "1 if the last read of the reserves feed gave a valid round",
+            registry=r,
+        )
+        self.oracle_vs_attestation = Gauge(
+            "usd1_reserves_oracle_vs_attestation_ratio",
+            "Feed reserves / attested reserves (the attestation in force)",
+            registry=r,
+        )
+        self.oracle_coverage = Gauge(
+            "usd1_reserves_oracle_coverage",
+            "Feed reserves (USD) / global circulating supply at the finalized blocks (whole tokens)",
+            registry=r,
+        )
+        self.oracle_max_age = Gauge(
+            "usd1_reserves_oracle_max_age_seconds",
+            "reserves.oracle.max_age: the feed's round is stale past this age (0: no feed configured)",
+            registry=r,
+        )
         # Watchlists (indexer.watchlists, indexer.sync.watchlists; issue #17 item 5)
         self.watchlist_transfers = Counter(
             "usd1_watchlist_transfers",

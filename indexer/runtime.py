@@ -244,16 +244,9 @@ async def open_runtime(
         pool = db.pool
         store = Store(pool)
         rt = Runtime(cfg, metrics, store, pool, session, chains, db)
-        if cfg.watchlists:
-            rt.watchlists = WatchlistService(
-                cfg.watchlists,
-                cfg.chains,
-                metrics,
-                session,
-                reload_seconds=cfg.watchlist_reload_seconds,
-                base_dir=config_dir,
-                counted=[c.name for c in chains],
-            )
+        rt.watchlists = WatchlistService.configured(
+            cfg, metrics, session, config_dir, [c.name for c in chains]
+        )
         # Workers start on the first large reply: none for a process without EVM backfill.
         decoder = DecodePool(cfg.decode_processes) if cfg.decode_processes else None
         try:

@@ -33,6 +33,7 @@ from indexer.config import Config
 from indexer.errors import DatabaseUnavailable
 from indexer.http_json import json_response
 from indexer.metrics import Metrics
+from indexer.oracle import OracleSnapshot, oracle_json
 from indexer.reserves import snapshot_json
 from indexer.store import control_queries as cq
 from indexer.store import depeg_queries as dq
@@ -52,6 +53,7 @@ METRICS = web.AppKey("metrics", Metrics)
 STATUSES = web.AppKey("statuses", dict)
 RESERVES: web.AppKey[ReservesProvider | None] = web.AppKey("reserves")
 MARKET: web.AppKey[MarketProvider | None] = web.AppKey("market")
+ORACLE: web.AppKey[Callable[[], OracleSnapshot] | None] = web.AppKey("reserves_oracle")
 OPENAPI = web.AppKey("openapi", bytes)
 PAGE_CACHE = web.AppKey("page_cache", dict)
 CURSORS = web.AppKey("cursors", CursorCodec)
@@ -123,6 +125,7 @@ def create_app(
     statuses: Mapping[str, ChainStatus] | None = None,
     *,
     reserves: ReservesProvider | None = None,
+    oracle: Callable[[], OracleSnapshot] | None = None,
     cursors: CursorCodec | None = None,
     db: DatabaseKeeper | None = None,
     watchlists: Callable[[], Matcher] | None = None,
@@ -130,6 +133,8 @@ def create_app(
 ) -> web.Application:
     """`reserves`: optional callable returning the latest `ReservesSnapshot` (e.g.
     `ReservesService.snapshot`) for the transparency page; None shows "no attestation configured".
+    `oracle`: optional callable returning the proof-of-reserve feed's `OracleSnapshot`
+    (`OracleService.snapshot`), the `oracle` member of /api/v1/reserves.
     `cursors`: the pagination cursor codec (default: the key of `http.cursor_key` or data_dir).
     `db`: the process's database keeper (default: a passive one over `store.pool`).
     `watchlists`: the lists in force (e.g. `WatchlistService.current`) that flag transfers; None:
@@ -142,6 +147,7 @@ def create_app(
     app[STATUSES] = dict(statuses or {})
     app[RESERVES] = reserves
     app[MARKET] = market
+    app[ORACLE] = oracle
     app[OPENAPI] = orjson.dumps(openapi.document(f"{cfg.token.symbol} indexer API"))
     app[PAGE_CACHE] = {}
     app[CURSORS] = cursors if cursors is not None else cursor_codec(cfg)
@@ -290,8 +296,10 @@ async def controls(request: web.Request) -> web.Response:
 
 async def reserves_handler(request: web.Request) -> web.Response:
     v.only_params(request, openapi.allowed("/api/v1/reserves"))
-    provider = request.app[RESERVES]
-    return json_response(snapshot_json(provider() if provider is not None else None))
+    provider, feed = request.app[RESERVES], request.app[ORACLE]
+    body = snapshot_json(provider() if provider is not None else None)
+    body["oracle"] = oracle_json(feed() if feed is not None else None)
+    return json_response(body)
 
 
 async def control_events(request: web.Request) -> web.Response:
@@ -419,7 +427,12 @@ async def page(request: web.Request) -> web.StreamResponse:
     """The public transparency page: server-rendered, no JavaScript, cacheable (ETag)."""
     v.only_params(request, set())
     body, etag = await transparency_page(
-        request.app[CFG], _pool(request), request.app[RESERVES], request.app[PAGE_CACHE], request.app[MARKET]
+        request.app[CFG],
+        _pool(request),
+        request.app[RESERVES],
+        request.app[PAGE_CACHE],
+        market=request.app[MARKET],
+        oracle=request.app[ORACLE],
     )
     headers = {"ETag": etag, "Cache-Control": "public, max-age=15", "Vary": "Accept-Encoding"}
     inm = request.headers.get("If-None-Match", "")

@@ -737,6 +737,7 @@ SCHEMAS: dict[str, Schema] = {
             "at_as_of",
             "now",
             "drift",
+            "oracle",
         ],
         "properties": {
             "configured": {"type": "boolean", "description": "false: no `reserves` in the config"},
@@ -832,6 +833,63 @@ SCHEMAS: dict[str, Schema] = {
                     "description": "Circulating now - circulating at as_of (positive: issued since).",
                 }
             ),
+            "oracle": _ref("ReservesOracle"),
+        },
+    },
+    "ReservesOracle": {
+        "type": "object",
+        "description": "The on-chain proof-of-reserve feed (`reserves.oracle`; Chainlink AggregatorV3"
+        " `latestRoundData`): its last valid round, kept while later reads fail (`up` false, `last_error`).",
+        "required": [
+            "configured",
+            "chain",
+            "address",
+            "up",
+            "answer",
+            "decimals",
+            "round_id",
+            "updated_at",
+            "age_seconds",
+            "stale",
+            "block",
+            "vs_attestation",
+            "coverage",
+            "last_error",
+        ],
+        "properties": {
+            "configured": {"type": "boolean", "description": "false: no `reserves.oracle` in the config"},
+            "chain": _nullable({"type": "string"}),
+            "address": _nullable({"type": "string"}),
+            "up": {"type": "boolean", "description": "the last read gave a valid round"},
+            "answer": _nullable(
+                {
+                    "type": "string",
+                    "pattern": r"^[0-9]+(\.[0-9]+)?$",
+                    "description": "USD: the round's answer / 10^decimals, exact",
+                }
+            ),
+            "decimals": _nullable({"type": "integer"}),
+            "round_id": _nullable(
+                {"type": "string", "pattern": "^[0-9]+$", "description": "uint80, as a string"}
+            ),
+            "updated_at": _nullable({"type": "string", "format": "date-time"}),
+            "age_seconds": _nullable({"type": "integer"}),
+            "stale": {"type": "boolean", "description": "the round is older than reserves.oracle.max_age"},
+            "block": _nullable(
+                {
+                    "type": "integer",
+                    "description": "the finalized height read at (tron: the latest block; null when"
+                    " the node moved during the read)",
+                }
+            ),
+            "vs_attestation": _nullable({"type": "string", "description": "answer / attested reserves"}),
+            "coverage": _nullable(
+                {
+                    "type": "string",
+                    "description": "answer / global circulating supply at the finalized blocks",
+                }
+            ),
+            "last_error": _nullable({"type": "string"}),
         },
     },
     "SupplyFigure": {
@@ -1108,7 +1166,8 @@ OPERATIONS: dict[str, tuple[str, str, dict[str, Schema]]] = {
     ),
     "/api/v1/reserves": (
         "The reserve attestation in force (versions 1 and 2), its backing ratio, age, next due time"
-        " and signature status (valid | invalid | missing | unconfigured)",
+        " and signature status (valid | invalid | missing | unconfigured), and the on-chain"
+        " proof-of-reserve feed compared with it and with the circulating supply",
         "reserves",
         {"200": _json("Reserves", "Reserves.")},
     ),

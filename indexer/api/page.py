@@ -28,6 +28,7 @@ from indexer.backing import Backing
 from indexer.config import Config
 from indexer.depegs import exact_median
 from indexer.market.depth import band_label
+from indexer.oracle import OracleSnapshot
 from indexer.reserves import ReservesSnapshot, backing_json
 from indexer.store import control_queries as cq
 from indexer.store import depeg_queries as dq
@@ -142,6 +143,7 @@ async def gather(
     now: datetime,
     reserves: ReservesSnapshot | None,
     venues: Mapping[str, VenueSnapshot] | None = None,
+    oracle: OracleSnapshot | None = None,
 ) -> dict[str, Any]:
     chains = list(cfg.chains)
     supplies = [
@@ -282,6 +284,7 @@ async def gather(
         "reserves": reserve_view,
         "reserves_configured": reserves is not None,
         "market": None if not venues else market_view(venues, cfg.market.bands_bps),
+        "oracle": oracle_view(oracle),
         "generated_minute": now.strftime("%Y-%m-%d %H:%M UTC"),
     }
 
@@ -488,6 +491,31 @@ def _cadence(cfg: Config) -> str:
     return f"every {fmt_duration(Decimal(r.cadence))}{grace}"
 
 
+def _pct(value: Any) -> str | None:
+    if value is None:
+        return None
+    d = Decimal(value.numerator) / Decimal(value.denominator) * 100
+    return f"{d.quantize(Decimal('0.01'))} %"
+
+
+def oracle_view(snap: OracleSnapshot | None) -> dict[str, Any] | None:
+    """The proof-of-reserve feed's rows in the reserves section (None: no feed configured)."""
+    if snap is None:
+        return None
+    r = snap.reading
+    return {
+        "chain": snap.chain,
+        "address": snap.address,
+        "answer": None if r is None else f"{Decimal(r.answer).quantize(Decimal('0.01')):,}",
+        "round_id": None if r is None else r.round.round_id,
+        "updated": None if r is None else fmt_time(datetime.fromtimestamp(r.round.updated_at, UTC)),
+        "stale": snap.stale,
+        "up": snap.up,
+        "vs_attestation": _pct(snap.vs_attestation),
+        "coverage": _pct(snap.coverage),
+    }
+
+
 def _largest_custodian(att: Attestation) -> str | None:
     """`NAME (share %)` for version 2 documents, else None."""
     held, share = att.by_custodian(), att.custodian_concentration()
@@ -523,6 +551,7 @@ async def transparency_page(
     reserves: ReservesProvider | None,
     cache: dict[str, Any],
     market: MarketProvider | None = None,
+    oracle: Callable[[], OracleSnapshot] | None = None,
 ) -> tuple[bytes, str]:
     """(body, ETag) of the page; re-rendered when a chain moves, the attestation changes, or a
     minute passes (the 7/30/365-day windows slide), or a venue goes up or down or its price moves
@@ -531,6 +560,7 @@ async def transparency_page(
     snap = reserves() if reserves is not None else None
     venues = market() if market is not None else None
     att = snap.attestation if snap is not None else None
+    feed = oracle() if oracle is not None else None
     async with q.snapshot(pool) as conn:
         ats = await q.as_of_all(conn)
         key = (
@@ -542,10 +572,11 @@ async def transparency_page(
             if att is None
             else (att.as_of, snap.backing_ratio if snap else None, snap.stale if snap else None),
             None if venues is None else tuple((v.name, v.up, _price_key(v)) for v in venues.values()),
+            None if feed is None else (oracle_view(feed), feed.reading),
         )
         if cache.get("key") == key:
             return cache["body"], cache["etag"]
-        ctx = await gather(cfg, conn, ats, now, snap, venues)
+        ctx = await gather(cfg, conn, ats, now, snap, venues, feed)
     body = _env().get_template("index.html").render(**ctx).encode()
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     cache.update(key=key, body=body, etag=etag)

@@ -27,6 +27,9 @@ class SupplyClassesExporter:
     def __init__(self, cfg: Config, pool: asyncpg.Pool, metrics: Metrics, interval: float = 5.0) -> None:
         self._cfg, self._pool, self._metrics, self._interval = cfg, pool, metrics, interval
         self._failing = False
+        # The last global circulating figure per finality: (raw, decimals), exact (the oracle's
+        # coverage divides by the finalized one).
+        self.circulating: dict[str, tuple[int, int]] = {}
 
     async def refresh(self) -> bool:
         """One round; False when the database could not answer (gauges unchanged)."""
@@ -66,7 +69,9 @@ class SupplyClassesExporter:
         for finality, ps in at.items():
             circulating = bridges.global_circulating(ps)
             if circulating is not None:
-                m.supply_circulating_total.labels(finality).set(to_float(circulating, bridges.precision(ps)))
+                dp = bridges.precision(ps)
+                self.circulating[finality] = (circulating, dp)
+                m.supply_circulating_total.labels(finality).set(to_float(circulating, dp))
         for b in bridges.backing(self._cfg.topology(), at["finalized"]):
             if b.gap is not None:
                 m.bridge_backing_gap.labels(b.bridge).set(to_float(b.gap, b.decimals))

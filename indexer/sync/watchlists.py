@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlparse
 import aiohttp
 import structlog
 
-from indexer.config import ChainConfig, WatchlistConfig
+from indexer.config import ChainConfig, Config, WatchlistConfig
 from indexer.http_json import read_capped
 from indexer.metrics import Metrics
 from indexer.watchlists import MAX_LIST_BYTES, Matcher, Watchlist, WatchlistError, parse
@@ -59,6 +59,28 @@ def list_path(url: str, base_dir: Path | None) -> Path | None:
 
 
 class WatchlistService:
+    @classmethod
+    def configured(
+        cls,
+        cfg: Config,
+        metrics: Metrics,
+        session: aiohttp.ClientSession,
+        config_dir: Path | None,
+        counted: Sequence[str],
+    ) -> WatchlistService | None:
+        """The service for `cfg.watchlists` (None when none is configured)."""
+        if not cfg.watchlists:
+            return None
+        return cls(
+            cfg.watchlists,
+            cfg.chains,
+            metrics,
+            session,
+            reload_seconds=cfg.watchlist_reload_seconds,
+            base_dir=config_dir,
+            counted=counted,
+        )
+
     def __init__(
         self,
         lists: Sequence[WatchlistConfig],

@@ -8,6 +8,7 @@ from indexer.chains.range_hints import (
 
 
 def test_alchemy_suggested_range() -> None:
+    # Alchemy's wording as commonly reported; not captured from a live reply here (no network).
     msg = (
         "Log response size exceeded. You can make eth_getLogs requests with up to a 2K block "
         "range and no limit on the response size, or you can request any block range with a "
@@ -20,8 +21,13 @@ def test_alchemy_suggested_range() -> None:
     assert isinstance(hint, SuggestedRange) and hint.size == 16
 
 
-def test_infura_result_cap() -> None:
+def test_documented_result_cap_and_timeout() -> None:
+    # MetaMask/Infura's eth_getLogs reference (Linea page) documents both replies verbatim, and
+    # java-tron's JsonRpcTooManyResultException uses the same result-cap text (realdata/tron/FACTS.md).
     assert classify_range_error(-32005, "query returned more than 10000 results") == ResultCap(10000)
+    assert classify_range_error(-32005, "query timeout exceeded") == RangeTooLarge()
+    # therpc.io's eth_getLogs error table.
+    assert classify_range_error(-32005, "query exceeds max block range") == RangeTooLarge()
 
 
 def test_generic_and_tron() -> None:
