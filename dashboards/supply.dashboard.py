@@ -40,10 +40,12 @@ totals = [
         decimals=2,
     ),
     stat(
-        "Backing ratio",
-        "Attested reserves (USD) divided by finalized total supply (usd1_backing_ratio). Red below "
-        "100%: alert USD1BackingRatioBelowOne. 0 when no reserves source is configured.",
-        [target("max(usd1_backing_ratio)", "backing ratio")],
+        "Backing ratio at as_of",
+        "Attested reserves (USD) divided by the circulating supply at the attestation's as_of "
+        "(usd1_backing_ratio_at_as_of, the audited figure). Red below 100%: alert "
+        "USD1BackingRatioBelowOne. No value while as_of is not final on every chain; 0 when no "
+        "reserves source is configured.",
+        [target("max(usd1_backing_ratio_at_as_of)", "ratio at as_of")],
         unit="percentunit",
         thresholds=BACKING,
         decimals=2,
@@ -137,8 +139,13 @@ reconciliation = [
 backing = [
     timeseries(
         "Backing ratio",
-        "Attested reserves / finalized total supply over time (usd1_backing_ratio); the line marks 100%.",
-        [target("max(usd1_backing_ratio)", "backing ratio")],
+        "Attested reserves / circulating supply at the attestation's as_of "
+        "(usd1_backing_ratio_at_as_of) and now, at the finalized blocks (usd1_backing_coverage; "
+        "below 100% with supply issued since as_of: USD1BackingCoverageBelowOne); the line marks 100%.",
+        [
+            target("max(usd1_backing_ratio_at_as_of)", "at as_of"),
+            target("max(usd1_backing_coverage)", "coverage now"),
+        ],
         unit="percentunit",
         thresholds=BACKING,
         show_thresholds=True,

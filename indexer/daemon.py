@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import structlog
 from aiohttp import web
 
 from indexer.api.app import create_app
+from indexer.backing import AtAsOf, TotalSupply
 from indexer.chains.evm import EvmSource
 from indexer.chains.rpc import RpcPool
 from indexer.config import Config, EvmChainConfig
@@ -22,8 +24,10 @@ from indexer.errors import DatabaseGaveUp
 from indexer.metrics import Metrics
 from indexer.model import Family
 from indexer.oracle import EvmFeedReader, OracleService
-from indexer.reserves import ReservesService, TotalSupply, load_reserves_key
+from indexer.reserves import ReservesService, load_reserves_key
 from indexer.runtime import Runtime, database, kept, open_runtime
+from indexer.store import queries as q
+from indexer.store import supply_at_queries as saq
 from indexer.store.store import Store
 from indexer.sync.fill import FamilyFill
 from indexer.sync.supervisor import Supervisor
@@ -73,11 +77,12 @@ async def run_daemon(
                 cfg.reserves,
                 rt.metrics,
                 rt.session,
-                lambda: finalized_total_supply(rt),
+                lambda: finalized_circulating(rt),
                 token_symbol=cfg.token.symbol,
                 base_dir=config_dir,
                 ratio_interval=5.0,
                 public_key=load_reserves_key(cfg.reserves, config_dir),
+                supply_at=lambda when: circulating_at(rt, when),
             )
         market, depegs = None, None
         if cfg.venues:
@@ -185,6 +190,24 @@ async def serve_api(
     log.info("api_stopped")
 
 
+RESERVES_QUERY_TIMEOUT_MS = 10_000
+
+
+async def finalized_circulating(rt: Runtime) -> TotalSupply | None:
+    """The global circulating supply at every configured chain's finalized block (from the store,
+    so chains indexed by other processes count too; each token once, README "Bridges"), in the
+    largest decimals among them; None until every chain is indexed."""
+    async with q.snapshot(rt.pool, timeout_ms=RESERVES_QUERY_TIMEOUT_MS) as conn:
+        return await saq.circulating_now(conn, rt.cfg.chains)
+
+
+async def circulating_at(rt: Runtime, when: datetime) -> AtAsOf:
+    """The global circulating supply at `when` (an attestation's as_of), per chain at the last
+    block at or before it, in one snapshot (unavailable with a reason: `indexer.backing`)."""
+    async with q.snapshot(rt.pool, timeout_ms=RESERVES_QUERY_TIMEOUT_MS) as conn:
+        return await saq.circulating_at(conn, rt.cfg.chains, when)
+
+
 def feed_source(rt: Runtime, chain: str) -> EvmSource:
     """The EVM source of `chain` (this process's, or one on the chain's endpoints if it follows
     other chains only) for the proof-of-reserve feed reads."""
@@ -203,21 +226,6 @@ def _attested(reserves: ReservesService) -> Callable[[], Decimal | None]:
 def _circulating(classes: SupplyClassesExporter) -> TotalSupply | None:
     got = classes.circulating.get("finalized")
     return None if got is None else TotalSupply(*got)
-
-
-async def finalized_total_supply(rt: Runtime) -> TotalSupply | None:
-    """Finalized supply over every configured chain (from the store, so chains indexed by other
-    processes count too), in the largest decimals among them; None until every chain has a cursor."""
-    cursors = await rt.store.cursors()
-    dp = max(c.decimals for c in rt.cfg.chains)
-    total = 0
-    for c in rt.cfg.chains:
-        cur = cursors.get(c.name)
-        if cur is None:
-            return None
-        point = await rt.store.supply_at(c.name, cur["finalized_number"])
-        total += point.supply * 10 ** (dp - c.decimals)
-    return TotalSupply(total, dp)
 
 
 async def fill_family(cfg: Config, chains: Sequence[str] | None, family: Family) -> dict[str, int | None]:

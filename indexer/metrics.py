@@ -324,7 +324,27 @@ class Metrics:
         )
         # Reserves
         self.backing_ratio = Gauge(
-            "usd1_backing_ratio", "Attested reserves (USD) / finalized total supply", registry=r
+            "usd1_backing_ratio",
+            "Attested reserves (USD) / global circulating supply at the finalized blocks (the same"
+            " figure as usd1_backing_coverage, kept under its first name)",
+            registry=r,
+        )
+        self.backing_ratio_at_as_of = Gauge(
+            "usd1_backing_ratio_at_as_of",
+            "Attested reserves (USD) / global circulating supply at the attestation's as_of (per chain"
+            " the last block at or before it; the audited figure); NaN when as_of is not final on every"
+            " chain or before a chain's index",
+            registry=r,
+        )
+        self.backing_coverage = Gauge(
+            "usd1_backing_coverage",
+            "Attested reserves (USD) / global circulating supply now (at the finalized blocks)",
+            registry=r,
+        )
+        self.supply_drift_since_as_of = Gauge(
+            "usd1_supply_drift_since_as_of_tokens",
+            "Global circulating supply now (finalized) minus at the attestation's as_of, in tokens",
+            registry=r,
         )
         self.reserves_usd = Gauge("usd1_reserves_usd", "Attested reserves in USD", registry=r)
         self.reserves_age = Gauge(

@@ -6,8 +6,12 @@ The document format (versions 1 and 2) is in `indexer.attestation`; detached sig
 `base_dir`) or `http(s)://URL`; with `reserves.public_key` set its detached signature
 (`reserves.signature_url`, default the URL + `.sig`) must verify or the document is not adopted.
 
-Backing ratio = total reserves (USD) / finalized total supply (whole tokens). The supply comes
-from a callable the daemon passes in; it returns exact base units and their decimals.
+Backing (`indexer.backing`): reserves against the global circulating supply at the attestation's
+`as_of` (`usd1_backing_ratio_at_as_of`) and at the finalized blocks now (`usd1_backing_coverage`,
+also exported as `usd1_backing_ratio`), and the supply drift between the two. Both supplies come
+from callables the daemon passes in (exact base units and their decimals); the figure at as_of is
+read when an attestation is adopted, again each round while it is unavailable (as_of not final
+yet), and every `as_of_interval` seconds otherwise.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import aiohttp
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from indexer import backing as bk
 from indexer.attest_sig import PublicKeyError, SignatureCheck, check_signature, load_public_key
 from indexer.attestation import (
     Attestation,
@@ -38,6 +43,7 @@ from indexer.config import ReservesConfig
 from indexer.errors import ConfigError
 from indexer.http_json import read_capped
 from indexer.metrics import Metrics
+from indexer.units import amount_json, to_float
 
 MAX_DOCUMENT = 4 * 1024 * 1024
 
@@ -68,22 +74,22 @@ def load_reserves_key(config: ReservesConfig | None, base_dir: Path | None) -> E
         raise ConfigError([f"reserves.public_key: {path}: {exc}"]) from None
 
 
-@dataclass(frozen=True)
-class TotalSupply:
-    """Finalized total supply across chains in exact base units."""
-
-    raw: int
-    decimals: int
-
-
-SupplyFn = Callable[[], Awaitable[TotalSupply | None]]
+TotalSupply = bk.TotalSupply
+SupplyFn = Callable[[], Awaitable[TotalSupply | None]]  # global circulating at the finalized blocks
+AsOfFn = Callable[[datetime], Awaitable[bk.AtAsOf]]  # global circulating at a time
 
 
 def backing_ratio(reserves_usd: Decimal, supply: TotalSupply) -> Fraction | None:
     """reserves / (raw / 10^decimals), exact; None when the supply is zero."""
-    if supply.raw <= 0:
-        return None
-    return Fraction(reserves_usd) * Fraction(10**supply.decimals, supply.raw)
+    return bk.ratio(reserves_usd, supply)
+
+
+def _nan(value: Fraction | TotalSupply | None) -> float:
+    if value is None:
+        return float("nan")
+    if isinstance(value, Fraction):
+        return float(value)
+    return to_float(value.raw, value.decimals)
 
 
 class _NotFound(ReservesError):
@@ -143,8 +149,8 @@ class ReservesSnapshot:
     up: bool
     attestation: Attestation | None  # the last valid one (kept while later reads fail)
     reserves_usd: Decimal | None
-    backing_ratio: Decimal | None
-    supply: TotalSupply | None
+    backing_ratio: Decimal | None  # reserves / circulating now (= `backing.coverage`)
+    supply: TotalSupply | None  # global circulating now (finalized)
     age_seconds: float | None
     stale: bool  # past next_due
     last_success: float | None
@@ -155,6 +161,8 @@ class ReservesSnapshot:
     latest_signature: SignatureCheck | None = None
     # When the next attestation is overdue (reserves.cadence + grace, or as_of + max_age)
     next_due: datetime | None = None
+    # Reserves against circulating supply at as_of and now (None before the first round)
+    backing: bk.Backing | None = None
 
 
 class ReservesService:
@@ -176,6 +184,8 @@ class ReservesService:
         ratio_interval: float = 30.0,
         retry_interval: float = 60.0,
         public_key: Ed25519PublicKey | None = None,
+        supply_at: AsOfFn | None = None,
+        as_of_interval: float = 300.0,
     ) -> None:
         self._config = config
         self._metrics = metrics
@@ -199,6 +209,20 @@ class ReservesService:
         self._signature: SignatureCheck | None = None
         self._latest_signature: SignatureCheck | None = None
         self._failure_kind: str | None = None  # "read" | "signature" while failing
+        self._supply_at_fn = supply_at
+        self._as_of_interval = as_of_interval
+        self._at: bk.AtAsOf | None = None  # for the attestation in force (its as_of)
+        self._at_checked = 0.0
+        self._at_failing = False
+        self._at_reason: str | None = None  # the unavailability last logged
+        self._backing: bk.Backing | None = None
+        for g in (
+            metrics.backing_ratio,
+            metrics.backing_ratio_at_as_of,
+            metrics.backing_coverage,
+            metrics.supply_drift_since_as_of,
+        ):
+            g.set(float("nan"))
         metrics.reserves_up.set(0)
         metrics.reserves_signature_valid.set(0)
         metrics.reserves_age.set_function(self._age_metric)
@@ -293,8 +317,43 @@ class ReservesService:
         sig = await load_optional_bytes(self._config.signature_source, self._session, base_dir=self._base_dir)
         return check_signature(data, sig, self._key)
 
+    async def _update_at(self, att: Attestation) -> bk.AtAsOf:
+        """The circulating supply at the attestation's as_of: read again for a new attestation,
+        each round while unavailable, and every `as_of_interval` otherwise. A failed read keeps
+        the last figure of the same as_of (logged once, and its recovery once)."""
+        if self._supply_at_fn is None:
+            return bk.unavailable(att.as_of, "this process does not read the supply at a time")
+        at = self._at if self._at is not None and self._at.as_of == att.as_of else None
+        now = self._clock()
+        if at is not None and at.circulating is not None and now < self._at_checked + self._as_of_interval:
+            return at
+        try:
+            at = await self._supply_at_fn(att.as_of)
+        except Exception as exc:
+            if not self._at_failing:
+                self._log.warning("reserves_supply_at_as_of_failed", error=f"{type(exc).__name__}: {exc}")
+            self._at_failing = True
+            self._at = at
+            return at if at is not None else bk.unavailable(att.as_of, "the store could not be read")
+        if self._at_failing:
+            self._log.info("reserves_supply_at_as_of_recovered")
+            self._at_failing = False
+        self._at, self._at_checked = at, now
+        if at.reason != self._at_reason:
+            if at.reason is not None:
+                self._log.warning("reserves_as_of_unavailable", as_of=att.as_of.isoformat(), reason=at.reason)
+            else:
+                self._log.info(
+                    "reserves_as_of_available",
+                    as_of=att.as_of.isoformat(),
+                    blocks={c: b.number for c, b in at.blocks.items()},
+                )
+            self._at_reason = at.reason
+        return at
+
     async def update_ratio(self) -> Fraction | None:
-        """Recompute the backing ratio from the last valid attestation and the current supply."""
+        """Recompute the backing figures from the last valid attestation, the circulating supply
+        now and at its as_of; returns the coverage (reserves / circulating now)."""
         try:
             supply = await self._supply_fn()
         except Exception as exc:
@@ -307,11 +366,16 @@ class ReservesService:
                 self._log.info("reserves_supply_recovered")
             self._supply_failing = False
         self._supply = supply
-        ratio = None
-        if self._attestation is not None and supply is not None:
-            ratio = backing_ratio(self._attestation.reserves_usd, supply)
+        att = self._attestation
+        b = None if att is None else bk.Backing(att.reserves_usd, await self._update_at(att), supply)
+        self._backing = b
+        ratio = None if b is None else b.coverage
         self._ratio = ratio
-        self._metrics.backing_ratio.set(float("nan") if ratio is None else float(ratio))
+        m = self._metrics
+        m.backing_ratio.set(_nan(ratio))
+        m.backing_coverage.set(_nan(ratio))
+        m.backing_ratio_at_as_of.set(_nan(None if b is None else b.ratio_at_as_of))
+        m.supply_drift_since_as_of.set(_nan(None if b is None else b.drift))
         return ratio
 
     def snapshot(self) -> ReservesSnapshot:
@@ -334,6 +398,7 @@ class ReservesService:
             signature=self._signature,
             latest_signature=self._latest_signature,
             next_due=self._next_due(),
+            backing=self._backing,
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -398,6 +463,9 @@ def snapshot_json(snap: ReservesSnapshot | None) -> dict[str, Any]:
             "last_error": None,
             "signature": None,
             "latest_signature": None,
+            "at_as_of": None,
+            "now": None,
+            "drift": None,
         }
     att = snap.attestation
     return {
@@ -412,4 +480,40 @@ def snapshot_json(snap: ReservesSnapshot | None) -> dict[str, Any]:
         "last_error": snap.last_error,
         "signature": None if snap.signature is None else snap.signature.as_json(),
         "latest_signature": None if snap.latest_signature is None else snap.latest_signature.as_json(),
+        **backing_json(snap.backing),
+    }
+
+
+def _supply_json(s: TotalSupply | None) -> dict[str, Any] | None:
+    return None if s is None else {**amount_json(s.raw, s.decimals), "decimals": s.decimals}
+
+
+def backing_json(b: bk.Backing | None) -> dict[str, Any]:
+    """`at_as_of`, `now` and `drift` of `GET /api/v1/reserves` (exact decimal strings; a figure
+    that cannot be known is null, `at_as_of.reason` says why)."""
+    if b is None:
+        return {"at_as_of": None, "now": None, "drift": None}
+    at = b.at
+    return {
+        "at_as_of": (
+            None
+            if at is None
+            else {
+                "as_of": _iso(at.as_of),
+                "circulating": _supply_json(at.circulating),
+                "ratio": _ratio_str(b.ratio_at_as_of),
+                "circulating_exact": at.exact if at.circulating is not None else None,
+                "blocks": {
+                    c: {"number": blk.number, "hash": blk.hash, "time": _iso(blk.time)}
+                    for c, blk in at.blocks.items()
+                },
+                "reason": at.reason,
+            }
+        ),
+        "now": {
+            "finality": "finalized",
+            "circulating": _supply_json(b.now),
+            "coverage": _ratio_str(b.coverage),
+        },
+        "drift": _supply_json(b.drift),
     }

@@ -734,6 +734,9 @@ SCHEMAS: dict[str, Schema] = {
             "last_error",
             "signature",
             "latest_signature",
+            "at_as_of",
+            "now",
+            "drift",
             "oracle",
         ],
         "properties": {
@@ -759,7 +762,13 @@ SCHEMAS: dict[str, Schema] = {
                     },
                 }
             ),
-            "backing_ratio": _nullable({"type": "string", "description": "reserves / finalized supply"}),
+            "backing_ratio": _nullable(
+                {
+                    "type": "string",
+                    "description": "reserves / global circulating supply at the finalized blocks"
+                    " (the same figure as `now.coverage`)",
+                }
+            ),
             "age_seconds": _nullable({"type": "integer"}),
             "next_due": _nullable({"type": "string", "format": "date-time"}),
             "stale": {"type": "boolean", "description": "past next_due"},
@@ -767,6 +776,63 @@ SCHEMAS: dict[str, Schema] = {
             "last_error": _nullable({"type": "string"}),
             "signature": _nullable(_ref("SignatureCheck")),
             "latest_signature": _nullable(_ref("SignatureCheck")),
+            "at_as_of": _nullable(
+                {
+                    "type": "object",
+                    "description": "Reserves against the global circulating supply at the attestation's"
+                    " as_of (the audited figure): per chain the last block at or before as_of, each"
+                    " token counted once. null before the first computation; `circulating` and `ratio`"
+                    " null with `reason` when as_of is not final on every chain or before a chain's index.",
+                    "required": ["as_of", "circulating", "ratio", "circulating_exact", "blocks", "reason"],
+                    "properties": {
+                        "as_of": {"type": "string", "format": "date-time"},
+                        "circulating": _nullable(_ref("SupplyFigure")),
+                        "ratio": _nullable(
+                            {"type": "string", "description": "reserves / circulating at as_of"}
+                        ),
+                        "circulating_exact": _nullable(
+                            {
+                                "type": "boolean",
+                                "description": "false: frozen balances unknown on some chain, counted as"
+                                " circulating (the ratio is then a lower bound)",
+                            }
+                        ),
+                        "blocks": {
+                            "type": "object",
+                            "description": "Per chain, the block the figure is taken at.",
+                            "additionalProperties": {
+                                "type": "object",
+                                "required": ["number", "hash", "time"],
+                                "properties": {
+                                    "number": {"type": "integer"},
+                                    "hash": {"type": "string"},
+                                    "time": {"type": "string", "format": "date-time"},
+                                },
+                            },
+                        },
+                        "reason": _nullable({"type": "string", "description": "why the figure is unknown"}),
+                    },
+                }
+            ),
+            "now": _nullable(
+                {
+                    "type": "object",
+                    "required": ["finality", "circulating", "coverage"],
+                    "properties": {
+                        "finality": {"type": "string", "enum": ["finalized"]},
+                        "circulating": _nullable(_ref("SupplyFigure")),
+                        "coverage": _nullable(
+                            {"type": "string", "description": "reserves / circulating now"}
+                        ),
+                    },
+                }
+            ),
+            "drift": _nullable(
+                {
+                    "allOf": [_ref("SupplyFigure")],
+                    "description": "Circulating now - circulating at as_of (positive: issued since).",
+                }
+            ),
             "oracle": _ref("ReservesOracle"),
         },
     },
@@ -825,6 +891,12 @@ SCHEMAS: dict[str, Schema] = {
             ),
             "last_error": _nullable({"type": "string"}),
         },
+    },
+    "SupplyFigure": {
+        "type": "object",
+        "description": "A global supply in base units of `decimals` (the largest among the chains).",
+        "required": ["raw", "amount", "decimals"],
+        "properties": {**AMOUNT["properties"], "decimals": {"type": "integer"}},
     },
     "DepegEpisode": {
         "type": "object",

@@ -24,11 +24,12 @@ from indexer import bridges
 from indexer.api.chart import PALETTE, stacked_svg
 from indexer.attest_sig import SignatureCheck
 from indexer.attestation import Attestation
+from indexer.backing import Backing
 from indexer.config import Config
 from indexer.depegs import exact_median
 from indexer.market.depth import band_label
 from indexer.oracle import OracleSnapshot
-from indexer.reserves import ReservesSnapshot
+from indexer.reserves import ReservesSnapshot, backing_json
 from indexer.store import control_queries as cq
 from indexer.store import depeg_queries as dq
 from indexer.store import queries as q
@@ -263,6 +264,7 @@ async def gather(
             "age": None if reserves.age_seconds is None else fmt_duration(Decimal(reserves.age_seconds)),
             "age_seconds": None if reserves.age_seconds is None else round(reserves.age_seconds),
             "cadence": _cadence(cfg),
+            **_backing_view(reserves.backing),
         }
     depegs = await dq.depegs(conn, dq.DepegFilter(), limit=PEG_HISTORY_ROWS)
     return {
@@ -459,6 +461,21 @@ def breakdown(supplies: Sequence[q.ChainSupply]) -> list[Breakdown]:
 
 def _usd(value: Decimal) -> str:
     return f"{value.quantize(Decimal('0.01'), rounding=ROUND_HALF_EVEN):,}"
+
+
+def _backing_view(b: Backing | None) -> dict[str, Any]:
+    """The ratio at the attestation's as_of (or why it is unknown) and the supply issued since,
+    from the same figures as /api/v1/reserves (`backing_json`)."""
+    body = backing_json(b)
+    at, drift = body["at_as_of"], body["drift"]
+    ratio = None if at is None else at["ratio"]
+    return {
+        "ratio_at_as_of": None if ratio is None else f"{(Decimal(ratio) * 100).quantize(Decimal('0.01'))} %",
+        "ratio_at_as_of_exact": ratio,
+        "ratio_at_as_of_reason": None if at is None else at["reason"],
+        "drift": None if drift is None else drift["amount"],
+        "drift_raw": None if drift is None else drift["raw"],
+    }
 
 
 def _cadence(cfg: Config) -> str:

@@ -1,7 +1,9 @@
 """The store reads of the attestation package (`indexer.supply_at`): in one snapshot, per chain the
 block at or before TIME and the last final block the store knows, the refusal check, then the
 supply and its classes at each chain's block (the same `control_queries.classes_at` as
-`/api/v1/supply`, folded at that block)."""
+`/api/v1/supply`, folded at that block). `circulating_at` / `circulating_now` are the reserves'
+figures (`indexer.backing`): the global circulating supply at an attestation's as_of and at the
+finalized blocks."""
 
 from __future__ import annotations
 
@@ -9,12 +11,14 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
+from indexer import bridges
+from indexer.backing import AtAsOf, TotalSupply, at_as_of, unavailable
 from indexer.config import ChainConfig
 from indexer.model import Family
 from indexer.store import control_queries as cq
 from indexer.store import queries as q
 from indexer.store.db import Conn
-from indexer.supply_at import ChainAt, check_final, frozen_status
+from indexer.supply_at import ChainAt, NotFinal, check_final, frozen_status
 
 
 async def _position(conn: Conn, chain: ChainConfig, when: datetime) -> ChainAt:
@@ -56,3 +60,31 @@ async def supply_at(conn: Conn, chains: Sequence[ChainConfig], when: datetime) -
         )
         out.append(replace(pos, classes=classes))
     return out
+
+
+async def circulating_at(conn: Conn, chains: Sequence[ChainConfig], as_of: datetime) -> AtAsOf:
+    """The global circulating supply at `as_of` (unavailable, with the reason, when `as_of` is
+    not final on every chain or before a chain's index)."""
+    try:
+        positions = await supply_at(conn, chains, as_of)
+    except NotFinal as exc:
+        return unavailable(as_of, str(exc))
+    return at_as_of(as_of, positions)
+
+
+async def circulating_now(conn: Conn, chains: Sequence[ChainConfig]) -> TotalSupply | None:
+    """The global circulating supply at each chain's finalized block (the figure of
+    `usd1_supply_circulating_total{finality="finalized"}`); None until every chain is indexed."""
+    positions = []
+    for c in chains:
+        at = await q.as_of(conn, c.name)
+        if at.block is None or at.finalized_block is None:
+            return None
+        totals = await q.totals_at(conn, c.name, at.finalized_block)
+        contracts = [(a, label) for a, label, _ in c.control_contracts()]
+        classes = await cq.classes_at(
+            conn, c.name, contracts, c.classified(), totals.supply, at.finalized_block, head=False
+        )
+        positions.append(bridges.Position(c.name, c.decimals, classes))
+    circulating = bridges.global_circulating(positions)
+    return None if circulating is None else TotalSupply(circulating, bridges.precision(positions))

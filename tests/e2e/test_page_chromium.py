@@ -258,6 +258,7 @@ async def test_page_reserves_and_market_match_the_api(pool: asyncpg.Pool, dsn: s
     from playwright.async_api import async_playwright
 
     from indexer.attest_sig import fingerprint, sign_document
+    from indexer.backing import AtAsOf, BlockAt
     from indexer.config import Config, ReservesConfig
     from indexer.reserves import ReservesService, TotalSupply
 
@@ -272,6 +273,10 @@ async def test_page_reserves_and_market_match_the_api(pool: asyncpg.Pool, dsn: s
     async def supply() -> TotalSupply:
         return TotalSupply(2_000_000_000 * 10**18, 18)
 
+    async def supply_at(when: datetime) -> AtAsOf:  # 1.9 G circulating at as_of: 100 M issued since
+        block = BlockAt(41, "0x" + "ab" * 32, when)
+        return AtAsOf(when, TotalSupply(1_900_000_000 * 10**18, 18), {"devnet": block}, exact=True)
+
     async with aiohttp.ClientSession() as http:
         svc = ReservesService(
             ReservesConfig.model_validate(reserves),
@@ -281,6 +286,7 @@ async def test_page_reserves_and_market_match_the_api(pool: asyncpg.Pool, dsn: s
             base_dir=tmp_path,
             clock=lambda: NOW_RESERVES,
             public_key=key.public_key(),
+            supply_at=supply_at,
         )
         assert await svc.refresh()
         await svc.update_ratio()
@@ -333,6 +339,19 @@ async def check_reserves_and_market(page: Any, api: dict[str, Any], fp: str) -> 
     assert (await page.locator("#reserves-signature").inner_text()).startswith(f"verified (key {fp[:23]}")
     ratio = D(api["backing_ratio"]) * 100
     assert (await page.locator("#backing-ratio").inner_text()).strip() == f"{ratio.quantize(D('0.01'))} %"
+    assert (await page.locator("#reserves-coverage").inner_text()).startswith(
+        f"{ratio.quantize(D('0.01'))} %"
+    )
+    # The ratio at as_of and the supply issued since: the API's exact figures.
+    at_ratio = api["at_as_of"]["ratio"]
+    assert at_ratio is not None and D(at_ratio) != D(api["backing_ratio"])
+    assert await page.locator("#reserves-ratio-at-as-of").get_attribute("data-ratio") == at_ratio
+    shown = f"{(D(at_ratio) * 100).quantize(D('0.01'))} %"
+    assert (await page.locator("#reserves-ratio-at-as-of").inner_text()).startswith(shown)
+    assert await page.locator("#reserves-drift").get_attribute("data-raw") == api["drift"]["raw"]
+    assert (
+        (await page.locator("#reserves-drift").inner_text()).strip() == api["drift"]["amount"] == "100000000"
+    )
     # Peg: the median of the venues up (-5.8, +3.0 -> -1.4), their depth within one cent, summed.
     assert (await page.locator("#peg-median").inner_text()).strip() == "-1.4 bps"
     assert await page.locator("#peg-depth").get_attribute("data-usd") == str(

@@ -479,3 +479,92 @@ async def test_api_and_page_show_signature_status_and_v2_figures(pool: Any, dsn:
                 "key_fingerprint": None,
                 "reason": "no reserves.public_key configured",
             }
+
+
+async def test_figure_at_as_of_schedule_failures_and_logs(tmp_path: Path) -> None:
+    """The circulating supply at as_of is read at adoption, each round while unknown, every
+    `as_of_interval` once known, and again for a new as_of; a failed read keeps the last figure of
+    the same as_of; unavailability, failure and recovery are each logged once."""
+    from datetime import datetime
+
+    from indexer import backing as bk
+
+    path = tmp_path / "reserves.json"
+    path.write_text(EXAMPLE.read_text())
+    metrics = Metrics()
+    gauge = metrics.registry.get_sample_value
+    log = RecordingLog()
+    now = [NOW]
+    calls: list[datetime] = []
+    answers: list[bk.AtAsOf | Exception] = []
+
+    async def supply_at(when: datetime) -> bk.AtAsOf:
+        calls.append(when)
+        a = answers.pop(0)
+        if isinstance(a, Exception):
+            raise a
+        return a
+
+    def known(when: datetime, raw: int) -> bk.AtAsOf:
+        return bk.AtAsOf(when, bk.TotalSupply(raw, 18), {}, exact=True)
+
+    att = parse_attestation(EXAMPLE.read_bytes())
+    cfg = ReservesConfig(url="file://reserves.json", interval=3600)
+    async with aiohttp.ClientSession() as session:
+        svc = ReservesService(
+            cfg,
+            metrics,
+            session,
+            Supply(2_200_000_000_25 * 10**16),
+            base_dir=tmp_path,
+            clock=lambda: now[0],
+            logger=log,
+            supply_at=supply_at,
+            as_of_interval=300,
+        )
+        assert all(
+            gauge(n) != gauge(n)  # NaN before any attestation
+            for n in (
+                "usd1_backing_ratio_at_as_of",
+                "usd1_backing_coverage",
+                "usd1_supply_drift_since_as_of_tokens",
+            )
+        )
+        assert await svc.refresh()
+        answers += [bk.unavailable(att.as_of, "not final"), bk.unavailable(att.as_of, "not final")]
+        await svc.update_ratio()
+        await svc.update_ratio()
+        assert len(calls) == 2 and log.events("warning") == ["reserves_as_of_unavailable"]
+        assert gauge("usd1_backing_ratio_at_as_of") != gauge("usd1_backing_ratio_at_as_of")
+        assert gauge("usd1_backing_coverage") == 1.0
+        # known: read once, not again within as_of_interval
+        answers.append(known(att.as_of, 2_000_000_000 * 10**18))
+        await svc.update_ratio()
+        now[0] += 299
+        await svc.update_ratio()
+        assert len(calls) == 3
+        assert gauge("usd1_backing_ratio_at_as_of") == pytest.approx(1.100000000125, rel=1e-15)
+        assert gauge("usd1_supply_drift_since_as_of_tokens") == 200_000_000.25
+        assert log.events("info")[-1] == "reserves_as_of_available"
+        # after the interval: read again; a failure keeps the figure of the same as_of
+        now[0] += 2
+        answers += [OSError("db gone"), OSError("db gone")]
+        await svc.update_ratio()
+        await svc.update_ratio()
+        assert len(calls) == 5
+        assert gauge("usd1_backing_ratio_at_as_of") == pytest.approx(1.100000000125, rel=1e-15)
+        assert log.events("warning").count("reserves_supply_at_as_of_failed") == 1
+        answers.append(known(att.as_of, 2_000_000_000 * 10**18))
+        await svc.update_ratio()
+        assert log.events("info").count("reserves_supply_at_as_of_recovered") == 1
+        # a new attestation (another as_of) is read at once, never with the old figure
+        path.write_text(json.dumps(doc(as_of="2025-06-01T00:00:00Z")))
+        now[0] += 10
+        assert await svc.refresh()
+        answers.append(OSError("db gone"))
+        await svc.update_ratio()
+        assert calls[-1].isoformat() == "2025-06-01T00:00:00+00:00"
+        assert gauge("usd1_backing_ratio_at_as_of") != gauge("usd1_backing_ratio_at_as_of")
+        snap = svc.snapshot()
+        assert snap.backing is not None and snap.backing.at is not None
+        assert snap.backing.at.reason == "the store could not be read"

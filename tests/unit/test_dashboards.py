@@ -96,7 +96,8 @@ def test_required_panels_exist(built: dict[str, dict[str, Any]]) -> None:
         "usd1_minted_tokens_total",
         "usd1_burned_tokens_total",
         "usd1_supply_mismatch_tokens",
-        "usd1_backing_ratio",
+        "usd1_backing_ratio_at_as_of",
+        "usd1_backing_coverage",
     ):
         assert metric in exprs["supply"], metric
     for metric in (
