@@ -292,6 +292,7 @@ def devnet(
     traffic) and the Solana devnet (LiteSVM, its mint's traffic, admin methods)."""
     from indexer.daemon import install_signal_handlers
     from indexer.devnet.evm_devnet import DEFAULT_DEVNET_CHAINS, run_evm_devnet
+    from indexer.devnet.orderbook_mock import run_devnet_book
     from indexer.devnet.solana_devnet import SolanaDevnet, run_solana_devnet
 
     if solana_only and not solana:
@@ -316,6 +317,7 @@ def devnet(
                 own_process_group=True,
             )
             parts.append(asyncio.create_task(evm, name="evm-devnet"))
+            parts.append(asyncio.create_task(run_devnet_book(stop), name="devnet-book"))
         if solana:
             sol = run_solana_devnet(
                 stop,
@@ -359,6 +361,7 @@ def demo(config_path: str, reorg_every: float) -> None:
     """Start the devnet and the daemon on it (embedded PostgreSQL), print the URLs, run until Ctrl-C."""
     from indexer.daemon import install_signal_handlers, run_daemon
     from indexer.devnet.evm_devnet import DEFAULT_DEVNET_CHAINS, start_evm_devnet
+    from indexer.devnet.orderbook_mock import DEVNET_BOOK_PORT, DevnetBook
     from indexer.devnet.solana_devnet import run_solana_devnet
     from indexer.runtime import Runtime
 
@@ -394,6 +397,7 @@ def demo(config_path: str, reorg_every: float) -> None:
             reorg_every=reorg_every or None,
             own_process_group=True,  # Ctrl-C stops the daemon first, then the nodes
         )
+        book = await DevnetBook(port=DEVNET_BOOK_PORT).start()  # config/devnet.yaml's devnet-book venue
         sol_stop = asyncio.Event()
         sol_ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         solana = asyncio.create_task(
@@ -421,6 +425,7 @@ def demo(config_path: str, reorg_every: float) -> None:
         finally:
             sol_stop.set()
             await asyncio.gather(solana, return_exceptions=True)
+            await book.stop()
             await chains.stop()
 
     _run_async(main_)

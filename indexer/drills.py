@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, assert_never, get_args
+from urllib.parse import urlsplit
 
 from indexer.config import (
     Config,
@@ -591,32 +592,67 @@ def _plan_stall(target: DrillTarget, opts: DrillOptions) -> DrillPlan:
     )
 
 
+def admin_base(url: str) -> str | None:
+    """`http://host:port` of a venue URL served on loopback: a devnet book whose admin method
+    (`POST /devnet/outage`) the drill may call; None for any other server."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        return None
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def _plan_venue_outage(target: DrillTarget, opts: DrillOptions) -> DrillPlan:
+    """Take an order-book venue served on loopback (the devnet book, indexer/devnet/orderbook_mock.py)
+    down through its admin method; a venue on a server the drill does not own is skipped."""
     books = [v for v in target.venues if v.kind == "orderbook"]
     if opts.venue is not None:
         books = [v for v in target.venues if v.name == opts.venue]
         if not books:
             raise DrillError(f"no venue {opts.venue!r} in the config")
-    skip = (
-        "venue-outage needs a venue whose server the drill controls: a FaultProxy"
-        " (indexer/devnet/faultproxy.py) in front of a pool chain's RPC, or an order-book mock server;"
-        " this config has "
-        + (
-            f"order-book venue(s) {', '.join(v.name for v in books)} on servers the drill does not own"
-            if books
-            else "neither"
+    owned = [v for v in books if v.kind == "orderbook" and v.url is not None and admin_base(v.url)]
+    venue = owned[0] if owned else (books[0] if books else None)
+    stale = (ExpectedAlert("USD1VenueStale", "ticket", {"venue": venue.name if venue else "VENUE"}, "5m"),)
+    if not owned:
+        skip = (
+            "venue-outage needs an order-book venue served on this machine by the devnet book"
+            " (indexer/devnet/orderbook_mock.py, `devnet-book` in config/devnet.yaml); this config has "
+            + (
+                f"order-book venue(s) {', '.join(v.name for v in books)} on other servers"
+                if books
+                else "none"
+            )
+            + ". Rehearse it by stopping the venue's server and watch USD1VenueStale."
         )
-        + ". Rehearse it by stopping the venue's server (or the proxy's `down`) and watch USD1VenueStale."
-    )
-    venue = books[0] if books else None
+        return DrillPlan(
+            "venue-outage", "make one venue unreachable", None, venue, (), stale, skip=skip, options=opts
+        )
+    assert venue is not None and venue.url is not None
+    base = admin_base(venue.url)
+    if opts.restore:
+        return DrillPlan(
+            "venue-outage",
+            f"bring venue {venue.name} back",
+            None,
+            venue,
+            (f'POST {base}/devnet/outage {{"down": false}}: the depth route answers again',),
+            (),
+            quiet=("USD1VenueStale resolves at the next successful read",),
+            options=opts,
+        )
+    actions = [f'POST {base}/devnet/outage {{"down": true}}: the depth route answers 503']
+    undo = "usd1-indexer drill venue-outage --restore"
+    if opts.hold is not None:
+        actions.append(f"hold {opts.hold:g}s, then bring it back")
+        undo = f"automatic after {opts.hold:g}s"
     return DrillPlan(
         "venue-outage",
-        "make one venue unreachable",
+        f"make venue {venue.name} unreachable",
         None,
         venue,
-        (),
-        (ExpectedAlert("USD1VenueStale", "ticket", {"venue": venue.name if venue else "VENUE"}, "5m"),),
-        skip=skip,
+        tuple(actions),
+        stale,
+        quiet=("no peg alert pages: a venue that cannot be read is stale, not off the peg",),
+        undo=undo,
         options=opts,
     )
 

@@ -33,7 +33,7 @@ from indexer.devnet.usd1 import (
     compile_usd1,
     deploy_v2_implementation,
 )
-from indexer.drills import ChainTarget, DrillError, DrillPlan, VenueTarget
+from indexer.drills import ChainTarget, DrillError, DrillPlan, VenueTarget, admin_base
 
 Say = Callable[[str], None]
 PROBE_TIMEOUT = 5.0
@@ -89,6 +89,9 @@ async def run_drill(plan: DrillPlan, *, say: Say, cache_dir: Path | None = None)
     """Perform `plan` against the devnet (after probing it). Raises DrillError on a devnet that
     is not running or not the project's; a reverted transaction is a DrillError too."""
     if plan.skip is not None:
+        return
+    if plan.drill == "venue-outage":
+        await _venue_outage(plan, say)
         return
     chain = plan.chain
     assert chain is not None
@@ -198,7 +201,7 @@ async def _run(
                 await asyncio.sleep(opts.hold)
                 await _resume(client, chain, opts.block_time, say)
         case "venue-outage":
-            pass  # planned as skipped: no venue server the drill controls
+            pass  # no chain: run before this (`_venue_outage`)
         case _:
             assert_never(plan.drill)
 
@@ -280,3 +283,33 @@ async def _redemption_run(plan: DrillPlan, chain: ChainTarget, client: JsonRpcCl
 
 
 __all__ = ["run_drill"]
+
+
+async def _venue_outage(plan: DrillPlan, say: Say) -> None:
+    """Take the devnet book down (or back up) through its admin method."""
+    venue = plan.venue
+    assert venue is not None and venue.url is not None
+    base = admin_base(venue.url)
+    assert base is not None
+    timeout = aiohttp.ClientTimeout(total=5)
+
+    async def set_down(down: bool) -> None:
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.post(f"{base}/devnet/outage", json={"down": down}) as resp,
+            ):
+                if resp.status != 200:
+                    raise DrillError(f"venue {venue.name}: {base}/devnet/outage answered HTTP {resp.status}")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise DrillError(
+                f"venue {venue.name}: the devnet book is not answering at {base} ({type(exc).__name__})"
+            ) from None
+        say(f"venue {venue.name} {'down (503)' if down else 'back up'}")
+
+    opts = plan.options
+    await set_down(not opts.restore)
+    if opts.hold is not None and not opts.restore:
+        say(f"holding {opts.hold:g}s")
+        await asyncio.sleep(opts.hold)
+        await set_down(False)

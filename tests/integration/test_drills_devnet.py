@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import yaml
 from indexer.config import Config
 from indexer.devnet.drill_actions import run_drill
 from indexer.devnet.evm_devnet import DevnetChainSpec, EvmDevnet, start_evm_devnet
+from indexer.devnet.orderbook_mock import DevnetBook
 from indexer.devnet.pools import DEVNET_POOL_ADDRESS
 from indexer.devnet.solana_admin import SolanaAdminClient
 from indexer.devnet.solana_devnet import SolanaDevnet
@@ -25,6 +27,8 @@ from indexer.devnet.usd1 import DEVNET_USD1_ADDRESS, USD1_TOPICS
 from indexer.drills import ChainTarget, DrillOptions, DrillTarget, plan_drill, target_from_config
 from tests.support.daemon_run import Running, running
 from tests.support.prometheus import wait_for
+
+TOKEN = DETERMINISTIC_TOKEN_ADDRESS
 
 pytestmark = pytest.mark.integration
 VENUE = "devnet-univ2-usd1-usdc"
@@ -260,3 +264,44 @@ async def test_deep_reorg_drill_halts_the_daemon(devnet: EvmDevnet, dsn: str, tm
         (chain,) = status["chains"]
         assert chain["state"] == "halted", chain
         assert st.halted_reason, st
+
+
+async def test_venue_outage_takes_the_devnet_book_down_and_back(tmp_path: Path) -> None:
+    """The drill drives the devnet book through its admin method; the market poller's fetch sees
+    the outage as an HTTP failure and the book's own figures again after `--restore`."""
+    import aiohttp
+
+    from indexer.market.errors import VenueError
+    from indexer.market.orderbook import fetch_order_book
+
+    async with DevnetBook() as book, aiohttp.ClientSession() as session:
+        cfg = Config.model_validate(
+            {
+                "chains": [
+                    {"name": "devnet-a", "kind": "evm", "rpc": ["http://127.0.0.1:1"], "token": TOKEN}
+                ],
+                "venues": [
+                    {
+                        "name": "book",
+                        "kind": "orderbook",
+                        "exchange": "binance",
+                        "url": book.url,
+                        "quote_usd": 1.0,
+                    }
+                ],
+            }
+        )
+        target = target_from_config(cfg)
+        ob = await fetch_order_book(session, "binance", book.url, 5.0)
+        assert (ob.bids[0].price, ob.asks[0].price) == (Decimal("0.9999"), Decimal("1.0001"))
+        said: list[str] = []
+        await run_drill(plan_drill("venue-outage", target), say=said.append)
+        assert book.down and said == ["venue book down (503)"]
+        with pytest.raises(VenueError) as err:
+            await fetch_order_book(session, "binance", book.url, 5.0)
+        assert err.value.kind == "http" and "503" in str(err.value)
+        await run_drill(plan_drill("venue-outage", target, DrillOptions(restore=True)), say=said.append)
+        assert not book.down and said[-1] == "venue book back up"
+        await run_drill(plan_drill("venue-outage", target, DrillOptions(hold=0.2)), say=said.append)
+        assert not book.down and said[-3:] == ["venue book down (503)", "holding 0.2s", "venue book back up"]
+        assert (await fetch_order_book(session, "binance", book.url, 5.0)).bids[0].price == Decimal("0.9999")

@@ -4,6 +4,7 @@ exist with that severity and that every inhibition it promises is a rule of aler
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from indexer.drills import (
     DRILL_NAMES,
     DrillError,
     DrillOptions,
+    DrillTarget,
+    admin_base,
     parse_devnet_urls,
     plan_drill,
     target_from_config,
@@ -110,8 +113,20 @@ def test_targets_and_order(cfg: Config) -> None:
     sol_reorg = plan_drill("deep-reorg", t, DrillOptions(chain="devnet-sol"))
     assert "belowFinalized" in sol_reorg.render() and sol_reorg.pages[0].name == "USD1FinalityViolation"
     assert plan_drill("stall", t).chain.kind == "evm"  # type: ignore[union-attr]
-    outage = plan_drill("venue-outage", t)
-    assert outage.skip is not None and "FaultProxy" in outage.skip and "SKIPPED" in outage.render()
+    outage = plan_drill("venue-outage", t)  # the devnet book (config/devnet.yaml's devnet-book)
+    assert outage.skip is None and outage.venue is not None and outage.venue.name == "devnet-book"
+    assert "POST http://127.0.0.1:8590/devnet/outage" in outage.render()
+    assert [(a.name, a.severity) for a in outage.alerts] == [
+        ("USD1VenueStale", "ticket")
+    ] and not outage.pages
+    assert "automatic after 60s" in plan_drill("venue-outage", t, DrillOptions(hold=60)).render()
+    elsewhere = DrillTarget(
+        t.chains, tuple(replace(v, url="https://exchange.example/depth") if v.url else v for v in t.venues)
+    )
+    far = plan_drill("venue-outage", elsewhere)
+    assert far.skip is not None and "on other servers" in far.skip and "SKIPPED" in far.render()
+    assert admin_base("http://localhost:8590/api/v3/depth?x=1") == "http://localhost:8590"
+    assert admin_base("https://127.0.0.1:8590/") is None and admin_base("http://10.0.0.1:8590/") is None
     with pytest.raises(DrillError, match="profile usd1"):
         plan_drill("upgrade", t, DrillOptions(chain="devnet-a"))
     with pytest.raises(DrillError, match="no chain 'nope'"):
@@ -142,8 +157,9 @@ def test_cli_dry_run_skip_and_devnet_not_running() -> None:
     dry = runner.invoke(main, ["drill", "depeg", "--config", str(DEVNET), "--dry-run"])
     assert dry.exit_code == 0, dry.output
     assert "expected alerts, in order" in dry.output and "dry run: nothing sent" in dry.output
-    skipped = runner.invoke(main, ["drill", "venue-outage", "--config", str(DEVNET)])
-    assert skipped.exit_code == 0 and "SKIPPED" in skipped.output
+    # The devnet book is not running here: one line, exit 2.
+    book_down = runner.invoke(main, ["drill", "venue-outage", "--config", str(DEVNET)])
+    assert book_down.exit_code == 2 and "the devnet book is not answering at" in book_down.stderr
     url = f"http://127.0.0.1:{free_port()}"
     down = runner.invoke(
         main, ["drill", "upgrade", "--config", str(DEVNET), "--devnet", f"devnet-usd1={url}"]
