@@ -22,11 +22,10 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+if TYPE_CHECKING:  # cryptography is imported on first use: its OpenSSL binding is ~12 MB of RSS
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from indexer.errors import IndexerError
 
@@ -72,6 +71,9 @@ def _decode_text(data: bytes, length: int) -> bytes | None:
 
 def load_public_key(data: bytes) -> Ed25519PublicKey:
     """PEM, DER, or raw 32 bytes as hex/base64 -> Ed25519 public key; PublicKeyError naming the problem."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     stripped = data.strip()
     if stripped.startswith(b"-----BEGIN"):
         try:
@@ -93,6 +95,8 @@ def load_public_key(data: bytes) -> Ed25519PublicKey:
 
 
 def public_raw(key: Ed25519PublicKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
@@ -172,6 +176,8 @@ def check_signature(document: bytes, signature: bytes | None, key: Ed25519Public
         return SignatureCheck("invalid", fp, parsed)
     if parsed.key_fingerprint is not None and parsed.key_fingerprint != fp:
         return SignatureCheck("invalid", fp, f"wrong key: signed by {parsed.key_fingerprint}, expected {fp}")
+    from cryptography.exceptions import InvalidSignature
+
     try:
         key.verify(parsed.signature, document)
     except InvalidSignature:

@@ -59,9 +59,6 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from stdnum import cusip as stdnum_cusip
-from stdnum import isin as stdnum_isin
-from stdnum.exceptions import ValidationError as StdnumError
 
 from indexer.errors import IndexerError
 
@@ -103,6 +100,9 @@ def _category(value: str) -> str:
 
 
 def _isin(value: str) -> str:
+    from stdnum import isin as stdnum_isin  # on first use (stdnum's tables are ~9 MB)
+    from stdnum.exceptions import ValidationError as StdnumError
+
     try:
         return str(stdnum_isin.validate(value))
     except StdnumError as exc:
@@ -110,6 +110,9 @@ def _isin(value: str) -> str:
 
 
 def _cusip(value: str) -> str:
+    from stdnum import cusip as stdnum_cusip
+    from stdnum.exceptions import ValidationError as StdnumError
+
     try:
         return str(stdnum_cusip.validate(value))
     except StdnumError as exc:

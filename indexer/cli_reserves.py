@@ -15,10 +15,12 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+if TYPE_CHECKING:  # cryptography loads on first use (its OpenSSL binding is ~12 MB)
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from indexer.attest_sig import (
     PublicKeyError,
@@ -41,6 +43,9 @@ def reserves() -> None:
 @click.argument("prefix", type=click.Path(dir_okay=False))
 def keygen(prefix: str) -> None:
     """Write PREFIX.key (private, 0600) and PREFIX.pub.pem (public) for a new Ed25519 key."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     key = Ed25519PrivateKey.generate()
     priv, pub = Path(prefix + ".key"), Path(prefix + ".pub.pem")
     if priv.exists():
@@ -60,6 +65,9 @@ def keygen(prefix: str) -> None:
 
 
 def _private_key(path: str) -> Ed25519PrivateKey:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     try:
         key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
     except OSError as exc:

@@ -33,8 +33,6 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
-from eth_abi import decode as abi_decode
-from eth_abi.exceptions import DecodingError
 
 from indexer.config import OracleConfig
 from indexer.errors import IndexerError, RpcError
@@ -103,6 +101,9 @@ def decode_round(reply: str) -> Round:
     if len(data) != 32 * len(_ROUND_TYPES):
         hint = " (no contract at the address?)" if not data else ""
         raise OracleError(f"latestRoundData() returned {len(data)} bytes, expected 160{hint}")
+    from eth_abi import decode as abi_decode  # on first use: eth_abi and its deps are ~25 MB
+    from eth_abi.exceptions import DecodingError
+
     try:
         values = abi_decode(list(_ROUND_TYPES), data)
     except DecodingError as exc:
@@ -116,6 +117,9 @@ def decode_decimals(reply: str) -> int:
     if len(data) != 32:
         hint = " (no contract at the address?)" if not data else ""
         raise OracleError(f"decimals() returned {len(data)} bytes, expected 32{hint}")
+    from eth_abi import decode as abi_decode
+    from eth_abi.exceptions import DecodingError
+
     try:
         (value,) = abi_decode(["uint8"], data)
     except DecodingError as exc:

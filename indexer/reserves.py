@@ -24,14 +24,17 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 import aiohttp
 import structlog
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from indexer import backing as bk
+
+if TYPE_CHECKING:  # cryptography loads on first use (indexer/attest_sig.py)
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from indexer.attest_sig import PublicKeyError, SignatureCheck, check_signature, load_public_key
 from indexer.attestation import (
     Attestation,
