@@ -221,6 +221,9 @@ def _register_subcommands() -> None:
 _register_subcommands()
 
 
+DEMO_ATTESTATION_AFTER = 15.0  # seconds after the demo's daemon is ready
+
+
 def write_devnet_attestation(path: Path, amount_usd: str = "2500000.00") -> None:
     """A fresh, clearly illustrative reserve attestation for the demo (as of now)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -387,6 +390,10 @@ def demo(config_path: str, reorg_every: float) -> None:
         ]
         lines += [f"  chain {c.name:<12} {', '.join(c.rpc)}" for c in rt.chains]
         click.echo("\n".join(lines) + "\n", err=True)
+        # The attestation written at start is as of a time before the devnet chains had any
+        # event, so its backing ratio at as_of has no block to be read at. A second one, as of a
+        # moment when every chain has indexed events, replaces it (read within `reserves.interval`).
+        asyncio.get_running_loop().call_later(DEMO_ATTESTATION_AFTER, write_devnet_attestation, reserves)
 
     async def main_() -> None:
         stop = asyncio.Event()

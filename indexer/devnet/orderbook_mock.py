@@ -22,15 +22,18 @@ import orjson
 from aiohttp import web
 
 DEVNET_BOOK_PORT = 8590
-LEVELS = 10
-TICK = Decimal("0.0001")
+LEVELS = 25
+TOP = Decimal("0.0001")  # the best bid and ask, from the mid
+STEP = Decimal("0.0005")  # between the levels: 25 levels reach 1.21%, past the widest default band (1%)
 LEVEL_QTY = Decimal(50_000)
 
 
 def depth_snapshot(mid: Decimal, levels: int = LEVELS, qty: Decimal = LEVEL_QTY) -> dict[str, Any]:
-    """PURE: a Binance depth snapshot with `levels` levels a tick apart on each side of `mid`."""
-    bids = [[str(mid - TICK * i), str(qty)] for i in range(1, levels + 1)]
-    asks = [[str(mid + TICK * i), str(qty)] for i in range(1, levels + 1)]
+    """PURE: a Binance depth snapshot with `levels` levels on each side of `mid`, the best one a
+    tick away and the others `STEP` apart."""
+    offsets = [TOP + STEP * i for i in range(levels)]
+    bids = [[str(mid - d), str(qty)] for d in offsets]
+    asks = [[str(mid + d), str(qty)] for d in offsets]
     return {"lastUpdateId": 1, "bids": bids, "asks": asks}
 
 
