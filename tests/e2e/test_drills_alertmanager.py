@@ -27,12 +27,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import shutil
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +41,6 @@ from indexer.config import Config
 from indexer.daemon import run_daemon
 from indexer.devnet.drill_actions import run_drill
 from indexer.devnet.evm_devnet import DevnetChainSpec, EvmDevnet, start_evm_devnet
-from indexer.devnet.pools import DEVNET_POOL_ADDRESS
-from indexer.devnet.token import DETERMINISTIC_TOKEN_ADDRESS
-from indexer.devnet.usd1 import DEVNET_USD1_ADDRESS, DEVNET_USD1_PROXY_ADMIN_ADDRESS
 from indexer.drills import DrillOptions, DrillPlan, plan_drill, target_from_config
 from indexer.runtime import Runtime
 from tests.support.alertmanager import (
@@ -55,13 +50,12 @@ from tests.support.alertmanager import (
     http_json,
     webhook_routing,
 )
+from tests.support.e2e_stack import USD1_CHAIN, VENUE, devnet_config, write_attestation
 from tests.support.prometheus import Prometheus, shorten_rules, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "alerts" / "usd1.rules.yml"
 AM_CONFIG = ROOT / "alerts" / "alertmanager.yml"
-VENUE = "devnet-univ2-usd1-usdc"
-USD1_CHAIN = "devnet-usd1"
 DEPEG_TICKETS = ("USD1PegWick", "USD1PegDeviationWarning")
 RIG_PAGES = {"USD1IndexerDown"}  # a scrape of the in-process daemon timed out: not a drill's
 
@@ -71,57 +65,6 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("prometheus") is None, reason="prometheus not installed (Debian)"),
     pytest.mark.skipif(AM_BINARY is None, reason="alertmanager not installed (prometheus-alertmanager)"),
 ]
-
-
-def _config(dsn: str, data_dir: Path, rpc_a: str, rpc_usd1: str, reserves: Path) -> Config:
-    chain: dict[str, Any] = {
-        "kind": "evm",
-        "decimals": 18,
-        "start_block": 0,
-        "poll_interval": "500ms",
-        "request_timeout": "2s",
-        "lag_budget": "30s",
-        "finality": {"tag": "finalized"},
-    }
-    return Config.model_validate(
-        {
-            "token": {"symbol": "USD1", "peg_usd": 1.0},
-            "database": {"dsn": dsn},
-            "data_dir": str(data_dir),
-            "http": {"listen": "127.0.0.1:0"},
-            "chains": [
-                {**chain, "name": "devnet-a", "rpc": [rpc_a], "token": DETERMINISTIC_TOKEN_ADDRESS},
-                {
-                    **chain,
-                    "name": USD1_CHAIN,
-                    "rpc": [rpc_usd1],
-                    "token": DEVNET_USD1_ADDRESS,
-                    "profile": "usd1",
-                    "watch": [
-                        {
-                            "address": DEVNET_USD1_PROXY_ADMIN_ADDRESS,
-                            "label": "proxy_admin",
-                            "controls": ["ownable"],
-                        }
-                    ],
-                    "control_check_interval": "1s",
-                },
-            ],
-            "market": {"bands_bps": [10, 50, 100]},
-            "venues": [
-                {
-                    "name": VENUE,
-                    "kind": "uniswap_v2",
-                    "chain": "devnet-a",
-                    "pool": DEVNET_POOL_ADDRESS,
-                    "quote_usd": 1.0,
-                    "interval": "1s",
-                    "page_depth_floor_usd": 100,
-                }
-            ],
-            "reserves": {"url": reserves.as_uri(), "interval": "2s"},
-        }
-    )
 
 
 @dataclass
@@ -156,20 +99,13 @@ async def running_stack(dsn: str, tmp: Path) -> AsyncIterator[Stack]:
         devnet = await start_evm_devnet(specs, reorg_every=None, ops_per_second=2.0, log_dir=tmp / "logs")
         try:
             reserves = tmp / "reserves.json"
-            reserves.write_text(
-                json.dumps(
-                    {
-                        "version": 1,
-                        "token": "USD1",
-                        "as_of": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                        "custodian": "e2e drills custodian (illustrative)",
-                        "attestor": "e2e drills attestor",
-                        "assets": [{"category": "cash", "amount_usd": "1000000000000.00"}],
-                    }
-                )
-            )
-            cfg = _config(
-                dsn, tmp / "data", devnet.chain("devnet-a").url, devnet.chain(USD1_CHAIN).url, reserves
+            write_attestation(reserves, "1000000000000.00", "e2e drills")
+            cfg = devnet_config(
+                dsn,
+                tmp / "data",
+                rpc_a=devnet.chain("devnet-a").url,
+                rpc_usd1=devnet.chain(USD1_CHAIN).url,
+                reserves=reserves,
             )
             ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 

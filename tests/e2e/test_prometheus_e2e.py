@@ -56,7 +56,6 @@ import shutil
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +63,6 @@ import aiohttp
 import pytest
 import yaml
 
-from indexer.config import Config
 from indexer.daemon import run_daemon
 from indexer.dashboards import DEFAULT_VARIABLES, expressions
 from indexer.devnet.contract import wait_receipt
@@ -72,16 +70,15 @@ from indexer.devnet.evm_devnet import DevnetChainSpec, EvmDevnet, start_evm_devn
 from indexer.devnet.faultproxy import FaultProxy
 from indexer.devnet.pools import DEVNET_POOL_ADDRESS, DevnetPool, v2_pair_address
 from indexer.devnet.token import DETERMINISTIC_TOKEN_ADDRESS
-from indexer.devnet.usd1 import DEVNET_USD1_ADDRESS, DEVNET_USD1_PROXY_ADMIN_ADDRESS, Usd1Deployment
+from indexer.devnet.usd1 import Usd1Deployment
 from indexer.runtime import Runtime
+from tests.support.e2e_stack import USD1_CHAIN, VENUE, devnet_config, write_attestation
 from tests.support.prometheus import Prometheus, shorten_rules, wait_for
 from tests.support.rules import NOT_ON_DEVNET, PENDING_METRICS, all_rules, source_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "alerts" / "usd1.rules.yml"
 DASHBOARDS = sorted((ROOT / "dashboards" / "build").glob("*.json"))
-VENUE = "devnet-univ2-usd1-usdc"
-USD1_CHAIN = "devnet-usd1"
 USD1_FINALITY_DEPTH = 16  # slots_in_an_epoch=8: anvil's finalized tag is head-16
 NOT_FROZEN = "0x" + "5e" * 20  # unfrozen in phase 1 (never frozen)
 PAGE_ALERTS_FOR_RPC_OUTAGE = {"USD1RpcAllEndpointsDown", "USD1IndexerStalled"}
@@ -96,74 +93,6 @@ pytestmark = [
 def _alert_rules() -> list[dict[str, Any]]:
     doc = yaml.safe_load(RULES.read_text())
     return [r for g in doc["groups"] for r in g["rules"] if "alert" in r]
-
-
-def _write_attestation(path: Path, total_usd: str) -> None:
-    path.write_text(
-        json.dumps(
-            {
-                "version": 1,
-                "token": "USD1",
-                "as_of": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "custodian": "e2e test custodian (illustrative)",
-                "attestor": "e2e test attestor",
-                "assets": [{"category": "cash", "amount_usd": total_usd}],
-            }
-        )
-    )
-
-
-def _config(dsn: str, data_dir: Path, rpc_a: str, rpc_b: str, rpc_usd1: str, reserves: Path) -> Config:
-    chain: dict[str, Any] = {
-        "kind": "evm",
-        "token": DETERMINISTIC_TOKEN_ADDRESS,
-        "decimals": 18,
-        "start_block": 0,
-        "poll_interval": "500ms",
-        "request_timeout": "2s",
-        "lag_budget": "30s",
-    }
-    return Config.model_validate(
-        {
-            "token": {"symbol": "USD1", "peg_usd": 1.0},
-            "database": {"dsn": dsn},
-            "data_dir": str(data_dir),
-            "http": {"listen": "127.0.0.1:0"},
-            "chains": [
-                {**chain, "name": "devnet-a", "rpc": [rpc_a], "finality": {"tag": "finalized"}},
-                {**chain, "name": "devnet-b", "rpc": [rpc_b], "finality": {"confirmations": 3}},
-                {
-                    **chain,
-                    "name": USD1_CHAIN,
-                    "rpc": [rpc_usd1],
-                    "token": DEVNET_USD1_ADDRESS,
-                    "finality": {"tag": "finalized"},
-                    "profile": "usd1",
-                    "watch": [
-                        {
-                            "address": DEVNET_USD1_PROXY_ADMIN_ADDRESS,
-                            "label": "proxy_admin",
-                            "controls": ["ownable"],
-                        }
-                    ],
-                    "control_check_interval": "1s",
-                },
-            ],
-            "market": {"bands_bps": [10, 50, 100]},
-            "venues": [
-                {
-                    "name": VENUE,
-                    "kind": "uniswap_v2",
-                    "chain": "devnet-a",
-                    "pool": DEVNET_POOL_ADDRESS,
-                    "quote_usd": 1.0,
-                    "interval": "1s",
-                    "page_depth_floor_usd": 100,
-                }
-            ],
-            "reserves": {"url": reserves.as_uri(), "interval": "2s"},
-        }
-    )
 
 
 @dataclass
@@ -204,9 +133,14 @@ async def running_stack(dsn: str, tmp: Path) -> AsyncIterator[Stack]:
         assert pool is not None and usd1 is not None
         reserves = tmp / "reserves.json"
         # Large enough that the backing ratio stays above 1 whatever the traffic mints.
-        _write_attestation(reserves, "1000000000000.00")
-        cfg = _config(
-            dsn, tmp / "data", devnet.chain("devnet-a").url, proxy.url, devnet.chain(USD1_CHAIN).url, reserves
+        write_attestation(reserves, "1000000000000.00")
+        cfg = devnet_config(
+            dsn,
+            tmp / "data",
+            rpc_a=devnet.chain("devnet-a").url,
+            rpc_b=proxy.url,
+            rpc_usd1=devnet.chain(USD1_CHAIN).url,
+            reserves=reserves,
         )
         ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
