@@ -64,14 +64,18 @@ def default(key: str) -> Any:
     return _EVM_DEFAULTS[key].default
 
 
-def config_text(max_block_range: int | None, concurrency: int | None) -> str:
+def config_text(
+    max_block_range: int | None, concurrency: int | None, max_requests_per_second: float | None = None
+) -> str:
     """The chain settings a run used, as printed beside its figures."""
     parts = [
         f"target_logs_per_request {default('target_logs_per_request')}",
         f"max_block_range {max_block_range or default('max_block_range')}",
         f"max_concurrency {concurrency or default('max_concurrency')}",
     ]
-    tuned = max_block_range is not None or concurrency is not None
+    if max_requests_per_second is not None:
+        parts.append(f"max_requests_per_second {max_requests_per_second:g}")
+    tuned = max_block_range is not None or concurrency is not None or max_requests_per_second is not None
     return ("tuned: " if tuned else "default config: ") + ", ".join(parts)
 
 
@@ -143,6 +147,7 @@ async def run_daemon_backfill(
     concurrency: int | None = DEFAULT_CONCURRENCY,
     profile: Path | None = None,
     tag: str = "backfill",
+    max_requests_per_second: float | None = None,
 ) -> BackfillResult:
     """`usd1-indexer backfill` end to end into a fresh database."""
     dsn = pg.fresh_database(f"bench_{tag}")
@@ -154,6 +159,7 @@ async def run_daemon_backfill(
         data_dir=workdir / "data",
         max_block_range=max_block_range,
         max_concurrency=concurrency,
+        max_requests_per_second=max_requests_per_second,
     )
     cmd = indexer_cmd("backfill", "--config", str(cfg), "--no-progress")
     if profile is not None:

@@ -289,6 +289,7 @@ def write_config(
     chain: str = "bench",
     finality: dict[str, Any] | None = None,
     ws: str | None = None,
+    max_requests_per_second: float | None = None,
 ) -> Path:
     cfg = {
         "token": {"symbol": "USD1", "peg_usd": 1.0},
@@ -313,7 +314,11 @@ def write_config(
         ],
     }
     # Only what the caller sets: anything else is the daemon's default, as a user gets it.
-    tuned = {"max_block_range": max_block_range, "max_concurrency": max_concurrency}
+    tuned = {
+        "max_block_range": max_block_range,
+        "max_concurrency": max_concurrency,
+        "max_requests_per_second": max_requests_per_second,
+    }
     cfg["chains"][0].update({k: v for k, v in tuned.items() if v is not None})  # type: ignore[index]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))

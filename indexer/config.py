@@ -209,6 +209,10 @@ class _ChainBase(_Strict):
     request_timeout: Duration = 10.0
     lag_budget: Duration = 120.0  # /readyz and the lag alert use this
     max_concurrency: int = Field(default=4, ge=1, le=64)
+    # Requests per second each endpoint allows (the provider plan's rate): requests are paced at
+    # it from the first one, so none meets a 429. null: learned from the endpoint's rate limits
+    # (indexer/chains/pacing.py).
+    max_requests_per_second: float | None = Field(default=None, gt=0, le=100_000)
     # A backfill that more than doubles the indexed range builds the chain's secondary event
     # indexes once at its end instead of row by row (see migration 005).
     defer_indexes: bool = True

@@ -216,7 +216,17 @@ def feed_source(rt: Runtime, chain: str) -> EvmSource:
         return src
     c = rt.cfg.chain(chain)
     assert isinstance(c, EvmChainConfig)  # config validation: reserves.oracle.chain is EVM
-    return EvmSource(c, RpcPool(c.name, c.rpc, rt.session, rt.metrics, timeout=c.request_timeout))
+    return EvmSource(
+        c,
+        RpcPool(
+            c.name,
+            c.rpc,
+            rt.session,
+            rt.metrics,
+            timeout=c.request_timeout,
+            max_rps=c.max_requests_per_second,
+        ),
+    )
 
 
 def _attested(reserves: ReservesService) -> Callable[[], Decimal | None]:
@@ -271,13 +281,18 @@ async def backfill(
     install_signal_handlers(stop)
     async with open_runtime(cfg, chains, stop) as rt:
         targets: dict[str, int] = {}
+        tips: dict[str, tuple[int, int]] = {}
         for name, src in rt.sources.items():
             head = await src.head()
-            targets[name] = to_block if to_block is not None else await src.finalized(head)
+            tips[name] = (head, await src.finalized(head))
+            targets[name] = to_block if to_block is not None else tips[name][1]
         ctx = progress(rt, targets) if progress is not None else contextlib.nullcontext()
         async with ctx:
             await asyncio.gather(
-                *(rt.followers[name].run(stop, to_block=targets[name]) for name in rt.followers)
+                *(
+                    rt.followers[name].run(stop, to_block=targets[name], tips=tips.get(name))
+                    for name in rt.followers
+                )
             )
         if rt.db.gave_up:
             raise DatabaseGaveUp(rt.db.describe())

@@ -104,6 +104,7 @@ def chain_parts(
         metrics,
         timeout=chain.request_timeout,
         max_in_flight=max(4, chain.max_concurrency * 2),
+        max_rps=chain.max_requests_per_second,
     )
     match chain:
         case EvmChainConfig():

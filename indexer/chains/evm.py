@@ -75,7 +75,7 @@ log = structlog.get_logger(__name__)
 TOTAL_SUPPLY_SELECTOR = "0x18160ddd"
 BALANCE_OF_SELECTOR = "0x70a08231"
 OWNER_SELECTOR = "0x8da5cb5b"  # owner()
-HEADER_BATCH = 50
+HEADER_BATCH = 100  # calls per JSON-RPC batch (headers, logs by hash, receipts): one per dense scarce fetch
 FINAL_HASH_CACHE = 20_000  # finalized (number -> hash) remembered per chain
 _QUANTITY_RE = re.compile(r"^0x[0-9a-fA-F]{1,64}$")
 _HASH_RE = re.compile(r"^0x[0-9a-fA-F]{64}$")
@@ -403,7 +403,8 @@ class EvmSource:
         while s <= end:
             left = end - s + 1
             # Even requests: 40 blocks at a size of 18 are 14 + 13 + 13, not 18 + 18 + 4.
-            size = -(-left // -(-left // self.ranges.current))
+            step = self.ranges.step(scarce=self.rpc.throttled())
+            size = -(-left // -(-left // step))
             e = s + size - 1
             try:
                 reply = await self.rpc.call_ex(

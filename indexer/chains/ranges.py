@@ -21,9 +21,12 @@ from indexer.chains.range_hints import MaxRange, RangeHint, RangeTooLarge, Resul
 PROBE_BLOCKS = 16  # the first requests' size, before any density is known
 DENSITY_WINDOW = 8  # ranges the density is learned from (recent history: chains change pace)
 # When the provider rate-limits (requests are what is scarce), each fetch spans about this many
-# logs: four requests at 90% of the common 10,000-result cap under one header batch.
-SCARCE_TARGET = 36_000
+# logs: five requests at 90% of the common result cap, under one header batch on a dense chain.
+SCARCE_TARGET = 45_000
 CAP_FILL_PCT = 90  # a capped provider's replies are aimed at this share of its cap
+# Infura's and most providers' eth_getLogs result cap: while requests are scarce and no cap was
+# met yet, a request is not risked on a reply above it.
+COMMON_RESULT_CAP = 10_000
 
 
 def size_for_density(
@@ -58,6 +61,11 @@ class ChunkSizer:
         if blocks > 0:
             self._seen.append((blocks, max(0, logs)))
 
+    @property
+    def probing(self) -> bool:
+        """Nothing read yet: the next fetch is the probe."""
+        return not self._seen
+
     def next(self, *, scarce: bool = False) -> int:
         """Heights for the next fetch; `scarce`: the provider rate-limits, so fewer, fuller
         requests beat more concurrent ones (`SCARCE_TARGET`)."""
@@ -90,12 +98,23 @@ class AdaptiveRange:
         if self.current <= 0 or self.current > self.maximum:
             self.current = self.maximum
 
-    def _fit(self) -> int | None:
-        """Blocks that hold about CAP_FILL_PCT of the cap at the last reply's density."""
+    def _fit(self, cap: int | None = None) -> int | None:
+        """Blocks that hold about CAP_FILL_PCT of the cap (the learned one by default) at the
+        last reply's density."""
         blocks, logs = self._last
-        if self.result_cap is None or blocks <= 0 or logs <= 0:
+        cap = self.result_cap if cap is None else cap
+        if cap is None or blocks <= 0 or logs <= 0:
             return None
-        return max(1, (self.result_cap * CAP_FILL_PCT * blocks) // (100 * logs))
+        return max(1, (cap * CAP_FILL_PCT * blocks) // (100 * logs))
+
+    def step(self, *, scarce: bool = False) -> int:
+        """Blocks for the next request. `scarce` (the provider rate-limits) with no cap met
+        yet: sized to CAP_FILL_PCT of `COMMON_RESULT_CAP`, since a refusal costs a request."""
+        if scarce and self.result_cap is None:
+            fit = self._fit(COMMON_RESULT_CAP)
+            if fit is not None:
+                return min(self.current, fit)
+        return self.current
 
     def refused(self, size: int, hint: RangeHint | None = None) -> int:
         """A request of `size` blocks was refused; returns the new size (>= 1, < size when size > 1)."""

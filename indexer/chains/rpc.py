@@ -126,6 +126,7 @@ class RpcPool:
     backoff_base: float = 0.2
     backoff_max: float = 5.0
     max_in_flight: int = 8
+    max_rps: float | None = None  # each endpoint's stated request rate (Pacer.ceiling)
     rng: random.Random = field(default_factory=random.Random)
     endpoints: list[Endpoint] = field(init=False)
     _sem: asyncio.Semaphore = field(init=False)
@@ -141,7 +142,9 @@ class RpcPool:
             label = endpoint_label(url)
             n = labels.get(label, 0)
             labels[label] = n + 1
-            self.endpoints.append(Endpoint(url, label if n == 0 else f"{label}#{n}", index=i))
+            self.endpoints.append(
+                Endpoint(url, label if n == 0 else f"{label}#{n}", index=i, pacer=Pacer(ceiling=self.max_rps))
+            )
         self._sem = asyncio.Semaphore(self.max_in_flight)
 
     # ---- public ------------------------------------------------------------------------------
@@ -179,6 +182,7 @@ class RpcPool:
                 rng=self.rng,
             )
             pool.endpoints[0].label = label
+            pool.endpoints[0].pacer = ep.pacer  # one endpoint, one request budget
             self._pinned[label] = pool
         return pool
 

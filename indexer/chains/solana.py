@@ -183,6 +183,7 @@ class SolanaSource:
             timeout=config.request_timeout,
             attempts=attempts,
             max_in_flight=config.max_concurrency,
+            max_rps=config.max_requests_per_second,
         )
         return cls(config, pool, encoding=encoding, logger=logger, close=sess.close if owned else None)
 

@@ -119,9 +119,16 @@ class Follower:
         self.export()
 
     async def run(
-        self, stop: asyncio.Event, to_block: int | None = None, lease: ChainLease | None = None
+        self,
+        stop: asyncio.Event,
+        to_block: int | None = None,
+        lease: ChainLease | None = None,
+        tips: tuple[int, int] | None = None,
     ) -> None:
         """Index until `stop` is set, or (with `to_block`) until that height is indexed.
+
+        `tips`: the chain's (head, finalized) the caller has just read from this source; the
+        first step uses them instead of asking again (on a rate-limited provider, two requests).
 
         With a `lease`, index only while holding the chain's lock; otherwise wait as a standby.
         Any transient fault (RPC, database, inconsistent reads) backs off and reloads the cursor
@@ -145,7 +152,8 @@ class Follower:
                     if not loaded:
                         await self.load()
                         loaded = True
-                    done = await self.step(stop, to_block)
+                    known, tips = tips, None
+                    done = await self.step(stop, to_block, known)
                     if done:
                         return
                 except FinalityViolation as exc:
@@ -182,9 +190,14 @@ class Follower:
             if lease is not None:
                 await lease.release()
 
-    async def step(self, stop: asyncio.Event, to_block: int | None) -> bool:
-        head = await self.src.head()
-        fin = await self.src.finalized(head)
+    async def step(
+        self, stop: asyncio.Event, to_block: int | None, tips: tuple[int, int] | None = None
+    ) -> bool:
+        if tips is None:
+            head = await self.src.head()
+            fin = await self.src.finalized(head)
+        else:
+            head, fin = tips
         self.status.head = head
         self.status.finalized = fin
         indexed = self.cursor.number if self.cursor else self.s.start - 1
@@ -237,7 +250,7 @@ class Follower:
         pending: deque[tuple[int, asyncio.Task[RangeData]]] = deque()
         try:
             while (nxt <= target or pending) and not stop.is_set():
-                while len(pending) < self.s.concurrency and nxt <= target:
+                while len(pending) < self._fetches_in_flight() and nxt <= target:
                     step = (
                         self.s.backfill_chunk
                         if self._sizer is None
@@ -286,6 +299,14 @@ class Follower:
             await asyncio.gather(*(t for _, t in pending), return_exceptions=True)
         if self._indexed() >= target and self.status.indexes_deferred:
             await self._build_indexes()
+
+    def _fetches_in_flight(self) -> int:
+        """Backfill fetches at once: the configured concurrency, but while a rate-limited
+        provider is probed, one (the others then are sized by the probe's density instead of
+        each spending requests on a probe of its own)."""
+        if self._sizer is not None and self._sizer.probing and self.src.throttled():
+            return 1
+        return self.s.concurrency
 
     async def _plan_indexes(self, target: int) -> None:
         """Maintain the secondary event indexes row by row during this backfill, or build them

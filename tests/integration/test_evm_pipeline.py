@@ -130,6 +130,46 @@ async def test_range_limited_provider_yields_every_event(
         assert (await rt.store.supply_at(CHAIN, fin)).supply == await token.total_supply(fin)
 
 
+async def test_a_stated_rate_meets_no_rate_limit_and_probes_once(
+    anvil: Anvil, token: TestToken, traffic: Traffic, dsn: str, tmp_path: Any
+) -> None:
+    """`max_requests_per_second` set to the provider's rate: the backfill is paced from its first
+    request, so the provider never answers 429, and the 16-block probe runs alone (the other
+    fetches are sized by its density, not each a probe of its own)."""
+    await traffic.run(40)
+    await anvil.mine(5)
+    async with FaultProxy(anvil.url) as proxy:
+        proxy.rate_limit, proxy.retry_after = 4.0, 1.0
+        cfg = make_config(proxy.url, token.address, dsn, tmp_path, max_requests_per_second=4)
+        result = await backfill(cfg, None, None)
+        assert proxy.faults["rate_limit"] == 0
+        # The probe [0, 15], then one fetch for the rest (a sparse chain: well under the ceiling).
+        assert proxy.calls["eth_getLogs"] == 2
+    fin = result[CHAIN]
+    truth = await chain_transfer_events(anvil, token.address, fin)
+    async with open_runtime(cfg) as rt:
+        got = await indexed_events(rt.pool, CHAIN)
+        assert len(got) == len(set(got))
+        assert set(got) == truth
+
+
+async def test_an_unstated_rate_is_learned_from_the_limits(
+    anvil: Anvil, token: TestToken, traffic: Traffic, dsn: str, tmp_path: Any
+) -> None:
+    """The same provider without the stated rate: the first burst meets 429s (the contrast that
+    shows the stated rate is what kept them away), and nothing is lost."""
+    await traffic.run(40)
+    await anvil.mine(5)
+    async with FaultProxy(anvil.url) as proxy:
+        proxy.rate_limit, proxy.retry_after = 4.0, 1.0
+        cfg = make_config(proxy.url, token.address, dsn, tmp_path)
+        result = await backfill(cfg, None, None)
+        assert proxy.faults["rate_limit"] >= 1
+    truth = await chain_transfer_events(anvil, token.address, result[CHAIN])
+    async with open_runtime(cfg) as rt:
+        assert set(await indexed_events(rt.pool, CHAIN)) == truth
+
+
 async def _count(pool: Any, fin: int, kind: str) -> int:
     return int(
         await pool.fetchval("SELECT count(*) FROM events WHERE kind = $1 AND block_number <= $2", kind, fin)

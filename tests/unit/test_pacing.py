@@ -49,3 +49,22 @@ def test_rate_is_positive_and_waits_non_negative(times: list[float]) -> None:
         assert p.reserve(now) >= 0.0
     assert p.limited(now) >= MIN_RATE
     assert p.reserve(now) >= 0.0
+
+
+def test_a_stated_rate_paces_from_the_first_request_and_is_never_exceeded() -> None:
+    p = Pacer(ceiling=4.0)
+    waits = [p.reserve(0.0) for _ in range(5)]
+    assert waits == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert p.limited(1.0) <= 4.0  # a limit below the stated rate still lowers it
+    lowered = p.rate
+    assert lowered is not None
+    for k in range(1, 200):  # recovery creeps up again, up to the stated rate and no further
+        p.reserve(1.0 + k * RECOVERY_EVERY)
+    assert p.rate == 4.0
+
+
+def test_a_stated_rate_must_be_positive() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="ceiling"):
+        Pacer(ceiling=0.0)

@@ -3,6 +3,7 @@ from hypothesis import strategies as st
 
 from indexer.chains.range_hints import MaxRange, RangeHint, RangeTooLarge, ResultCap, SuggestedRange
 from indexer.chains.ranges import (
+    COMMON_RESULT_CAP,
     DENSITY_WINDOW,
     PROBE_BLOCKS,
     SCARCE_TARGET,
@@ -87,8 +88,21 @@ def test_a_result_cap_is_learned_and_requests_fill_it() -> None:
     assert r.current == 18  # never grows past the cap's fit
 
 
+def test_scarce_requests_are_not_risked_over_the_common_cap() -> None:
+    r = AdaptiveRange(2000)
+    assert r.step(scarce=True) == 2000  # no density known yet: nothing to size by
+    r.succeeded(16, 8000)  # 500 logs a block
+    assert r.step() == 2000  # requests are cheap: the fetch's range is asked at once
+    assert r.step(scarce=True) == COMMON_RESULT_CAP * 9 // 10 // 500  # 18 blocks, 9,000 logs
+    r.refused(18, ResultCap(4000))  # a provider with a smaller cap: its own cap decides
+    r.succeeded(r.current, 500 * r.current)
+    assert r.step(scarce=True) == r.current == 4000 * 9 // 10 // 500
+
+
 def test_scarce_requests_span_more_logs() -> None:
     sizer = ChunkSizer(target_logs=5000, ceiling=2000)
+    assert sizer.probing
     sizer.observe(16, 8000)
+    assert not sizer.probing
     assert sizer.next() == 10
     assert sizer.next(scarce=True) == SCARCE_TARGET // 500
