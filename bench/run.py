@@ -63,7 +63,7 @@ def render(
     insert: InsertPathResult | None,
     peers: list[PeerResult],
     live: LiveResult | None,
-    live_ws: LiveResult | None = None,
+    live_ws: list[LiveResult] | None = None,
     profile: list[tuple[str, float, float]],
     insert_profile: str,
     elapsed: float,
@@ -184,16 +184,23 @@ def render(
             rows.append(
                 ("Live errors", "none", f"{len(live.errors)}", "**missed**", "; ".join(live.errors[:5]))
             )
-    if live_ws is not None:
+    if live_ws:
+        # Each run is a fresh daemon and devnet; on this shared machine the p50 moves by several
+        # ms from run to run, so the figure is the median run of a fixed number, all shown.
+        runs = sorted(live_ws, key=lambda r: r.metrics_p50_ms)
+        mid = runs[len(runs) // 2]
+        each = ", ".join(f"{r.metrics_p50_ms}" for r in live_ws)
         rows.append(
             (
                 "Live with `ws` newHeads: block mined -> /metrics head supply",
                 "p50 < 10 ms, p99 < 50 ms",
-                f"p50 {live_ws.metrics_p50_ms} ms, p99 {live_ws.metrics_p99_ms} ms",
-                _mark(live_ws.metrics_p50_ms < 10 and live_ws.metrics_p99_ms < 50),
-                f"API head block: p50 {live_ws.api_p50_ms} ms, p99 {live_ws.api_p99_ms} ms; reorg recovery "
-                f"p50 {live_ws.reorg_p50_ms} ms, max {live_ws.reorg_max_ms} ms; a step after the head "
-                "notification is eth_blockNumber + eth_getLogs + headers batch + one commit; bench polls every 2 ms (`/metrics?name[]=usd1_supply`)",
+                f"p50 {mid.metrics_p50_ms} ms, p99 {mid.metrics_p99_ms} ms (median of {len(runs)} runs)",
+                _mark(mid.metrics_p50_ms < 10 and mid.metrics_p99_ms < 50),
+                f"p50 per run, in order: {each} ms; that run's API head block: p50 {mid.api_p50_ms} ms, "
+                f"p99 {mid.api_p99_ms} ms; reorg recovery p50 {mid.reorg_p50_ms} ms, max "
+                f"{mid.reorg_max_ms} ms; a step after the head notification is eth_blockNumber + "
+                "eth_getLogs + headers batch + one commit; bench polls every 2 ms "
+                "(`/metrics?name[]=usd1_supply`)",
             )
         )
 
@@ -245,7 +252,7 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
     insert: InsertPathResult | None = None
     peers: list[PeerResult] = []
     live: LiveResult | None = None
-    live_ws: LiveResult | None = None
+    live_ws: list[LiveResult] = []
     profile: list[tuple[str, float, float]] = []
     insert_profile = ""
     with bench_postgres() as pg:
@@ -289,9 +296,10 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
             log("live: latency and reorgs")
             live = await measure(pg, args.live_blocks)
             log(f"live: {asdict(live)}")
-            log("live: with ws newHeads")
-            live_ws = await measure(pg, args.live_blocks, ws=True)
-            log(f"live ws: {asdict(live_ws)}")
+            for i in range(args.ws_runs):
+                log(f"live: with ws newHeads ({i + 1} of {args.ws_runs})")
+                live_ws.append(await measure(pg, args.live_blocks, ws=True))
+                log(f"live ws: {asdict(live_ws[-1])}")
         provider: tuple[list[ProviderRun], Limits, int] | None = None
         if not args.skip_provider:
             limits = Limits()
@@ -319,6 +327,7 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
         "insert_path": asdict(insert) if insert else None,
         "peers": [asdict(p) for p in peers],
         "live": asdict(live) if live else None,
+        "live_ws": [asdict(r) for r in live_ws],
         "profile": profile,
         "provider": [asdict(r) for r in provider[0]] if provider else None,
     }
@@ -345,6 +354,9 @@ def main() -> None:
     ap.add_argument("--live-blocks", type=int, default=200)
     ap.add_argument("--skip-peers", action="store_true")
     ap.add_argument("--skip-live", action="store_true")
+    ap.add_argument(
+        "--ws-runs", type=int, default=3, help="Runs of the ws latency measurement (median shown)."
+    )
     ap.add_argument("--skip-provider", action="store_true", help="Skip the provider-like proxy runs.")
     ap.add_argument(
         "--provider-events",

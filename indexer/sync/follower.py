@@ -292,7 +292,6 @@ class Follower:
                     ),
                     new_window=reorg.Window((data.end_ref,), max(self.window.finalized, fin)),
                 )
-                self.export()
         finally:
             for _, t in pending:
                 t.cancel()
@@ -414,7 +413,6 @@ class Follower:
         await self._commit(batch, new_window=new_window)
         self._count_large(events)
         self._count_watchlisted(events)
-        self.export()
         return bool(new)
 
     def _count_watchlisted(self, events: list[TokenEvent]) -> None:
@@ -540,11 +538,13 @@ class Follower:
         self.window = new_window
         self.status.indexed = batch.cursor.number
         self.status.supply_head = result.head.supply
+        self.export()  # the head's figures at once: what follows may take round trips
         if self.controls is not None and result.controls_changed:
             await self.controls.changed(live=self.status.phase is State.LIVE)
         fin = min(batch.finalized, batch.cursor.number)
         if fin > self.status.indexed_finalized:
             await self._advance_finalized(fin)
+            self.export()
 
     async def _advance_finalized(self, fin: int) -> None:
         point = await self.store.supply_at(self.chain, fin)
