@@ -87,9 +87,9 @@ def render(
         rows.append(
             (
                 "Backfill, full daemon path (`usd1-indexer backfill`, process start to exit)",
-                ">= 30k events/s",
+                ">= 50k events/s with the default config",
                 f"{_fmt(backfill.events_per_s)} events/s",
-                _mark(backfill.events_per_s >= 30_000),
+                _mark(backfill.events_per_s >= 50_000),
                 f"{backfill.events:,} events, {backfill.blocks:,} blocks in {backfill.wall_s}s; "
                 f"{config_text(backfill.max_block_range, backfill.concurrency)}; "
                 f"CPU: indexer {backfill.cpu_indexer_s}s, PostgreSQL {backfill.cpu_postgres_s}s, "
