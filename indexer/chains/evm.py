@@ -59,7 +59,7 @@ from indexer.chains.bloom import (
 )
 from indexer.chains.decode_pool import DecodedLogs, DecodePool, decode_reply
 from indexer.chains.evm_families import Decoded, LogDispatch, SupplyClaim, UnaskedLog, decode_logs
-from indexer.chains.ranges import AdaptiveRange
+from indexer.chains.ranges import HEADER_BATCH, AdaptiveRange
 from indexer.chains.receipts import OtherBlock, asked_logs
 from indexer.chains.rpc import RpcPool
 from indexer.chains.witness import collect_votes
@@ -75,7 +75,6 @@ log = structlog.get_logger(__name__)
 TOTAL_SUPPLY_SELECTOR = "0x18160ddd"
 BALANCE_OF_SELECTOR = "0x70a08231"
 OWNER_SELECTOR = "0x8da5cb5b"  # owner()
-HEADER_BATCH = 100  # calls per JSON-RPC batch (headers, logs by hash, receipts): one per dense scarce fetch
 FINAL_HASH_CACHE = 20_000  # finalized (number -> hash) remembered per chain
 _QUANTITY_RE = re.compile(r"^0x[0-9a-fA-F]{1,64}$")
 _HASH_RE = re.compile(r"^0x[0-9a-fA-F]{64}$")

@@ -23,6 +23,9 @@ DENSITY_WINDOW = 8  # ranges the density is learned from (recent history: chains
 # When the provider rate-limits (requests are what is scarce), each fetch spans about this many
 # logs: five requests at 90% of the common result cap, under one header batch on a dense chain.
 SCARCE_TARGET = 45_000
+# Calls per JSON-RPC batch (headers, logs by hash, receipts). A backfill fetch checks the header of
+# each height it read logs at, and of its two ends: a scarce fetch stays within one such batch.
+HEADER_BATCH = 100
 CAP_FILL_PCT = 90  # a capped provider's replies are aimed at this share of its cap
 # Infura's and most providers' eth_getLogs result cap: while requests are scarce and no cap was
 # met yet, a request is not risked on a reply above it.
@@ -68,15 +71,26 @@ class ChunkSizer:
 
     def next(self, *, scarce: bool = False) -> int:
         """Heights for the next fetch; `scarce`: the provider rate-limits, so fewer, fuller
-        requests beat more concurrent ones (`SCARCE_TARGET`)."""
+        requests beat more concurrent ones (`SCARCE_TARGET`), and a fetch's header checks fit
+        in one batch (`HEADER_BATCH`: 102 dense heights would cost a second request for two)."""
         if not self._seen:
             return min(self.ceiling, PROBE_BLOCKS)
-        return size_for_density(
-            blocks_seen=sum(b for b, _ in self._seen),
-            logs_seen=sum(n for _, n in self._seen),
-            target_logs=max(self.target_logs, SCARCE_TARGET) if scarce else self.target_logs,
+        blocks, logs = sum(b for b, _ in self._seen), sum(n for _, n in self._seen)
+        if not scarce:
+            return size_for_density(
+                blocks_seen=blocks, logs_seen=logs, target_logs=self.target_logs, ceiling=self.ceiling
+            )
+        span = size_for_density(
+            blocks_seen=blocks,
+            logs_seen=logs,
+            target_logs=max(self.target_logs, SCARCE_TARGET),
             ceiling=self.ceiling,
         )
+        # A height holds at least one log: at most min(blocks, logs) of them need a header.
+        occupied = min(blocks, logs)
+        if occupied <= 0:
+            return span
+        return max(1, min(span, (HEADER_BATCH - 2) * blocks // occupied))
 
 
 @dataclass

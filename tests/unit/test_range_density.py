@@ -5,6 +5,7 @@ from indexer.chains.range_hints import MaxRange, RangeHint, RangeTooLarge, Resul
 from indexer.chains.ranges import (
     COMMON_RESULT_CAP,
     DENSITY_WINDOW,
+    HEADER_BATCH,
     PROBE_BLOCKS,
     SCARCE_TARGET,
     AdaptiveRange,
@@ -106,3 +107,30 @@ def test_scarce_requests_span_more_logs() -> None:
     assert not sizer.probing
     assert sizer.next() == 10
     assert sizer.next(scarce=True) == SCARCE_TARGET // 500
+
+
+def test_scarce_fetch_checks_its_headers_in_one_batch() -> None:
+    # The bench's probe: blocks 0-15, the first two empty, 7,000 logs. SCARCE_TARGET at that
+    # density is 102 heights, all of them with logs: 102 headers are two batches (100 + 2).
+    sizer = ChunkSizer(target_logs=5000, ceiling=2000)
+    sizer.observe(16, 7000)
+    span = sizer.next(scarce=True)
+    assert span < SCARCE_TARGET * 16 // 7000
+    assert span + 2 <= HEADER_BATCH  # every height plus the two ends, in the worst case
+    # A sparse chain (a log every 40 blocks) is not held to HEADER_BATCH heights: few hold logs.
+    sparse = ChunkSizer(target_logs=5000, ceiling=2000)
+    sparse.observe(2000, 50)
+    assert sparse.next(scarce=True) == 2000
+    sparse = ChunkSizer(target_logs=5000, ceiling=20_000)
+    sparse.observe(2000, 50)
+    assert sparse.next(scarce=True) == (HEADER_BATCH - 2) * 2000 // 50  # ~98 blocks with logs
+
+
+@given(st.integers(1, 10**6), st.integers(1, 10**8), st.integers(1, 10**5))
+def test_scarce_fetch_expects_one_header_batch(blocks: int, logs: int, ceiling: int) -> None:
+    sizer = ChunkSizer(target_logs=5000, ceiling=ceiling)
+    sizer.observe(blocks, logs)
+    span = sizer.next(scarce=True)
+    assert 1 <= span <= ceiling
+    # Heights expected to hold logs, at the observed density (a height holds at least one).
+    assert span * min(blocks, logs) // blocks <= HEADER_BATCH - 2
