@@ -122,11 +122,23 @@ def tree_usage(proc: psutil.Process) -> tuple[float, float]:
     return cpu, rss / 2**20
 
 
+def _hwm_mb(pid: int) -> float:
+    """A live process's peak RSS since its exec (VmHWM, MB); 0 once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    kb = next((line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")), "0")
+    return int(kb) / 1024
+
+
 @dataclass
 class ChildUsage:
-    """What a finished child process used, from wait4(); `peak_tree_rss_mb` is the highest sum
-    of RSS over the child and its descendants (e.g. the indexer's decode worker), sampled every
-    100 ms (ru_maxrss is the largest single process, not the sum)."""
+    """What a finished child process used: CPU from wait4(); `max_rss_mb` is the child's own peak
+    RSS since its exec (VmHWM); `peak_tree_rss_mb` the highest sum of RSS over the child and its
+    descendants (e.g. the indexer's decode worker), sampled every 100 ms, and at least
+    `max_rss_mb`. Not ru_maxrss: it counts the pre-exec copy of the parent, so a bench process
+    that grew to 3 GB building a chain made every child it started "3 GB"."""
 
     wall: float
     cpu_user: float
@@ -151,7 +163,7 @@ def run_measured(
         proc = subprocess.Popen(
             list(cmd), env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
         )
-        peak = [0.0]
+        peak = [0.0, 0.0]  # tree RSS sum, the child's own VmHWM
         done = threading.Event()
 
         def sample() -> None:
@@ -159,6 +171,7 @@ def run_measured(
                 ps = psutil.Process(proc.pid)
                 while not done.wait(0.1):
                     peak[0] = max(peak[0], tree_usage(ps)[1])
+                    peak[1] = max(peak[1], _hwm_mb(proc.pid))
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -171,9 +184,9 @@ def run_measured(
         wall=wall,
         cpu_user=ru.ru_utime,
         cpu_sys=ru.ru_stime,
-        max_rss_mb=ru.ru_maxrss / 1024.0,
+        max_rss_mb=peak[1],
         returncode=proc.returncode,
-        peak_tree_rss_mb=max(peak[0], ru.ru_maxrss / 1024.0),
+        peak_tree_rss_mb=max(peak),
     )
 
 
