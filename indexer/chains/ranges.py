@@ -76,21 +76,13 @@ class ChunkSizer:
         if not self._seen:
             return min(self.ceiling, PROBE_BLOCKS)
         blocks, logs = sum(b for b, _ in self._seen), sum(n for _, n in self._seen)
-        if not scarce:
-            return size_for_density(
-                blocks_seen=blocks, logs_seen=logs, target_logs=self.target_logs, ceiling=self.ceiling
-            )
-        span = size_for_density(
-            blocks_seen=blocks,
-            logs_seen=logs,
-            target_logs=max(self.target_logs, SCARCE_TARGET),
-            ceiling=self.ceiling,
-        )
+        target = max(self.target_logs, SCARCE_TARGET) if scarce else self.target_logs
+        span = size_for_density(blocks_seen=blocks, logs_seen=logs, target_logs=target, ceiling=self.ceiling)
         # A height holds at least one log: at most min(blocks, logs) of them need a header.
         occupied = min(blocks, logs)
-        if occupied <= 0:
+        if not scarce or occupied <= 0:
             return span
-        return max(1, min(span, (HEADER_BATCH - 2) * blocks // occupied))
+        return min(span, (HEADER_BATCH - 2) * blocks // occupied)
 
 
 @dataclass
