@@ -163,7 +163,7 @@ def run_measured(
         proc = subprocess.Popen(
             list(cmd), env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
         )
-        peak = [0.0, 0.0]  # tree RSS sum, the child's own VmHWM
+        peak = [0.0, 0.0]  # [the tree's RSS sum, the child's own VmHWM], MB
         done = threading.Event()
 
         def sample() -> None:
