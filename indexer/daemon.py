@@ -283,8 +283,7 @@ async def backfill(
         targets: dict[str, int] = {}
         tips: dict[str, tuple[int, int]] = {}
         for name, src in rt.sources.items():
-            head = await src.head()
-            tips[name] = (head, await src.finalized(head))
+            tips[name] = await src.tips()
             targets[name] = to_block if to_block is not None else tips[name][1]
         ctx = progress(rt, targets) if progress is not None else contextlib.nullcontext()
         async with ctx:

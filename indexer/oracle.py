@@ -178,7 +178,7 @@ class EvmFeedReader:
             r = await src.latest_reads([("eth_call", [{"to": address, "data": d}]) for d in calls])
             same = r.before is not None and r.after is not None and r.before.hash == r.after.hash
             return (r.before.number if same and r.before is not None else None), list(r.results)
-        fin = await src.finalized(await src.head())
+        _, fin = await src.tips()
         (ref,) = await src.headers([fin])
         if ref is None:
             raise RpcError(f"{src.name}: finalized block {fin} not available")

@@ -32,6 +32,11 @@ class ChainSource(Protocol):
         """The finalized height by the chain's configured rule (never above `head`)."""
         ...
 
+    async def tips(self) -> tuple[int, int]:
+        """(head, finalized(head)) in as few round trips as the chain allows: what each sync
+        step reads before anything else."""
+        ...
+
     async def headers(self, numbers: Sequence[int]) -> list[BlockRef | None]:
         """Canonical headers at these heights, in order; None where no block exists (skipped
         Solana slot, or above the head)."""

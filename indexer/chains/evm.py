@@ -42,9 +42,9 @@ import functools
 import operator
 import re
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import structlog
 
@@ -79,6 +79,7 @@ FINAL_HASH_CACHE = 20_000  # finalized (number -> hash) remembered per chain
 _QUANTITY_RE = re.compile(r"^0x[0-9a-fA-F]{1,64}$")
 _HASH_RE = re.compile(r"^0x[0-9a-fA-F]{64}$")
 _EVENT_TIMESTAMP = operator.attrgetter("timestamp")
+_T = TypeVar("_T")
 
 
 class Contradiction(RpcError):
@@ -100,6 +101,12 @@ def _hash(value: Any, what: str) -> str:
     if not isinstance(value, str) or not _HASH_RE.match(value):
         raise MalformedReply(f"block header {what} is not a 32-byte hash: {value!r:.80}")
     return value.lower()
+
+
+def _head_number(value: Any) -> int:
+    if not isinstance(value, str) or not _QUANTITY_RE.match(value):
+        raise MalformedReply(f"eth_blockNumber returned {value!r:.80}")
+    return int(value, 16)
 
 
 def parse_header(raw: Any) -> BlockRef | None:
@@ -214,31 +221,55 @@ class EvmSource:
         return self.cfg.decimals
 
     async def head(self) -> int:
-        value = await self.rpc.call("eth_blockNumber", [])
-        if not isinstance(value, str) or not _QUANTITY_RE.match(value):
-            raise MalformedReply(f"eth_blockNumber returned {value!r:.80}")
-        return int(value, 16)
+        return _head_number(await self.rpc.call("eth_blockNumber", []))
 
     async def finalized(self, head: int) -> int:
+        return await self._retrying(lambda avoid: self._finalized_once(head, avoid))
+
+    async def tips(self) -> tuple[int, int]:
+        """(head, finalized) in one round trip: with a finality tag, one batch asks for both."""
+        return await self._retrying(self._tips_once)
+
+    async def _retrying(self, once: Callable[[frozenset[str]], Awaitable[_T]]) -> _T:
+        """`once`, retried avoiding the endpoints a contradiction blamed (once per endpoint)."""
         avoid: frozenset[str] = frozenset()
         for _ in range(len(self.rpc.endpoints)):
             try:
-                return await self._finalized_once(head, avoid)
+                return await once(avoid)
             except Contradiction as exc:
                 avoid = avoid | exc.blamed
-        return await self._finalized_once(head, avoid)
+        return await once(avoid)
 
     async def _finalized_once(self, head: int, avoid: frozenset[str]) -> int:
-        rule = self.cfg.finality
+        tag = self.cfg.finality.tag
+        if tag is None:
+            return await self._finality(head, None, "")
+        reply = await self.rpc.call_ex("eth_getBlockByNumber", [tag, False], avoid=avoid)
+        return await self._finality(head, reply.result, reply.endpoint)
+
+    async def _tips_once(self, avoid: frozenset[str]) -> tuple[int, int]:
+        tag = self.cfg.finality.tag
+        if tag is None:
+            head = await self.head()
+            return head, await self._finality(head, None, "")
+        reply = await self.rpc.batch_ex(
+            [("eth_blockNumber", []), ("eth_getBlockByNumber", [tag, False])], avoid=avoid
+        )
+        if not isinstance(reply.result, list) or len(reply.result) != 2:
+            raise MalformedReply(f"batch of eth_blockNumber and the {tag} header got {reply.result!r:.80}")
+        head = _head_number(reply.result[0])
+        return head, await self._finality(head, reply.result[1], reply.endpoint)
+
+    async def _finality(self, head: int, tagged_raw: Any, endpoint: str) -> int:
+        """The finalized height under the rule, from `head` and the tag's header as `endpoint`
+        returned it (None without a tag, or while the node has no such block)."""
+        ref = parse_header(tagged_raw)
         tagged: int | None = None
-        if rule.tag is not None:
-            reply = await self.rpc.call_ex("eth_getBlockByNumber", [rule.tag, False], avoid=avoid)
-            ref = parse_header(reply.result)
-            if ref is not None:
-                tagged = ref.number
-                self._fin_seen = max(self._fin_seen, min(ref.number, head))
-                await self._check_final([_Header(ref, None, reply.endpoint)], verify=(ref.number,))
-        fin = evm_finalized_height(rule, head, tagged)
+        if ref is not None:
+            tagged = ref.number
+            self._fin_seen = max(self._fin_seen, min(ref.number, head))
+            await self._check_final([_Header(ref, None, endpoint)], verify=(ref.number,))
+        fin = evm_finalized_height(self.cfg.finality, head, tagged)
         self._fin_seen = max(self._fin_seen, fin)
         return fin
 

@@ -278,6 +278,15 @@ class SolanaSource:
         fin = head if rule.commitment == "confirmed" else await self._slot("finalized")
         return min(head, solana_finalized_height(rule, head, fin))
 
+    async def tips(self) -> tuple[int, int]:
+        rule = self.config.finality
+        if rule.commitment == "confirmed":
+            head = await self.head()
+            return head, solana_finalized_height(rule, head, head)
+        # Both slots at once: the finalized one is capped at the confirmed one whichever came first.
+        head, fin = await self._gather([self.head(), self._slot("finalized")])
+        return head, solana_finalized_height(rule, head, fin)
+
     async def headers(self, numbers: Sequence[int]) -> list[BlockRef | None]:
         if not numbers:
             return []

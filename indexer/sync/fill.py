@@ -64,7 +64,7 @@ class FamilyFill:
         filled = 0
         while not stop.is_set() and cov.from_block > self.start:
             hi = cov.from_block - 1
-            final = await self.src.finalized(await self.src.head())
+            _, final = await self.src.tips()
             if hi > final:
                 if not waiting:
                     self._log.info("family_fill_waiting_for_finality", block=hi, finalized=final)

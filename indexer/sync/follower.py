@@ -194,8 +194,7 @@ class Follower:
         self, stop: asyncio.Event, to_block: int | None, tips: tuple[int, int] | None = None
     ) -> bool:
         if tips is None:
-            head = await self.src.head()
-            fin = await self.src.finalized(head)
+            head, fin = await self.src.tips()
         else:
             head, fin = tips
         self.status.head = head

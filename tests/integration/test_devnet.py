@@ -256,7 +256,8 @@ async def test_usd1_devnet_chain_runs_the_real_usd1_with_owner_traffic_and_reorg
         await asyncio.sleep(4.0)
         head = await c.anvil.block_number()
         latest = await c.anvil.rpc("eth_getBlockByNumber", [hex(head), False])
-        assert abs(time.time() - int(latest["timestamp"], 16)) < 5
+        # current, not in the deployment's past (two hours); loaded CI machines lag a few seconds
+        assert abs(time.time() - int(latest["timestamp"], 16)) < 60
         assert c.reorgs >= 1 and c.errors == 0, (c.traffic.stats, c.traffic.history)
         ops = c.traffic.stats.ops
         assert ops.get("mint", 0) > 0 and ops.get("distribute", 0) > 0, ops

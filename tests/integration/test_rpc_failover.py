@@ -214,7 +214,34 @@ async def test_forged_logs_fail_the_bloom(
         assert outcomes(m, pool.labels()[0]).get("contradiction", 0) >= 1
 
 
-async def test_finalized_hash_lie_is_outvoted(anvil: Anvil, token: TestToken, traffic: Traffic) -> None:
+async def _final_height(src: EvmSource, via: str) -> int:
+    if via == "tips":
+        return (await src.tips())[1]
+    return await src.finalized(await src.head())
+
+
+async def test_tips_read_head_and_finalized_in_one_request(anvil: Anvil, token: TestToken) -> None:
+    await anvil.mine(12)
+    async with FaultProxy(anvil.url) as proxy, aiohttp.ClientSession() as s:
+        src = EvmSource(chain_cfg([proxy.url], token.address), RpcPool("devnet", [proxy.url], s, Metrics()))
+        head, fin = await src.tips()
+        assert proxy.http_requests == 1
+        assert proxy.calls == {"eth_blockNumber": 1, "eth_getBlockByNumber": 1}
+        assert (head, fin) == (await anvil.block_number(), await anvil.block_number("finalized"))
+        # By confirmations there is no tag to read: one eth_blockNumber.
+        proxy.reset_counters()
+        by_depth = EvmSource(
+            chain_cfg([proxy.url], token.address, finality={"confirmations": 5}),
+            RpcPool("devnet", [proxy.url], s, Metrics()),
+        )
+        assert await by_depth.tips() == (head, head - 5)
+        assert proxy.calls == {"eth_blockNumber": 1}
+
+
+@pytest.mark.parametrize("via", ["finalized", "tips"])
+async def test_finalized_hash_lie_is_outvoted(
+    anvil: Anvil, token: TestToken, traffic: Traffic, via: str
+) -> None:
     await traffic.run(8)
     await anvil.mine(6)
     liar = LyingProxy(anvil.url)
@@ -228,10 +255,9 @@ async def test_finalized_hash_lie_is_outvoted(anvil: Anvil, token: TestToken, tr
         urls = [liar.url, g1.url, g2.url]
         pool = RpcPool("devnet", urls, s, m, timeout=2)
         src = EvmSource(chain_cfg(urls, token.address), pool)
-        head = await src.head()
         fin_true = await anvil.block_number("finalized")
         liar.final_below, liar.fake_final = fin_true, True
-        fin = await src.finalized(head)  # the tag's header is cross-checked: the liar loses 1:2
+        fin = await _final_height(src, via)  # the tag's header is cross-checked: the liar loses 1:2
         assert fin == fin_true
         assert outcomes(m, pool.labels()[0]).get("contradiction", 0) >= 1
         # The follower's header walk never sees the forged hash.
@@ -247,7 +273,7 @@ async def test_finalized_hash_lie_is_outvoted(anvil: Anvil, token: TestToken, tr
         head = await src.head()
         liar.final_below, liar.fake_final = head, True
         with pytest.raises(DataConsistencyError, match="no majority"):
-            await src.finalized(head)
+            await _final_height(src, via)
 
 
 async def test_ws_heads_wake_fall_back_and_reconnect() -> None:

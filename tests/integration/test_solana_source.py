@@ -204,7 +204,9 @@ async def test_total_supply_only_at_the_commitment_slot(net: Devnet) -> None:
     net.run(20)
     src = make_source(net.dn.url, net.traffics[0].mint_address)
     try:
-        fin = await src.finalized(await src.head())
+        head = await src.head()
+        fin = await src.finalized(head)
+        assert fin < head and await src.tips() == (head, fin)  # both slots, read at once
         (ref,) = await src.headers([fin])
         assert ref is not None
         slot, amount = await src.supply_snapshot()
@@ -219,6 +221,7 @@ async def test_total_supply_only_at_the_commitment_slot(net: Devnet) -> None:
         try:
             head = await confirmed_src.head()
             assert await confirmed_src.finalized(head) == head
+            assert await confirmed_src.tips() == (head, head)
         finally:
             await confirmed_src.close()
     finally:
