@@ -249,9 +249,9 @@ class EvmSource:
 
     async def _tips_once(self, avoid: frozenset[str]) -> tuple[int, int]:
         tag = self.cfg.finality.tag
-        if tag is None:
+        if tag is None:  # by confirmations: the head is all there is to read
             head = await self.head()
-            return head, await self._finality(head, None, "")
+            return head, await self._finalized_once(head, avoid)
         reply = await self.rpc.batch_ex(
             [("eth_blockNumber", []), ("eth_getBlockByNumber", [tag, False])], avoid=avoid
         )

@@ -282,7 +282,7 @@ class SolanaSource:
         rule = self.config.finality
         if rule.commitment == "confirmed":
             head = await self.head()
-            return head, solana_finalized_height(rule, head, head)
+            return head, await self.finalized(head)  # no second slot to read
         # Both slots at once: the finalized one is capped at the confirmed one whichever came first.
         head, fin = await self._gather([self.head(), self._slot("finalized")])
         return head, solana_finalized_height(rule, head, fin)
